@@ -1,0 +1,19 @@
+"""The one error hierarchy of venv-dedupe; the CLI maps it to messages and exit codes."""
+
+from __future__ import annotations
+
+
+class DedupeError(Exception):
+    """Root of every error venv-dedupe raises on purpose."""
+
+
+class UsageError(DedupeError):
+    """The caller asked for something that cannot work (a missing root, a bad option)."""
+
+
+class StoreError(DedupeError):
+    """A store cannot be used: wrong format, not creatable, not writable."""
+
+
+class StoreLockedError(StoreError):
+    """Another venv-dedupe run holds the store's lock."""

@@ -1,0 +1,53 @@
+"""Reading a file's bytes to prove its content; nothing here writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+CHUNK = 1 << 20
+
+
+class FileChanged(Exception):
+    """The file is not the one that was stat'ed, or changed while it was read."""
+
+
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """True when two stats describe the same, unmodified inode.
+
+    ctime is included: it moves on every write, chmod, chown and link count change,
+    including writes that restore mtime afterwards (touch -r, cp -p).
+    """
+    return (
+        a.st_dev == b.st_dev
+        and a.st_ino == b.st_ino
+        and a.st_size == b.st_size
+        and a.st_mtime_ns == b.st_mtime_ns
+        and a.st_ctime_ns == b.st_ctime_ns
+        and a.st_mode == b.st_mode
+        and a.st_uid == b.st_uid
+        and a.st_gid == b.st_gid
+    )
+
+
+def digest_file(path: str, algorithm: str, expected: os.stat_result | None = None) -> bytes:
+    """The file's digest in the given algorithm, read through a descriptor that was
+    checked to be the expected inode (no symlink followed, no FIFO blocking us)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise FileChanged(f"{path!r} is no longer a regular file")
+        if expected is not None and not same_file(before, expected):
+            raise FileChanged(f"{path!r} changed after it was examined")
+        h = hashlib.new(algorithm)
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := os.readv(fd, [buf]):
+            h.update(view[:n])
+        if not same_file(os.fstat(fd), before):
+            raise FileChanged(f"{path!r} changed while it was read")
+        return h.digest()
+    finally:
+        os.close(fd)

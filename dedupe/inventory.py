@@ -1,0 +1,284 @@
+"""What a venv holds: its RECORD entries, each classified as a candidate or skipped with a reason.
+
+Paths are resolved component by component through directory listings (os.scandir), never
+through the kernel's path walk, so a symlink anywhere on the way is seen and not followed,
+and a file already linked to its store object is known by d_ino without a stat.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .discovery import Venv
+from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
+from .store import ObjectKey
+
+TMP_PREFIX = ".venv-dedupe-tmp-"
+MAX_RECORD_BYTES = 64 << 20
+
+# Skip reasons: the keys of the report's `skipped` counts.
+PER_INSTALL = "per-install"
+ZERO_BYTES = "zero-bytes"
+OUTSIDE_VENV = "outside-venv"
+SYMLINK = "symlink"
+NOT_REGULAR = "not-regular-file"
+MISSING = "missing"
+UNREADABLE = "unreadable"
+CHANGED_SINCE_INSTALL = "changed-since-install"
+CHANGED_DURING_SCAN = "changed-during-scan"
+NO_HASH = "no-hash"
+BYTECODE = "bytecode"
+WEAK_HASH = "weak-hash"
+UNKNOWN_HASH = "unknown-hash"
+MALFORMED_RECORD = "malformed-record"
+MISSING_RECORD = "missing-record"
+OTHER_FILESYSTEM = "other-filesystem"
+LINK_FAILED = "link-failed"
+DUPLICATE_ENTRY = "duplicate-entry"
+
+# Files each install writes for itself: sharing them saves nothing or breaks the venv.
+_DIST_INFO_PRIVATE = frozenset(
+    {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "RECORD.jws", "RECORD.p7s"}
+)
+_SCRIPT_DIRS = frozenset({"bin", "Scripts"})
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An installed file whose metadata allows sharing; its bytes are not proven yet."""
+
+    path: str
+    key: ObjectKey
+    st: os.stat_result
+    dist: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A file that already is a store object's inode."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadInput:
+    """A RECORD we could not fully use; becomes a warning in the report."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A temp link left behind by a killed run."""
+
+    path: str
+
+
+Item = Candidate | Shared | Skipped | BadInput | Leftover
+
+
+def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) -> str | None:
+    """The skip reason that the venv-relative path and hash alone decide, if any."""
+    name = parts[-1]
+    if (
+        (name in _DIST_INFO_PRIVATE and len(parts) > 1 and parts[-2].endswith(".dist-info"))
+        or name == "pyvenv.cfg"
+        or name.endswith(".pth")
+        or name.startswith("__editable__")
+        or parts[0] in _SCRIPT_DIRS
+        or any(part.startswith("~") for part in parts)
+    ):
+        return PER_INSTALL
+    if name.endswith((".pyc", ".pyo")):
+        return BYTECODE
+    if entry_hash_alg is None:
+        return NO_HASH
+    if not strong:
+        return WEAK_HASH if entry_hash_alg in WEAK_ALGORITHMS else UNKNOWN_HASH
+    return None
+
+
+class _Tree:
+    """Directory listings of one venv, made on demand: name -> (d_ino, kind)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._listings: dict[str, dict[str, tuple[int, str]] | None] = {}
+        self.leftovers: list[str] = []
+
+    def _listing(self, folder: str) -> dict[str, tuple[int, str]] | None:
+        try:
+            return self._listings[folder]
+        except KeyError:
+            pass
+        listing: dict[str, tuple[int, str]] | None = {}
+        try:
+            with os.scandir(os.path.join(self.root, folder)) as it:
+                for e in it:
+                    if e.is_symlink():
+                        kind = "l"
+                    elif e.is_dir(follow_symlinks=False):
+                        kind = "d"
+                    elif e.is_file(follow_symlinks=False):
+                        kind = "f"
+                        if e.name.startswith(TMP_PREFIX):
+                            self.leftovers.append(e.path)
+                    else:
+                        kind = "o"
+                    listing[e.name] = (e.inode(), kind)  # type: ignore[index]
+        except OSError:
+            listing = None
+        self._listings[folder] = listing
+        return listing
+
+    def lookup(self, parts: list[str]) -> tuple[str, int]:
+        """(kind, d_ino) of a venv-relative path; kind 'f', 'l', 'd', 'o', 'missing' or
+        'unreadable'. A symlinked folder on the way makes the whole path 'l'."""
+        folder = ""
+        for i, part in enumerate(parts):
+            listing = self._listing(folder)
+            if listing is None:
+                return "unreadable", 0
+            found = listing.get(part)
+            if found is None:
+                return "missing", 0
+            ino, kind = found
+            if i == len(parts) - 1:
+                return kind, ino
+            if kind != "d":
+                return ("l" if kind == "l" else "missing"), 0
+            folder = os.path.join(folder, part)
+        return "missing", 0
+
+
+def _read_record(path: str) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "RECORD is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_RECORD_BYTES:
+        raise OSError(0, f"RECORD is larger than {MAX_RECORD_BYTES} bytes")
+    # surrogateescape keeps undecodable bytes, so a non-UTF-8 file name still maps back
+    # to the exact bytes on disk through os.fsencode.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _dist_infos(site_packages: str) -> list[str]:
+    try:
+        with os.scandir(site_packages) as it:
+            return sorted(
+                e.name
+                for e in it
+                if e.name.endswith(".dist-info") and e.is_dir(follow_symlinks=False)
+            )
+    except OSError:
+        return []
+
+
+def inventory(venv: Venv, store_inodes: set[int], store_device: int) -> Iterator[Item]:
+    """Yield every RECORD entry of the venv, classified; each venv path at most once."""
+    tree = _Tree(venv.root)
+    seen: set[str] = set()
+    for site_packages in venv.site_packages:
+        base = os.path.relpath(site_packages, venv.root)
+        for dist_info in _dist_infos(site_packages):
+            record_path = os.path.join(site_packages, dist_info, "RECORD")
+            dist = dist_info[: -len(".dist-info")]
+            try:
+                text = _read_record(record_path)
+            except FileNotFoundError:
+                yield Skipped(record_path, MISSING_RECORD)
+                yield BadInput(record_path, "no RECORD: this distribution's files are not shared")
+                continue
+            except OSError as exc:
+                yield Skipped(record_path, MALFORMED_RECORD)
+                yield BadInput(record_path, f"cannot read RECORD: {exc.strerror or exc}")
+                continue
+            try:
+                entries = parse_record(text.splitlines())
+            except RecordError as exc:
+                entries = exc.entries
+                for problem in exc.problems:
+                    yield Skipped(record_path, MALFORMED_RECORD)
+                    yield BadInput(record_path, problem)
+            for entry in entries:
+                yield _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device)
+    for path in tree.leftovers:
+        yield Leftover(path)
+
+
+def _classify(
+    venv: Venv,
+    tree: _Tree,
+    base: str,
+    entry: RecordEntry,
+    dist: str,
+    seen: set[str],
+    store_inodes: set[int],
+    store_device: int,
+) -> Item:
+    if os.path.isabs(entry.path):
+        return Skipped(entry.path, OUTSIDE_VENV)
+    rel = os.path.normpath(os.path.join(base, entry.path))
+    path = os.path.join(venv.root, rel)
+    if rel == ".." or rel.startswith("../") or rel == ".":
+        return Skipped(path, OUTSIDE_VENV)
+    if rel in seen:
+        return Skipped(path, DUPLICATE_ENTRY)
+    seen.add(rel)
+    parts = rel.split(os.sep)
+    file_hash = entry.hash
+    reason = string_reason(
+        parts,
+        None if file_hash is None else file_hash.algorithm,
+        file_hash is not None and file_hash.is_strong,
+    )
+    if reason is not None:
+        return Skipped(path, reason)
+    assert file_hash is not None
+    if entry.size == 0:
+        return Skipped(path, ZERO_BYTES)
+    kind, ino = tree.lookup(parts)
+    if kind != "f":
+        return Skipped(
+            path,
+            {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}.get(kind, NOT_REGULAR),
+        )
+    if ino in store_inodes and venv.device == store_device:
+        return Shared(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Skipped(path, MISSING)
+    except OSError:
+        return Skipped(path, UNREADABLE)
+    if stat.S_ISLNK(st.st_mode):
+        return Skipped(path, SYMLINK)
+    if not stat.S_ISREG(st.st_mode):
+        return Skipped(path, NOT_REGULAR)
+    if st.st_ino in store_inodes and st.st_dev == store_device:
+        return Shared(path)
+    if st.st_size == 0:
+        return Skipped(path, ZERO_BYTES)
+    if entry.size is not None and st.st_size != entry.size:
+        return Skipped(path, CHANGED_SINCE_INSTALL)
+    if st.st_dev != store_device:
+        return Skipped(path, OTHER_FILESYSTEM)
+    key = ObjectKey(
+        file_hash.algorithm, file_hash.digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+    )
+    return Candidate(path, key, st, dist)

@@ -1,0 +1,115 @@
+"""Parsing of a distribution's RECORD (the installed-files list of the wheel spec)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import DedupeError
+
+# Algorithms we accept as proof of content. md5/sha1 are collision-prone and sha224 is
+# excluded by the wheel spec's "sha256 or stronger" rule.
+STRONG_ALGORITHMS = frozenset(
+    {"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"}
+)
+WEAK_ALGORITHMS = frozenset({"md5", "sha1", "sha224"})
+
+_B64_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHash:
+    algorithm: str
+    digest: bytes
+
+    @property
+    def is_strong(self) -> bool:
+        return self.algorithm in STRONG_ALGORITHMS
+
+    def __str__(self) -> str:
+        encoded = base64.urlsafe_b64encode(self.digest).rstrip(b"=").decode("ascii")
+        return f"{self.algorithm}={encoded}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEntry:
+    """One line of RECORD: a path relative to the folder that holds .dist-info."""
+
+    path: str
+    hash: RecordHash | None
+    size: int | None
+
+
+class RecordError(DedupeError):
+    """A RECORD has malformed lines; carries the entries that did parse and every problem."""
+
+    def __init__(self, problems: list[str], entries: list[RecordEntry]) -> None:
+        self.problems = problems
+        self.entries = entries
+        super().__init__(f"{len(problems)} malformed RECORD line(s): " + "; ".join(problems))
+
+
+def _parse_hash(text: str) -> RecordHash:
+    algorithm, sep, encoded = text.partition("=")
+    if not sep or not algorithm:
+        raise ValueError(f"hash {text!r} is not of the form algorithm=digest")
+    if not encoded or not _B64_URLSAFE.fullmatch(encoded):
+        raise ValueError(f"digest {encoded!r} is not urlsafe base64")
+    try:
+        digest = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"digest {encoded!r} does not decode: {exc}") from None
+    algorithm = algorithm.lower()
+    if algorithm in hashlib.algorithms_guaranteed and not algorithm.startswith("shake"):
+        expected = hashlib.new(algorithm).digest_size
+        if len(digest) != expected:
+            raise ValueError(
+                f"{algorithm} digest is {len(digest)} bytes, expected {expected}"
+            )
+    return RecordHash(algorithm, digest)
+
+
+def _parse_size(text: str) -> int:
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"size {text!r} is not a non-negative integer")
+    return int(text)
+
+
+def _parse_row(row: list[str]) -> RecordEntry:
+    if len(row) != 3:
+        raise ValueError(f"expected 3 fields, got {len(row)}")
+    path, hash_text, size_text = row
+    if not path:
+        raise ValueError("empty path")
+    if "\0" in path:
+        raise ValueError("path contains a NUL byte")
+    file_hash = _parse_hash(hash_text) if hash_text else None
+    size = _parse_size(size_text) if size_text else None
+    return RecordEntry(path, file_hash, size)
+
+
+def parse_record(lines: Iterable[str]) -> list[RecordEntry]:
+    """Parse RECORD lines; raise RecordError naming every bad line (with the good entries).
+
+    Each line is parsed on its own, so one garbage line (a NUL, a stray quote) costs only
+    itself: the csv module would otherwise give up on the whole file.
+    """
+    entries: list[RecordEntry] = []
+    problems: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        try:
+            row = next(csv.reader([line]))
+            entries.append(_parse_row(row))
+        except (csv.Error, ValueError, StopIteration) as exc:
+            problems.append(f"line {number} {line!r}: {exc}")
+    if problems:
+        raise RecordError(problems, list(entries))
+    return entries

@@ -1,0 +1,114 @@
+"""Rendering a scan result as text or as one JSON object."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from .scan import ScanResult
+
+SKIP_REASONS = {
+    "per-install": "written per install (RECORD, scripts, .pth, ...)",
+    "bytecode": ".pyc files (not shared yet)",
+    "zero-bytes": "empty files",
+    "outside-venv": "RECORD path outside the venv",
+    "symlink": "symlinks (never followed)",
+    "not-regular-file": "not a regular file",
+    "missing": "recorded file missing",
+    "unreadable": "not readable",
+    "changed-since-install": "changed since install",
+    "changed-during-scan": "changed during the scan",
+    "no-hash": "no hash in RECORD",
+    "weak-hash": "weak hash algorithm in RECORD",
+    "unknown-hash": "unknown hash algorithm in RECORD",
+    "malformed-record": "malformed RECORD lines",
+    "missing-record": "distributions without RECORD",
+    "other-filesystem": "on another filesystem than the store",
+    "link-failed": "could not be linked",
+    "duplicate-entry": "listed twice in RECORDs",
+    "store-object-damaged": "store object damaged",
+}
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _display(path: str) -> str:
+    # Non-UTF-8 names carry surrogate escapes; show them as escapes, never crash on them.
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def to_json(result: ScanResult) -> str:
+    data: dict[str, Any] = dataclasses.asdict(result)
+    data["store"] = data["stores"][0] if len(data["stores"]) == 1 else None
+    return json.dumps(data, indent=2, ensure_ascii=True)
+
+
+def render_problems(result: ScanResult) -> str:
+    lines = [f"error: {_display(p.path)}: {p.error}" for p in result.errors]
+    lines += [f"warning: {_display(p.path)}: {p.error}" for p in result.warnings]
+    lines += [f"skipped venv: {_display(v.path)}: {v.reason}" for v in result.skipped_venvs]
+    return "\n".join(lines)
+
+
+def render_text(result: ScanResult) -> str:
+    r = result
+    would = "would be " if r.dry_run else ""
+    out = []
+    title = "venv-dedupe scan (dry run: nothing was changed)" if r.dry_run else "venv-dedupe scan"
+    out.append(f"{title}: {len(r.venvs)} venv(s) under {', '.join(map(_display, r.roots))}")
+    if r.venvs:
+        width = min(max(len(_display(v.path)) for v in r.venvs), 60)
+        out.append("")
+        out.append(f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}")
+        for v in r.venvs:
+            name = _display(v.path)
+            if len(name) > width:
+                name = "..." + name[-(width - 3):]
+            out.append(
+                f"  {name:<{width}}  {v.files_scanned:>7,}  {v.files_linked:>7,}  "
+                f"{v.files_already_shared:>7,}  {human_size(v.bytes_reclaimed):>10}"
+            )
+    out.append("")
+    out.append(
+        f"files: {r.files_scanned:,} scanned, {r.files_eligible:,} eligible, "
+        f"{r.files_linked:,} {would}linked, {r.files_already_shared:,} already shared, "
+        f"{r.files_stored:,} {would}stored as new objects, {r.files_unique:,} with no copy to share"
+    )
+    if r.files_linked_without_gain:
+        out.append(
+            f"  {r.files_linked_without_gain:,} of the linked files had other hardlinks "
+            "(a uv or conda cache, for example): relinking them reclaimed nothing"
+        )
+    if r.skipped:
+        out.append("skipped:")
+        for reason, count in sorted(r.skipped.items(), key=lambda kv: -kv[1]):
+            out.append(f"  {count:>9,}  {SKIP_REASONS.get(reason, reason)} [{reason}]")
+    verb = "would reclaim" if r.dry_run else "reclaimed"
+    out.append(
+        f"{verb}: {human_size(r.bytes_reclaimed)} on disk "
+        f"({human_size(r.apparent_bytes_reclaimed)} apparent size)"
+    )
+    for s in r.stores:
+        if s.exists:
+            out.append(
+                f"store {_display(s.path)}: {s.objects:,} objects, saving "
+                f"{human_size(s.bytes_saved)} in total"
+                + (f"; {s.unused_objects:,} unused" if s.unused_objects else "")
+            )
+        else:
+            out.append(f"store {_display(s.path)}: {would}created")
+    if r.leftovers_removed:
+        out.append(f"removed {r.leftovers_removed} temp file(s) left by an interrupted run")
+    problems = render_problems(r)
+    if problems:
+        out.append("")
+        out.append(problems)
+    return "\n".join(out)

@@ -1,0 +1,352 @@
+"""The scan: discovery -> inventory -> census -> plan -> link, and its result."""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from . import link
+from .discovery import Venv, default_roots, find_venvs
+from .errors import StoreError, UsageError
+from .inventory import (
+    LINK_FAILED,
+    BadInput,
+    Candidate,
+    Leftover,
+    Shared,
+    Skipped,
+    inventory,
+)
+from .plan import Adopt, AlreadyShared, Census, Link, Planner, Refused, Unique, census_key
+from .store import (
+    Store,
+    StoreIndex,
+    can_create,
+    default_store_path,
+    open_store,
+)
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class VenvSkip:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VenvReport:
+    path: str
+    files_scanned: int
+    files_eligible: int
+    files_linked: int
+    files_already_shared: int
+    files_stored: int
+    bytes_reclaimed: int
+    apparent_bytes_reclaimed: int
+    skipped: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReport:
+    path: str
+    objects: int
+    unused_objects: int  # link count 1: no venv uses them
+    bytes_saved: int  # allocated bytes that sharing saves now, over all objects
+    exists: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    dry_run: bool
+    roots: tuple[str, ...]
+    venvs: tuple[VenvReport, ...]
+    skipped_venvs: tuple[VenvSkip, ...]
+    stores: tuple[StoreReport, ...]
+    files_scanned: int
+    files_eligible: int
+    files_linked: int
+    files_already_shared: int
+    files_stored: int
+    files_unique: int
+    files_linked_without_gain: int
+    leftovers_removed: int
+    bytes_reclaimed: int
+    apparent_bytes_reclaimed: int
+    skipped: dict[str, int]
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Mutable counts for one venv while the scan runs."""
+
+    path: str
+    scanned: int = 0
+    eligible: int = 0
+    linked: int = 0
+    shared: int = 0
+    stored: int = 0
+    unique: int = 0
+    no_gain: int = 0
+    reclaimed: int = 0
+    apparent: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    candidate_keys: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]
+
+    def report(self) -> VenvReport:
+        return VenvReport(
+            self.path, self.scanned, self.eligible, self.linked, self.shared, self.stored,
+            self.reclaimed, self.apparent, dict(sorted(self.skipped.items())),
+        )
+
+
+class _Stores:
+    """The store of each filesystem that holds venvs, opened (or, in a dry run, looked at)."""
+
+    def __init__(self, explicit: str | None, dry_run: bool) -> None:
+        self.explicit = os.path.abspath(explicit) if explicit else None
+        self.dry_run = dry_run
+        self.by_device: dict[int, Store] = {}
+        self.indexes: dict[int, StoreIndex] = {}
+        self.unusable: dict[int, str] = {}
+        self.paths: dict[int, str] = {}
+
+    def store_for(self, venv: Venv) -> str | None:
+        """The venv's store, or None with the reason in self.unusable[device]."""
+        device = venv.device
+        if device in self.by_device or device in self.unusable:
+            return self.unusable.get(device)
+        path = self.explicit or default_store_path(venv.root, device)
+        self.paths[device] = path
+        reason = self._open(path, device)
+        if reason is not None:
+            self.unusable[device] = reason
+        return reason
+
+    def _open(self, path: str, device: int) -> str | None:
+        store = open_store(path, create=False)
+        if store is None:
+            probe = path
+            while not os.path.exists(probe):
+                probe = os.path.dirname(probe)
+            if os.stat(probe).st_dev != device:
+                return self._elsewhere(path)
+            if self.dry_run:
+                problem = can_create(path)
+                if problem is not None:
+                    return self._cannot_create(path, problem)
+                store = Store(path, device)
+            else:
+                try:
+                    store = open_store(path, create=True)
+                except StoreError as exc:
+                    if self.explicit:
+                        raise
+                    return f"{exc}"
+                assert store is not None
+        if store.device != device:
+            return self._elsewhere(path)
+        if not self.dry_run:
+            store.lock()
+        self.by_device[device] = store
+        self.indexes[device] = store.load_index()
+        return None
+
+    def _elsewhere(self, path: str) -> str:
+        if self.explicit:
+            return (
+                f"on another filesystem than the store {path!r}: hardlinks cannot cross "
+                "filesystems; scan it with --store DIR on its own filesystem"
+            )
+        return f"the store {path!r} is not on this venv's filesystem; pass --store DIR on it"
+
+    def _cannot_create(self, path: str, problem: OSError) -> str:
+        return (
+            f"no usable store for this filesystem: cannot create {path!r} "
+            f"({problem.strerror}); pass --store DIR with a folder on the same filesystem"
+        )
+
+    def close(self) -> None:
+        for store in self.by_device.values():
+            store.unlock()
+
+    def reports(self) -> tuple[StoreReport, ...]:
+        return tuple(_store_report(s) for s in self.by_device.values())
+
+
+def _store_report(store: Store) -> StoreReport:
+    objects = unused = saved = 0
+    for _key, _generation, entry in store.iter_objects():
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        objects += 1
+        if st.st_nlink == 1:
+            unused += 1
+        else:
+            # k venv names share one inode that k separate copies would otherwise need.
+            saved += (st.st_nlink - 2) * st.st_blocks * 512
+    return StoreReport(store.path, objects, unused, saved, os.path.isdir(store.path))
+
+
+def scan(
+    roots: Sequence[str | os.PathLike[str]] = (),
+    *,
+    store: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Deduplicate every venv under roots (the well-known venv homes when empty).
+
+    With dry_run, decide and count exactly as a real run would, changing nothing.
+    """
+    root_list = [os.fspath(r) for r in roots] or [str(p) for p in default_roots()]
+    if not root_list:
+        raise UsageError("no roots given and none of the well-known venv folders exists")
+    discovery = find_venvs(root_list)
+    stores = _Stores(os.fspath(store) if store is not None else None, dry_run)
+    skipped_venvs = [VenvSkip(p, r) for p, r in discovery.skipped]
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    try:
+        venvs: list[Venv] = []
+        for venv in discovery.venvs:
+            reason = stores.store_for(venv)
+            if reason is None:
+                venvs.append(venv)
+            else:
+                skipped_venvs.append(VenvSkip(venv.root, reason))
+        tallies = [_Tally(v.root) for v in venvs]
+        census = Census(stores.indexes)
+        leftovers = 0
+
+        # Pass 1: RECORD and stat only.
+        for i, (venv, tally) in enumerate(zip(venvs, tallies)):
+            store_ = stores.by_device[venv.device]
+            for item in inventory(venv, stores.indexes[venv.device].inodes, store_.device):
+                if isinstance(item, Candidate):
+                    tally.scanned += 1
+                    tally.eligible += 1
+                    ckey = census.add(item)
+                    tally.candidate_keys.append(int.from_bytes(ckey[:8], "little"))
+                elif isinstance(item, Shared):
+                    tally.scanned += 1
+                    tally.eligible += 1
+                    tally.shared += 1
+                elif isinstance(item, Skipped):
+                    tally.scanned += 1
+                    tally.skipped[item.reason] += 1
+                elif isinstance(item, BadInput):
+                    warnings.append(Problem(item.path, item.message))
+                elif isinstance(item, Leftover) and not dry_run:
+                    leftovers += link.remove_leftover(item.path)
+            if progress:
+                progress("examine", i + 1, len(venvs))
+
+        # Pass 2: only venvs that hold a file worth linking are walked again.
+        worthwhile = census.worthwhile_prefixes()
+        todo = [
+            (venv, tally)
+            for venv, tally in zip(venvs, tallies)
+            if worthwhile and any(k in worthwhile for k in tally.candidate_keys)
+        ]
+        for tally in tallies:
+            tally.candidate_keys = array("Q")
+        planner = Planner(census, stores.by_device, stores.indexes)
+        for i, (venv, tally) in enumerate(todo):
+            store_ = stores.by_device[venv.device]
+            for item in inventory(venv, stores.indexes[venv.device].inodes, store_.device):
+                if isinstance(item, Candidate):
+                    _handle(item, planner, tally, dry_run, errors)
+            if progress:
+                progress("link", i + 1, len(todo))
+        for tally in tallies:
+            tally.unique = tally.eligible - tally.shared - tally.linked - tally.stored
+    finally:
+        stores.close()
+
+    skipped: Counter[str] = Counter()
+    for tally in tallies:
+        skipped.update(tally.skipped)
+    return ScanResult(
+        dry_run=dry_run,
+        roots=tuple(root_list),
+        venvs=tuple(t.report() for t in tallies),
+        skipped_venvs=tuple(skipped_venvs),
+        stores=stores.reports(),
+        files_scanned=sum(t.scanned for t in tallies),
+        files_eligible=sum(t.eligible for t in tallies),
+        files_linked=sum(t.linked for t in tallies),
+        files_already_shared=sum(t.shared for t in tallies),
+        files_stored=sum(t.stored for t in tallies),
+        files_unique=sum(t.unique for t in tallies),
+        files_linked_without_gain=sum(t.no_gain for t in tallies),
+        leftovers_removed=leftovers,
+        bytes_reclaimed=sum(t.reclaimed for t in tallies),
+        apparent_bytes_reclaimed=sum(t.apparent for t in tallies),
+        skipped=dict(sorted(skipped.items())),
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+    )
+
+
+def _handle(
+    candidate: Candidate, planner: Planner, tally: _Tally, dry_run: bool, errors: list[Problem]
+) -> None:
+    ckey = census_key(candidate.st.st_dev, candidate.key)
+    for _attempt in range(2):
+        decision = planner.decide(candidate, ckey)
+        if isinstance(decision, Unique):
+            return
+        if isinstance(decision, AlreadyShared):
+            tally.shared += 1
+            return
+        if isinstance(decision, Refused):
+            tally.eligible -= 1
+            tally.skipped[decision.reason] += 1
+            if decision.error:
+                errors.append(Problem(decision.path, decision.error))
+            return
+        try:
+            if not dry_run:
+                if isinstance(decision, Adopt):
+                    link.adopt(decision)
+                else:
+                    link.replace(decision)
+        except link.TooManyLinks:
+            planner.undo(decision, candidate.key)
+            planner.object_full(candidate.key)
+            continue  # decide again: the planner starts a new object for this content
+        except link.Failed as exc:
+            planner.undo(decision, candidate.key)
+            tally.eligible -= 1
+            tally.skipped[exc.reason] += 1
+            if exc.error:
+                errors.append(Problem(candidate.path, str(exc)))
+            return
+        if isinstance(decision, Adopt):
+            tally.stored += 1
+        elif isinstance(decision, Link):
+            tally.linked += 1
+            if decision.frees:
+                tally.reclaimed += decision.st.st_blocks * 512
+                tally.apparent += decision.st.st_size
+            else:
+                tally.no_gain += 1
+        return
+    tally.eligible -= 1
+    tally.skipped[LINK_FAILED] += 1
+    errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
