@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from . import __version__
 from .errors import DedupeError
@@ -40,26 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("roots", nargs="*", metavar="ROOT", help="folders to search for venvs")
     p.add_argument("--store", metavar="DIR", help="the store folder (on the venvs' filesystem)")
-    p.add_argument("-n", "--dry-run", action="store_true", help="report what would happen; change nothing")
+    p.add_argument(
+        "-n", "--dry-run", action="store_true", help="report what would happen; change nothing"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     return parser
 
 
-def _progress_bars(enabled: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
+def _progress_bars(
+    enabled: bool,
+) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
     """tqdm bars on stderr when it is a terminal; nothing in cron logs or pipes."""
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm
 
-    bars: dict[str, tqdm[None]] = {}
+    bars: dict[str, tqdm[NoReturn]] = {}
     labels = {"examine": "examining venvs", "link": "linking"}
 
     def update(phase: str, done: int, total: int) -> None:
         bar = bars.get(phase)
         if bar is None:
-            bar = bars[phase] = tqdm(total=total, desc=labels.get(phase, phase), unit="venv",
-                                     file=sys.stderr, leave=False)
+            bar = bars[phase] = tqdm(
+                total=total,
+                desc=labels.get(phase, phase),
+                unit="venv",
+                file=sys.stderr,
+                leave=False,
+            )
         bar.update(done - bar.n)
 
     def close() -> None:

@@ -3,6 +3,7 @@ adds objects to a store."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -68,8 +69,9 @@ def adopt(action: Adopt) -> None:
         # would not hold the proven bytes. Take it back out.
         if ost.st_ino != action.st.st_ino or ost.st_nlink > 1:
             os.unlink(action.object_path)
-        raise Failed("changed-during-scan", f"{action.path!r} changed while it was stored",
-                     error=False)
+        raise Failed(
+            "changed-during-scan", f"{action.path!r} changed while it was stored", error=False
+        )
 
 
 def replace(action: Link) -> None:
@@ -87,16 +89,17 @@ def replace(action: Link) -> None:
     try:
         _hook("linked")
         if os.lstat(tmp).st_ino != action.object_ino:
-            raise Failed("changed-during-scan", f"store object {action.object_path!r} was replaced",
-                         error=False)
+            raise Failed(
+                "changed-during-scan",
+                f"store object {action.object_path!r} was replaced",
+                error=False,
+            )
         _check_unchanged(action.path, action.st)
         _hook("checked")
         os.rename(tmp, action.path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot replace {action.path!r}") from None
         raise

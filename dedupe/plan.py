@@ -28,7 +28,9 @@ def census_key(device: int, key: ObjectKey) -> bytes:
     # distinct file. A collision could only merge two groups' counts and cost a read:
     # every link is still proven by the recorded digest (DESIGN.md invariant 2).
     return xxhash.xxh3_128_digest(
-        key.algorithm.encode() + key.digest + struct.pack("<QQQQ", device, key.uid, key.gid, key.mode)
+        key.algorithm.encode()
+        + key.digest
+        + struct.pack("<QQQQ", device, key.uid, key.gid, key.mode)
     )
 
 
@@ -122,6 +124,7 @@ class Planner:
         self._objects: dict[ObjectKey, _Object | None] = {}
         self._remaining_links: dict[tuple[int, int], int] = {}
         self._link_max: dict[int, int] = {}
+        self.new_folders: set[str] = set()  # store folders that adopting creates
 
     def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
         if not self._census.worth(ckey):
@@ -144,10 +147,14 @@ class Planner:
         if obj is None or obj.nlink >= self._max_links(store):
             generation = 0 if obj is None else obj.generation + 1
             new = _Object(
-                generation, store.object_path(candidate.key, generation), st.st_ino,
-                st.st_nlink + 1, proven=True,
+                generation,
+                store.object_path(candidate.key, generation),
+                st.st_ino,
+                st.st_nlink + 1,
+                proven=True,
             )
             self._objects[candidate.key] = new
+            self._note_folders(store, new.path)
             return Adopt(candidate.path, st, new.path)
         obj.nlink += 1
         return Link(candidate.path, st, obj.path, obj.ino, self._last_name(st))
@@ -164,6 +171,12 @@ class Planner:
             if st.st_nlink > 1:
                 ident = (st.st_dev, st.st_ino)
                 self._remaining_links[ident] = self._remaining_links.get(ident, 0) + 1
+
+    def _note_folders(self, store: Store, object_path: str) -> None:
+        shard = os.path.dirname(object_path)
+        for folder in (os.path.dirname(shard), shard):
+            if folder not in self.new_folders and not os.path.isdir(folder):
+                self.new_folders.add(folder)
 
     def _last_name(self, st: os.stat_result) -> bool:
         """Whether replacing this name frees the inode (blocks count only when it does)."""

@@ -68,9 +68,7 @@ def _parse_hash(text: str) -> RecordHash:
     if algorithm in hashlib.algorithms_guaranteed and not algorithm.startswith("shake"):
         expected = hashlib.new(algorithm).digest_size
         if len(digest) != expected:
-            raise ValueError(
-                f"{algorithm} digest is {len(digest)} bytes, expected {expected}"
-            )
+            raise ValueError(f"{algorithm} digest is {len(digest)} bytes, expected {expected}")
     return RecordHash(algorithm, digest)
 
 

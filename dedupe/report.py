@@ -67,11 +67,13 @@ def render_text(result: ScanResult) -> str:
     if r.venvs:
         width = min(max(len(_display(v.path)) for v in r.venvs), 60)
         out.append("")
-        out.append(f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}")
+        out.append(
+            f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}"
+        )
         for v in r.venvs:
             name = _display(v.path)
             if len(name) > width:
-                name = "..." + name[-(width - 3):]
+                name = "..." + name[-(width - 3) :]
             out.append(
                 f"  {name:<{width}}  {v.files_scanned:>7,}  {v.files_linked:>7,}  "
                 f"{v.files_already_shared:>7,}  {human_size(v.bytes_reclaimed):>10}"
@@ -96,6 +98,12 @@ def render_text(result: ScanResult) -> str:
         f"{verb}: {human_size(r.bytes_reclaimed)} on disk "
         f"({human_size(r.apparent_bytes_reclaimed)} apparent size)"
     )
+    if r.store_overhead_bytes:
+        out.append(
+            f"the store's folders {'would take' if r.dry_run else 'took'} "
+            f"{human_size(r.store_overhead_bytes)}: net "
+            f"{human_size(r.bytes_reclaimed - r.store_overhead_bytes)}, the change du shows"
+        )
     for s in r.stores:
         if s.exists:
             out.append(

@@ -83,6 +83,7 @@ class ScanResult:
     leftovers_removed: int
     bytes_reclaimed: int
     apparent_bytes_reclaimed: int
+    store_overhead_bytes: int  # the store's new folders: measured, or estimated in a dry run
     skipped: dict[str, int]
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
@@ -107,8 +108,15 @@ class _Tally:
 
     def report(self) -> VenvReport:
         return VenvReport(
-            self.path, self.scanned, self.eligible, self.linked, self.shared, self.stored,
-            self.reclaimed, self.apparent, dict(sorted(self.skipped.items())),
+            self.path,
+            self.scanned,
+            self.eligible,
+            self.linked,
+            self.shared,
+            self.stored,
+            self.reclaimed,
+            self.apparent,
+            dict(sorted(self.skipped.items())),
         )
 
 
@@ -122,6 +130,7 @@ class _Stores:
         self.indexes: dict[int, StoreIndex] = {}
         self.unusable: dict[int, str] = {}
         self.paths: dict[int, str] = {}
+        self.folder_bytes_before: dict[int, int] = {}
 
     def store_for(self, venv: Venv) -> str | None:
         """The venv's store, or None with the reason in self.unusable[device]."""
@@ -137,11 +146,9 @@ class _Stores:
 
     def _open(self, path: str, device: int) -> str | None:
         store = open_store(path, create=False)
+        created = store is None
         if store is None:
-            probe = path
-            while not os.path.exists(probe):
-                probe = os.path.dirname(probe)
-            if os.stat(probe).st_dev != device:
+            if os.stat(_existing(path)).st_dev != device:
                 return self._elsewhere(path)
             if self.dry_run:
                 problem = can_create(path)
@@ -160,6 +167,7 @@ class _Stores:
             return self._elsewhere(path)
         if not self.dry_run:
             store.lock()
+        self.folder_bytes_before[device] = 0 if created else store.folder_bytes()
         self.by_device[device] = store
         self.indexes[device] = store.load_index()
         return None
@@ -178,12 +186,36 @@ class _Stores:
             f"({problem.strerror}); pass --store DIR with a folder on the same filesystem"
         )
 
+    def overhead(self, planner_folders: set[str]) -> int:
+        """Allocated bytes the stores' folders grew by (or, in a dry run, would grow by)."""
+        if not self.dry_run:
+            return sum(
+                store.folder_bytes() - self.folder_bytes_before[device]
+                for device, store in self.by_device.items()
+            )
+        # Estimate: one filesystem block per new folder (exact on ext4; XFS and btrfs keep
+        # small folders inline), plus the store folder and its FORMAT and lock files.
+        total = 0
+        for store in self.by_device.values():
+            block = os.statvfs(_existing(store.path)).f_bsize
+            new = sum(1 for f in planner_folders if f.startswith(store.path + os.sep))
+            if new and not os.path.isdir(store.path):
+                new += 4  # the store folder, objects/, FORMAT, lock
+            total += new * block
+        return total
+
     def close(self) -> None:
         for store in self.by_device.values():
             store.unlock()
 
     def reports(self) -> tuple[StoreReport, ...]:
         return tuple(_store_report(s) for s in self.by_device.values())
+
+
+def _existing(path: str) -> str:
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def _store_report(store: Store) -> StoreReport:
@@ -234,7 +266,7 @@ def scan(
         leftovers = 0
 
         # Pass 1: RECORD and stat only.
-        for i, (venv, tally) in enumerate(zip(venvs, tallies)):
+        for i, (venv, tally) in enumerate(zip(venvs, tallies, strict=True)):
             store_ = stores.by_device[venv.device]
             for item in inventory(venv, stores.indexes[venv.device].inodes, store_.device):
                 if isinstance(item, Candidate):
@@ -260,7 +292,7 @@ def scan(
         worthwhile = census.worthwhile_prefixes()
         todo = [
             (venv, tally)
-            for venv, tally in zip(venvs, tallies)
+            for venv, tally in zip(venvs, tallies, strict=True)
             if worthwhile and any(k in worthwhile for k in tally.candidate_keys)
         ]
         for tally in tallies:
@@ -275,6 +307,7 @@ def scan(
                 progress("link", i + 1, len(todo))
         for tally in tallies:
             tally.unique = tally.eligible - tally.shared - tally.linked - tally.stored
+        overhead = stores.overhead(planner.new_folders)
     finally:
         stores.close()
 
@@ -297,6 +330,7 @@ def scan(
         leftovers_removed=leftovers,
         bytes_reclaimed=sum(t.reclaimed for t in tallies),
         apparent_bytes_reclaimed=sum(t.apparent for t in tallies),
+        store_overhead_bytes=overhead,
         skipped=dict(sorted(skipped.items())),
         errors=tuple(errors),
         warnings=tuple(warnings),

@@ -104,6 +104,20 @@ class Store:
             generations.sort()
         return StoreIndex(objects, inodes)
 
+    def folder_bytes(self) -> int:
+        """Allocated bytes of the store's own folders and files, objects excluded: what the
+        store costs beside the objects, so that reclaimed bytes can be squared with du."""
+        total = 0
+        for folder, dirs, files in os.walk(self.path):
+            names = files if folder == self.path else []
+            for name in [folder, *(os.path.join(folder, n) for n in names)]:
+                try:
+                    total += os.lstat(name).st_blocks * 512
+                except OSError:
+                    pass
+            dirs.sort()
+        return total
+
     def lock(self) -> None:
         """Take the store's lock for this process, or raise StoreLockedError at once."""
         lock_path = os.path.join(self.path, "lock")
@@ -173,7 +187,9 @@ def open_store(path: str, *, create: bool) -> Store | None:
             "choose another --store folder"
         ) from None
     if found != FORMAT:
-        raise StoreError(f"store {path!r} has format {found.strip()!r}, expected {FORMAT.strip()!r}")
+        raise StoreError(
+            f"store {path!r} has format {found.strip()!r}, expected {FORMAT.strip()!r}"
+        )
     return Store(path, st.st_dev)
 
 
