@@ -4,6 +4,7 @@ adds objects to a store."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
@@ -74,6 +75,57 @@ def adopt(action: Adopt) -> None:
         )
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two names (renameat2 RENAME_EXCHANGE). False where the libc or
+    filesystem cannot; raises OSError for other failures (ENOENT: a name is gone)."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def _same_content_inode(a: os.stat_result, b: os.stat_result) -> bool:
+    # rename changes an inode's ctime, so compare what a write would change instead.
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (
+        b.st_dev,
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+    )
+
+
+def _swap_in(tmp: str, path: str, expected: os.stat_result, object_ino: int) -> None:
+    """Put the link at tmp in place of path, never losing a file someone put at path.
+
+    With RENAME_EXCHANGE the inode that was at path survives under tmp, so if pip
+    replaced the file after our last check, its new file is swapped back instead of being
+    unlinked. Without it (old kernel, some filesystems) a plain rename has a window of
+    microseconds between the check and the rename.
+    """
+    if not _exchange(tmp, path):
+        os.rename(tmp, path)
+        return
+    displaced = os.lstat(tmp)
+    if _same_content_inode(displaced, expected):
+        os.unlink(tmp)
+        return
+    # Someone replaced the file between our check and the swap: give it back.
+    _exchange(tmp, path)
+    if os.lstat(tmp).st_ino == object_ino:
+        os.unlink(tmp)
+    raise Failed("changed-during-scan", f"{path!r} was replaced during the scan", error=False)
+
+
 def replace(action: Link) -> None:
     """Atomically replace the file by a link to its store object."""
     folder, name = os.path.split(action.path)
@@ -96,7 +148,7 @@ def replace(action: Link) -> None:
             )
         _check_unchanged(action.path, action.st)
         _hook("checked")
-        os.rename(tmp, action.path)
+        _swap_in(tmp, action.path, action.st, action.object_ino)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

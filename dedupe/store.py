@@ -11,6 +11,7 @@ hardlink shares them: files of different owners or modes must never share an obj
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -111,10 +112,8 @@ class Store:
         for folder, dirs, files in os.walk(self.path):
             names = files if folder == self.path else []
             for name in [folder, *(os.path.join(folder, n) for n in names)]:
-                try:
+                with contextlib.suppress(OSError):
                     total += os.lstat(name).st_blocks * 512
-                except OSError:
-                    pass
             dirs.sort()
         return total
 

@@ -1,0 +1,45 @@
+"""`venv-dedupe scan`: find venvs and link their duplicate files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..report import render_problems, render_text, to_json
+from ..scan import scan
+from ._common import EXIT_ERRORS, EXIT_OK, progress_bars
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "scan",
+        help="find venvs and link their duplicate files",
+        description="Find every venv under ROOTs (default: the well-known venv folders), "
+        "prove installed files against RECORD and replace duplicates by hardlinks.",
+    )
+    p.add_argument("roots", nargs="*", metavar="ROOT", help="folders to search for venvs")
+    p.add_argument("--store", metavar="DIR", help="the store folder (on the venvs' filesystem)")
+    p.add_argument(
+        "-n", "--dry-run", action="store_true", help="report what would happen; change nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    progress, close = progress_bars(not args.quiet and not args.json)
+    try:
+        result = scan(args.roots, store=args.store, dry_run=args.dry_run, progress=progress)
+    finally:
+        close()
+    if args.json:
+        print(to_json(result))
+    elif args.quiet:
+        problems = render_problems(result)
+        if problems:
+            print(problems, file=sys.stderr)
+    else:
+        print(render_text(result))
+    return EXIT_ERRORS if result.errors else EXIT_OK
