@@ -51,3 +51,15 @@ def digest_file(path: str, algorithm: str, expected: os.stat_result | None = Non
         return h.digest()
     finally:
         os.close(fd)
+
+
+def read_header(path: str, size: int = 16) -> tuple[bytes, os.stat_result]:
+    """The first bytes of a regular file and its stat, through one descriptor."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileChanged(f"{path!r} is not a regular file")
+        return os.pread(fd, size, 0), st
+    finally:
+        os.close(fd)

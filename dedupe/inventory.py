@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .bytecode import pyc_suffixes
 from .discovery import Venv
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
 from .store import ObjectKey
@@ -47,6 +48,15 @@ _SCRIPT_DIRS = frozenset({"bin", "Scripts"})
 
 
 @dataclass(frozen=True, slots=True)
+class Pyc:
+    """A .pyc in the __pycache__ beside its source; nothing about it is read yet."""
+
+    path: str
+    ino: int  # d_ino from the listing
+    suffix: str  # cache tag and optimisation level, e.g. "cpython-311.opt-1"
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An installed file whose metadata allows sharing; its bytes are not proven yet."""
 
@@ -54,6 +64,7 @@ class Candidate:
     key: ObjectKey
     st: os.stat_result
     dist: str
+    pycs: tuple[Pyc, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +72,15 @@ class Shared:
     """A file that already is a store object's inode."""
 
     path: str
+    ino: int
+    pycs: tuple[Pyc, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
     path: str
     reason: str
+    pycs: tuple[Pyc, ...] = ()  # a skipped source's pycs stay as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,7 @@ class _Tree:
     def __init__(self, root: str) -> None:
         self.root = root
         self._listings: dict[str, dict[str, tuple[int, str]] | None] = {}
+        self._pycaches: dict[str, dict[str, list[Pyc]]] = {}
         self.leftovers: list[str] = []
 
     def _listing(self, folder: str) -> dict[str, tuple[int, str]] | None:
@@ -140,6 +155,38 @@ class _Tree:
             listing = None
         self._listings[folder] = listing
         return listing
+
+    def pycs(self, parts: list[str]) -> tuple[Pyc, ...]:
+        """The regular-file pycs of the source at parts, from its folder's __pycache__."""
+        if not parts[-1].endswith(".py"):
+            return ()
+        folder = os.path.join(*parts[:-1]) if len(parts) > 1 else ""
+        by_stem = self._pycaches.get(folder)
+        if by_stem is None:
+            # Index the __pycache__ once by module stem: a package folder can hold
+            # hundreds of modules, each with several pycs.
+            by_stem = self._pycaches[folder] = {}
+            pycache = os.path.join(folder, "__pycache__")
+            parent = self._listing(folder)
+            listing = (
+                self._listing(pycache)
+                if parent and parent.get("__pycache__", (0, ""))[1] == "d"
+                else None
+            )
+            for name, (ino, kind) in (listing or {}).items():
+                if kind == "f" and name.endswith(".pyc"):
+                    stem = name.split(".", 1)[0]
+                    by_stem.setdefault(stem, []).append(
+                        Pyc(os.path.join(self.root, pycache, name), ino, "")
+                    )
+        stem = parts[-1][:-3]
+        found = by_stem.get(stem, [])
+        named = dict(pyc_suffixes(parts[-1], [os.path.basename(p.path) for p in found]))
+        return tuple(
+            Pyc(p.path, p.ino, named[os.path.basename(p.path)])
+            for p in found
+            if os.path.basename(p.path) in named
+        )
 
     def lookup(self, parts: list[str]) -> tuple[str, int]:
         """(kind, d_ino) of a venv-relative path; kind 'f', 'l', 'd', 'o', 'missing' or
@@ -216,7 +263,9 @@ def inventory(venv: Venv, store_inodes: set[int], store_device: int) -> Iterator
                     yield Skipped(record_path, MALFORMED_RECORD)
                     yield BadInput(record_path, problem)
             for entry in entries:
-                yield _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device)
+                item = _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device)
+                if item is not None:
+                    yield item
     for path in tree.leftovers:
         yield Leftover(path)
 
@@ -230,7 +279,9 @@ def _classify(
     seen: set[str],
     store_inodes: set[int],
     store_device: int,
-) -> Item:
+) -> Item | None:
+    """The entry's classification; None for a RECORD line about a .pyc, since pycs are
+    found beside their sources instead (uv does not list them, pip does)."""
     if os.path.isabs(entry.path):
         return Skipped(entry.path, OUTSIDE_VENV)
     rel = os.path.normpath(os.path.join(base, entry.path))
@@ -238,7 +289,7 @@ def _classify(
     if rel == ".." or rel.startswith("../") or rel == ".":
         return Skipped(path, OUTSIDE_VENV)
     if rel in seen:
-        return Skipped(path, DUPLICATE_ENTRY)
+        return None if rel.endswith(".pyc") else Skipped(path, DUPLICATE_ENTRY)
     seen.add(rel)
     parts = rel.split(os.sep)
     file_hash = entry.hash
@@ -248,37 +299,40 @@ def _classify(
         file_hash is not None and file_hash.is_strong,
     )
     if reason is not None:
-        return Skipped(path, reason)
+        return None if reason == BYTECODE else Skipped(path, reason)
     assert file_hash is not None
-    if entry.size == 0:
-        return Skipped(path, ZERO_BYTES)
     kind, ino = tree.lookup(parts)
     if kind != "f":
         return Skipped(
             path,
             {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}.get(kind, NOT_REGULAR),
         )
+    pycs = tree.pycs(parts)
+    if entry.size == 0:
+        return Skipped(path, ZERO_BYTES, pycs)
     if ino in store_inodes and venv.device == store_device:
-        return Shared(path)
+        return Shared(path, ino, pycs)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return Skipped(path, MISSING)
     except OSError:
-        return Skipped(path, UNREADABLE)
+        return Skipped(path, UNREADABLE, pycs)
     if stat.S_ISLNK(st.st_mode):
         return Skipped(path, SYMLINK)
     if not stat.S_ISREG(st.st_mode):
         return Skipped(path, NOT_REGULAR)
     if st.st_ino in store_inodes and st.st_dev == store_device:
-        return Shared(path)
+        return Shared(path, st.st_ino, pycs)
     if st.st_size == 0:
-        return Skipped(path, ZERO_BYTES)
-    if entry.size is not None and st.st_size != entry.size:
-        return Skipped(path, CHANGED_SINCE_INSTALL)
-    if st.st_dev != store_device:
-        return Skipped(path, OTHER_FILESYSTEM)
-    key = ObjectKey(
-        file_hash.algorithm, file_hash.digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
-    )
-    return Candidate(path, key, st, dist)
+        reason = ZERO_BYTES
+    elif entry.size is not None and st.st_size != entry.size:
+        reason = CHANGED_SINCE_INSTALL
+    elif st.st_dev != store_device:
+        reason = OTHER_FILESYSTEM
+    else:
+        key = ObjectKey(
+            file_hash.algorithm, file_hash.digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+        )
+        return Candidate(path, key, st, dist, pycs)
+    return Skipped(path, reason, pycs)

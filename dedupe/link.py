@@ -12,7 +12,7 @@ import stat
 
 from .hashing import same_file
 from .inventory import TMP_PREFIX
-from .plan import Adopt, Link
+from .plan import Adopt, CreatePyc, Link, RewritePyc
 
 # Test hook: called with a stage name between the steps of a replace, so fault tests can
 # kill the process at the moments that matter (after the temp link, before the rename).
@@ -158,6 +158,63 @@ def replace(action: Link) -> None:
     _hook("renamed")
 
 
+def _write_temp(folder: str, data: bytes, like: os.stat_result) -> str:
+    """A new file in folder holding data, with like's owner, group and mode, on disk."""
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+        if (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
+            os.fchown(fd, like.st_uid, like.st_gid)
+        os.fchmod(fd, stat.S_IMODE(like.st_mode))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def create_pyc(action: CreatePyc) -> int:
+    """Write a new pyc object; returns its inode number."""
+    folder = os.path.dirname(action.object_path)
+    try:
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+        tmp = _write_temp(folder, action.data, action.st)
+    except OSError as exc:
+        raise _os_failure(exc, f"cannot write {action.object_path!r}") from None
+    try:
+        # link() fails if the name exists, so a pyc object is never overwritten.
+        os.link(tmp, action.object_path, follow_symlinks=False)
+        return os.lstat(action.object_path).st_ino
+    except OSError as exc:
+        raise _os_failure(exc, f"cannot write {action.object_path!r}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def rewrite_pyc(action: RewritePyc) -> None:
+    """Replace a venv's pyc by a private copy whose header names the new source stat."""
+    folder = os.path.dirname(action.path)
+    try:
+        tmp = _write_temp(folder, action.data, action.st)
+    except OSError as exc:
+        raise _os_failure(exc, f"cannot write into {folder!r}") from None
+    try:
+        _check_unchanged(action.path, action.st)
+        _swap_in(tmp, action.path, action.st, os.lstat(tmp).st_ino)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _os_failure(exc, f"cannot replace {action.path!r}") from None
+        raise
+
+
 def remove_leftover(path: str) -> bool:
     """Remove a temp link left by a killed run; it is only ever a second name of an object."""
     try:
@@ -167,3 +224,132 @@ def remove_leftover(path: str) -> bool:
     except OSError:
         pass
     return False
+
+
+# --- store maintenance: detach, gc, quarantine (issue #3) --------------------------------
+# dedupe.maintenance decides; these carry its decisions out, each one file at a time.
+
+_COPY_CHUNK = 1 << 20
+
+
+def make_private(path: str, object_ino: int) -> os.stat_result:
+    """Replace path, a name of the store object object_ino, by a private copy with the same
+    bytes, mode, owner and times; return the stat of the shared inode it replaced.
+
+    The copy is written and fsync'ed under a temp name in the file's own folder, then
+    swapped in with the same re-stat and atomic exchange as replace(): the path is never
+    missing, and a file that pip put there meanwhile is never lost.
+    """
+    folder = os.path.dirname(path)
+    # Stat now, not when the detach was planned: detaching another name of the same inode
+    # since then changed its link count and ctime.
+    try:
+        st = os.lstat(path)
+    except OSError:
+        raise Failed("changed-during-scan", f"{path!r} vanished", error=False) from None
+    if not stat.S_ISREG(st.st_mode) or st.st_ino != object_ino:
+        raise Failed(
+            "changed-during-scan", f"{path!r} is no longer linked to the store", error=False
+        )
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+    try:
+        copy_ino = _private_copy(path, st, tmp)
+        _hook("copied")
+        _check_unchanged(path, st)
+        _swap_in(tmp, path, st, copy_ino)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            if os.lstat(tmp).st_ino != st.st_ino:  # never unlink a name of the object here
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _os_failure(exc, f"cannot give {path!r} a private copy") from None
+        raise
+    return st
+
+
+def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
+    """Write a copy of path (proven to be the inode st describes) at tmp; its inode."""
+    src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not same_file(os.fstat(src), st):
+            raise Failed(
+                "changed-during-scan", f"{path!r} changed before it was copied", error=False
+            )
+        dst = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            while chunk := os.read(src, _COPY_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dst, view) :]
+            if not same_file(os.fstat(src), st):
+                raise Failed(
+                    "changed-during-scan", f"{path!r} changed while it was copied", error=False
+                )
+            # Owner first: chown clears set-id bits and file capabilities, so the mode and
+            # extended attributes go on after it.
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(dst, st.st_uid, st.st_gid)
+                except PermissionError:
+                    raise Failed(
+                        "link-failed",
+                        f"cannot give the copy of {path!r} its owner uid {st.st_uid} gid "
+                        f"{st.st_gid}: run as root or as that user",
+                        error=True,
+                    ) from None
+            _copy_xattrs(src, dst)
+            os.fchmod(dst, stat.S_IMODE(st.st_mode))
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+            # The bytes must be on disk before the name points at them: after a crash the
+            # path holds either the shared inode or a complete copy.
+            os.fsync(dst)
+            return os.fstat(dst).st_ino
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _copy_xattrs(src: int, dst: int) -> None:
+    """Copy extended attributes (SELinux labels, capabilities) where the filesystem has them."""
+    try:
+        names = os.listxattr(src)
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.setxattr(dst, name, os.getxattr(src, name))
+
+
+def remove_unused(path: str, ino: int) -> os.stat_result | None:
+    """Unlink the store object at path when it is still inode ino and no venv links to it
+    (link count 1, checked right before the unlink); its stat when removed, else None."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_ino != ino or st.st_nlink != 1:
+        return None
+    os.unlink(path)
+    return st
+
+
+def remove_empty_folder(path: str) -> bool:
+    """rmdir, which itself refuses a folder that is not empty."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def quarantine(path: str, destination: str) -> None:
+    """Move a damaged store object out of the store's object trees, to destination (a
+    free name in the same store): one rename, so no later scan finds it under its name,
+    and every venv file linked to it keeps its bytes."""
+    os.makedirs(os.path.dirname(destination), mode=0o755, exist_ok=True)
+    if os.path.lexists(destination):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), destination)
+    os.rename(path, destination)

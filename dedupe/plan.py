@@ -16,11 +16,30 @@ from dataclasses import dataclass
 
 import xxhash
 
-from .hashing import FileChanged, digest_file
-from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate
-from .store import ObjectKey, Store, StoreIndex
+from . import bytecode
+from .hashing import FileChanged, digest_file, read_header, same_file
+from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
+from .store import ObjectKey, PycKey, Store, StoreIndex
 
 STORE_OBJECT_DAMAGED = "store-object-damaged"
+# Why a pyc beside a shared source is left as it is.
+PYC_STALE = "pyc-stale"  # not valid for its source before the scan: Python recompiles it anyway
+PYC_HASH_BASED = "pyc-hash-based"  # PEP 552 hash pyc: stays valid, source bytes do not change
+PYC_UNRECOGNISED = "pyc-unrecognised"
+PYC_UNREADABLE = "pyc-unreadable"
+PYC_CHANGED = "pyc-changed-during-scan"
+PYC_OBJECT_INVALID = "pyc-object-invalid"
+
+
+def _read_whole(path: str, expected: os.stat_result) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            if not same_file(os.fstat(fd), expected):
+                raise FileChanged(path)
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def census_key(device: int, key: ObjectKey) -> bytes:
@@ -85,6 +104,35 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class CreatePyc:
+    """Write a new pyc object: a venv's valid pyc, its header pointing at the source object.
+    Costs the blocks of one pyc; every venv linked to it afterwards frees its own."""
+
+    object_path: str
+    data: bytes
+    st: os.stat_result  # the venv pyc it is made from: owner, group, mode, blocks
+
+
+@dataclass(frozen=True, slots=True)
+class RewritePyc:
+    """Give a venv its own pyc with the header pointing at the (new) source inode."""
+
+    path: str
+    st: os.stat_result
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SourceObject:
+    """The store object a venv's source file is (or is about to be) linked to."""
+
+    key: ObjectKey
+    generation: int
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Unique:
     """No other copy to share with: left as it is, never read."""
 
@@ -103,7 +151,7 @@ class Refused:
     error: str | None = None  # set when this is an error, not an ordinary skip
 
 
-Decision = Adopt | Link | Unique | AlreadyShared | Refused
+Decision = Adopt | Link | Unique | AlreadyShared | Refused | CreatePyc | RewritePyc
 
 
 @dataclass(slots=True)
@@ -114,6 +162,7 @@ class _Object:
     nlink: int
     proven: bool  # bytes checked against the name in this run
     damaged: str | None = None
+    mtime_ns: int = 0
 
 
 class Planner:
@@ -125,6 +174,7 @@ class Planner:
         self._remaining_links: dict[tuple[int, int], int] = {}
         self._link_max: dict[int, int] = {}
         self.new_folders: set[str] = set()  # store folders that adopting creates
+        self._pyc_objects: dict[PycKey, _Object | None] = {}
 
     def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
         if not self._census.worth(ckey):
@@ -152,6 +202,7 @@ class Planner:
                 st.st_ino,
                 st.st_nlink + 1,
                 proven=True,
+                mtime_ns=st.st_mtime_ns,
             )
             self._objects[candidate.key] = new
             self._note_folders(store, new.path)
@@ -213,8 +264,149 @@ class Planner:
             except OSError:
                 ost = None
             if ost is not None and stat.S_ISREG(ost.st_mode):
-                obj = _Object(generation, path, ost.st_ino, ost.st_nlink, proven=False)
+                obj = _Object(
+                    generation, path, ost.st_ino, ost.st_nlink, False, mtime_ns=ost.st_mtime_ns
+                )
         self._objects[key] = obj
+        return obj
+
+    def indexed_source(self, store: Store, ino: int) -> tuple[ObjectKey, int] | None:
+        return self._indexes[store.device].sources_by_inode.get(ino)
+
+    def source_object(self, candidate: Candidate) -> SourceObject | None:
+        """After an Adopt or Link of candidate: the object its name now points at."""
+        obj = self._objects.get(candidate.key)
+        if obj is None:
+            return None
+        return SourceObject(candidate.key, obj.generation, obj.mtime_ns, candidate.st.st_size)
+
+    def decide_pyc(
+        self,
+        store: Store,
+        source: SourceObject,
+        before: tuple[int, int],
+        pyc: Pyc,
+        share: bool,
+    ) -> list[Decision]:
+        """What to do with one pyc of a source that now is (or already was) `source`.
+
+        `before` is the source's (mtime_ns, size) before this run linked it: a pyc valid
+        for that stays valid, by sharing the group's pyc object or, without sharing or
+        when sharing is impossible, by a private copy whose header names the new mtime.
+        """
+        try:
+            header_bytes, pst = read_header(pyc.path)
+            header = bytecode.parse_header(header_bytes)
+        except FileChanged:
+            return [Refused(pyc.path, PYC_CHANGED)]
+        except OSError as exc:
+            return [Refused(pyc.path, PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
+        except ValueError:
+            return [Refused(pyc.path, PYC_UNRECOGNISED)]
+        if header.hash_based:
+            return [Refused(pyc.path, PYC_HASH_BASED)]
+        if not bytecode.valid_for_stat(header, *before):
+            return [Refused(pyc.path, PYC_STALE)]
+        fits_object = bytecode.valid_for_stat(header, source.mtime_ns, source.size)
+        if share:
+            key = PycKey(
+                source.key,
+                source.generation,
+                pyc.suffix,
+                header.magic,
+                header.flags,
+                pst.st_uid,
+                pst.st_gid,
+                stat.S_IMODE(pst.st_mode),
+            )
+            shared = self._share_pyc(store, key, source, pyc, pst, fits_object)
+            if shared is not None:
+                return shared
+        if fits_object:
+            return []  # valid as it is, kept private
+        return self._rewrite(pyc, pst, source)
+
+    def _rewrite(self, pyc: Pyc, pst: os.stat_result, source: SourceObject) -> list[Decision]:
+        try:
+            data = _read_whole(pyc.path, pst)
+        except FileChanged:
+            return [Refused(pyc.path, PYC_CHANGED)]
+        except OSError as exc:
+            return [Refused(pyc.path, PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
+        return [
+            RewritePyc(pyc.path, pst, bytecode.with_source_stat(data, source.mtime_ns, source.size))
+        ]
+
+    def _share_pyc(
+        self,
+        store: Store,
+        key: PycKey,
+        source: SourceObject,
+        pyc: Pyc,
+        pst: os.stat_result,
+        fits_object: bool,
+    ) -> list[Decision] | None:
+        """Decisions that share the pyc, or None when it cannot be shared."""
+        obj = self._pyc_object(store, key, source)
+        if obj is not None and obj.damaged:
+            return None
+        if obj is not None:
+            if obj.ino == pst.st_ino:
+                return [AlreadyShared(pyc.path)]
+            obj.nlink += 1
+            return [Link(pyc.path, pst, obj.path, obj.ino, self._last_name(pst))]
+        path = store.pyc_path(key, 0)
+        self._note_folders(store, path)
+        if fits_object:
+            self._pyc_objects[key] = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True)
+            return [Adopt(pyc.path, pst, path)]
+        try:
+            data = _read_whole(pyc.path, pst)
+        except (OSError, FileChanged):
+            return None
+        # A new inode: its number is only known once written, so later venvs of this run
+        # compare against -1 and link to it by path.
+        self._pyc_objects[key] = _Object(0, path, -1, 2, True)
+        data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
+        return [CreatePyc(path, data, pst), Link(pyc.path, pst, path, -1, self._last_name(pst))]
+
+    def created(self, path: str, ino: int) -> None:
+        """The executor wrote a pyc object: remember its inode number."""
+        for obj in self._pyc_objects.values():
+            if obj is not None and obj.path == path:
+                obj.ino = ino
+
+    def undo_pyc(self, key_path: str) -> None:
+        for key, obj in list(self._pyc_objects.items()):
+            if obj is not None and obj.path == key_path:
+                del self._pyc_objects[key]
+
+    def _pyc_object(self, store: Store, key: PycKey, source: SourceObject) -> _Object | None:
+        try:
+            return self._pyc_objects[key]
+        except KeyError:
+            pass
+        obj = None
+        generations = self._indexes[store.device].pycs.get(key)
+        if generations:
+            generation, _ = generations[-1]
+            path = store.pyc_path(key, generation)
+            try:
+                header_bytes, ost = read_header(path)
+                header = bytecode.parse_header(header_bytes)
+                ok = bytecode.valid_for_stat(header, source.mtime_ns, source.size) and (
+                    header.magic,
+                    header.flags,
+                    ost.st_uid,
+                    ost.st_gid,
+                    stat.S_IMODE(ost.st_mode),
+                ) == (key.magic, key.flags, key.uid, key.gid, key.mode)
+                obj = _Object(generation, path, ost.st_ino, ost.st_nlink, True)
+                if not ok:
+                    obj.damaged = f"pyc object {path!r} is not valid for its source object"
+            except (OSError, ValueError, FileChanged):
+                obj = None
+        self._pyc_objects[key] = obj
         return obj
 
     def _check_object(self, obj: _Object, key: ObjectKey, st: os.stat_result) -> str | None:

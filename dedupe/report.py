@@ -10,7 +10,13 @@ from .scan import ScanResult
 
 SKIP_REASONS = {
     "per-install": "written per install (RECORD, scripts, .pth, ...)",
-    "bytecode": ".pyc files (not shared yet)",
+    "pyc-source-not-shared": "source not shared",
+    "pyc-stale": "stale before the scan (Python recompiles it anyway)",
+    "pyc-hash-based": "hash-based (stays valid: the source bytes do not change)",
+    "pyc-unrecognised": "not a pyc header we know",
+    "pyc-unreadable": "not readable",
+    "pyc-changed-during-scan": "changed during the scan",
+    "pyc-link-failed": "could not be linked",
     "zero-bytes": "empty files",
     "outside-venv": "RECORD path outside the venv",
     "symlink": "symlinks (never followed)",
@@ -93,10 +99,23 @@ def render_text(result: ScanResult) -> str:
         out.append("skipped:")
         for reason, count in sorted(r.skipped.items(), key=lambda kv: -kv[1]):
             out.append(f"  {count:>9,}  {SKIP_REASONS.get(reason, reason)} [{reason}]")
+    p = r.pyc
+    if p.scanned:
+        out.append(
+            f"pycs: {p.scanned:,} beside RECORD sources, {p.linked:,} {would}linked, "
+            f"{p.already_shared:,} already shared, {p.stored:,} {would}stored as new objects"
+            + (f", {p.rewritten:,} {would}rewritten to stay valid" if p.rewritten else "")
+            + (f", {p.kept_private:,} kept private" if p.kept_private else "")
+        )
+        for reason, count in sorted(p.skipped.items(), key=lambda kv: -kv[1]):
+            out.append(
+                f"  {count:>9,}  left as they are: {SKIP_REASONS.get(reason, reason)} [{reason}]"
+            )
     verb = "would reclaim" if r.dry_run else "reclaimed"
     out.append(
         f"{verb}: {human_size(r.bytes_reclaimed)} on disk "
-        f"({human_size(r.apparent_bytes_reclaimed)} apparent size)"
+        f"({human_size(r.apparent_bytes_reclaimed)} apparent size), of which pycs "
+        f"{human_size(r.pyc.bytes_reclaimed)}"
     )
     if r.store_overhead_bytes:
         out.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from array import array
 from collections import Counter
@@ -16,11 +17,25 @@ from .inventory import (
     BadInput,
     Candidate,
     Leftover,
+    Pyc,
     Shared,
     Skipped,
     inventory,
 )
-from .plan import Adopt, AlreadyShared, Census, Link, Planner, Refused, Unique, census_key
+from .plan import (
+    Adopt,
+    AlreadyShared,
+    Census,
+    CreatePyc,
+    Decision,
+    Link,
+    Planner,
+    Refused,
+    RewritePyc,
+    SourceObject,
+    Unique,
+    census_key,
+)
 from .store import (
     Store,
     StoreIndex,
@@ -45,6 +60,21 @@ class VenvSkip:
 
 
 @dataclass(frozen=True, slots=True)
+class PycReport:
+    """What happened to the .pyc files beside the sources RECORD lists."""
+
+    scanned: int
+    linked: int  # replaced by a link to the group's shared pyc object
+    stored: int  # became a shared pyc object (or a new one was written for the group)
+    already_shared: int
+    rewritten: int  # given a private copy whose header names the shared source's mtime
+    kept_private: int  # --no-share-pyc: valid as they are, left private
+    bytes_reclaimed: int
+    apparent_bytes_reclaimed: int
+    skipped: dict[str, int]  # left as they are, by reason
+
+
+@dataclass(frozen=True, slots=True)
 class VenvReport:
     path: str
     files_scanned: int
@@ -52,9 +82,10 @@ class VenvReport:
     files_linked: int
     files_already_shared: int
     files_stored: int
-    bytes_reclaimed: int
+    bytes_reclaimed: int  # all files, pycs included
     apparent_bytes_reclaimed: int
     skipped: dict[str, int]
+    pyc: PycReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +112,9 @@ class ScanResult:
     files_unique: int
     files_linked_without_gain: int
     leftovers_removed: int
-    bytes_reclaimed: int
+    bytes_reclaimed: int  # all files, pycs included
     apparent_bytes_reclaimed: int
+    pyc: PycReport
     store_overhead_bytes: int  # the store's new folders: measured, or estimated in a dry run
     skipped: dict[str, int]
     errors: tuple[Problem, ...]
@@ -105,6 +137,12 @@ class _Tally:
     apparent: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     candidate_keys: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]
+    pyc_work: bool = False  # a shared source has a pyc that is not shared yet
+    pyc: Counter[str] = field(default_factory=Counter)
+    pyc_skipped: Counter[str] = field(default_factory=Counter)
+
+    def pyc_report(self) -> PycReport:
+        return _pyc_report(self.pyc, self.pyc_skipped)
 
     def report(self) -> VenvReport:
         return VenvReport(
@@ -117,7 +155,22 @@ class _Tally:
             self.reclaimed,
             self.apparent,
             dict(sorted(self.skipped.items())),
+            self.pyc_report(),
         )
+
+
+def _pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
+    return PycReport(
+        counts["scanned"],
+        counts["linked"],
+        counts["stored"],
+        counts["shared"],
+        counts["rewritten"],
+        counts["kept"],
+        counts["reclaimed"],
+        counts["apparent"],
+        dict(sorted(skipped.items())),
+    )
 
 
 class _Stores:
@@ -239,11 +292,14 @@ def scan(
     *,
     store: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
+    share_pyc: bool = True,
     progress: Progress | None = None,
 ) -> ScanResult:
     """Deduplicate every venv under roots (the well-known venv homes when empty).
 
-    With dry_run, decide and count exactly as a real run would, changing nothing.
+    With dry_run, decide and count exactly as a real run would, changing nothing. With
+    share_pyc (the default), the .pyc files of shared sources are shared too; without it
+    they stay private, but are kept valid for their newly linked source.
     """
     root_list = [os.fspath(r) for r in roots] or [str(p) for p in default_roots()]
     if not root_list:
@@ -251,7 +307,6 @@ def scan(
     discovery = find_venvs(root_list)
     stores = _Stores(os.fspath(store) if store is not None else None, dry_run)
     skipped_venvs = [VenvSkip(p, r) for p, r in discovery.skipped]
-    errors: list[Problem] = []
     warnings: list[Problem] = []
     try:
         venvs: list[Venv] = []
@@ -265,21 +320,24 @@ def scan(
         census = Census(stores.indexes)
         leftovers = 0
 
-        # Pass 1: RECORD and stat only.
+        # Pass 1: RECORD, directory listings and stat only; no file is read.
         for i, (venv, tally) in enumerate(zip(venvs, tallies, strict=True)):
-            store_ = stores.by_device[venv.device]
-            for item in inventory(venv, stores.indexes[venv.device].inodes, store_.device):
-                if isinstance(item, Candidate):
+            inodes = stores.indexes[venv.device].inodes
+            for item in inventory(venv, inodes, venv.device):
+                if isinstance(item, (Candidate, Shared, Skipped)):
                     tally.scanned += 1
+                    tally.pyc["scanned"] += len(item.pycs)
+                    shared_pycs = sum(1 for p in item.pycs if p.ino in inodes)
+                    tally.pyc["shared"] += shared_pycs
+                if isinstance(item, Candidate):
                     tally.eligible += 1
                     ckey = census.add(item)
                     tally.candidate_keys.append(int.from_bytes(ckey[:8], "little"))
                 elif isinstance(item, Shared):
-                    tally.scanned += 1
                     tally.eligible += 1
                     tally.shared += 1
+                    tally.pyc_work |= shared_pycs < len(item.pycs)
                 elif isinstance(item, Skipped):
-                    tally.scanned += 1
                     tally.skipped[item.reason] += 1
                 elif isinstance(item, BadInput):
                     warnings.append(Problem(item.path, item.message))
@@ -288,32 +346,48 @@ def scan(
             if progress:
                 progress("examine", i + 1, len(venvs))
 
-        # Pass 2: only venvs that hold a file worth linking are walked again.
+        # Pass 2: only venvs that hold a file worth linking, or a shared source's pyc
+        # that is not shared yet, are walked again.
         worthwhile = census.worthwhile_prefixes()
         todo = [
             (venv, tally)
             for venv, tally in zip(venvs, tallies, strict=True)
-            if worthwhile and any(k in worthwhile for k in tally.candidate_keys)
+            if tally.pyc_work or any(k in worthwhile for k in tally.candidate_keys)
         ]
         for tally in tallies:
             tally.candidate_keys = array("Q")
-        planner = Planner(census, stores.by_device, stores.indexes)
+        run = _Run(Planner(census, stores.by_device, stores.indexes), dry_run, share_pyc)
         for i, (venv, tally) in enumerate(todo):
             store_ = stores.by_device[venv.device]
-            for item in inventory(venv, stores.indexes[venv.device].inodes, store_.device):
+            inodes = stores.indexes[venv.device].inodes
+            for item in inventory(venv, inodes, venv.device):
                 if isinstance(item, Candidate):
-                    _handle(item, planner, tally, dry_run, errors)
+                    run.candidate(store_, item, tally)
+                elif isinstance(item, Shared) and any(p.ino not in inodes for p in item.pycs):
+                    run.shared_source(store_, item, tally, inodes)
             if progress:
                 progress("link", i + 1, len(todo))
         for tally in tallies:
             tally.unique = tally.eligible - tally.shared - tally.linked - tally.stored
-        overhead = stores.overhead(planner.new_folders)
+            # Pycs not accounted for above belong to sources that are not shared.
+            left = (
+                tally.pyc["scanned"]
+                - sum(tally.pyc[k] for k in ("linked", "stored", "shared", "rewritten", "kept"))
+                - sum(tally.pyc_skipped.values())
+            )
+            if left:
+                tally.pyc_skipped["pyc-source-not-shared"] += left
+        overhead = stores.overhead(run.planner.new_folders)
     finally:
         stores.close()
 
     skipped: Counter[str] = Counter()
+    pyc: Counter[str] = Counter()
+    pyc_skipped: Counter[str] = Counter()
     for tally in tallies:
         skipped.update(tally.skipped)
+        pyc.update(tally.pyc)
+        pyc_skipped.update(tally.pyc_skipped)
     return ScanResult(
         dry_run=dry_run,
         roots=tuple(root_list),
@@ -328,59 +402,156 @@ def scan(
         files_unique=sum(t.unique for t in tallies),
         files_linked_without_gain=sum(t.no_gain for t in tallies),
         leftovers_removed=leftovers,
-        bytes_reclaimed=sum(t.reclaimed for t in tallies),
-        apparent_bytes_reclaimed=sum(t.apparent for t in tallies),
+        bytes_reclaimed=sum(t.reclaimed for t in tallies) + pyc["reclaimed"],
+        apparent_bytes_reclaimed=sum(t.apparent for t in tallies) + pyc["apparent"],
+        pyc=_pyc_report(pyc, pyc_skipped),
         store_overhead_bytes=overhead,
         skipped=dict(sorted(skipped.items())),
-        errors=tuple(errors),
+        errors=tuple(run.errors),
         warnings=tuple(warnings),
     )
 
 
-def _handle(
-    candidate: Candidate, planner: Planner, tally: _Tally, dry_run: bool, errors: list[Problem]
-) -> None:
-    ckey = census_key(candidate.st.st_dev, candidate.key)
-    for _attempt in range(2):
-        decision = planner.decide(candidate, ckey)
-        if isinstance(decision, Unique):
-            return
-        if isinstance(decision, AlreadyShared):
-            tally.shared += 1
-            return
-        if isinstance(decision, Refused):
-            tally.eligible -= 1
-            tally.skipped[decision.reason] += 1
-            if decision.error:
-                errors.append(Problem(decision.path, decision.error))
-            return
-        try:
-            if not dry_run:
-                if isinstance(decision, Adopt):
-                    link.adopt(decision)
+class _Run:
+    """Pass 2: asks the planner, carries decisions out (unless a dry run), counts."""
+
+    def __init__(self, planner: Planner, dry_run: bool, share_pyc: bool) -> None:
+        self.planner = planner
+        self.dry_run = dry_run
+        self.share_pyc = share_pyc
+        self.errors: list[Problem] = []
+
+    def candidate(self, store: Store, candidate: Candidate, tally: _Tally) -> None:
+        ckey = census_key(candidate.st.st_dev, candidate.key)
+        for _attempt in range(2):
+            decision = self.planner.decide(candidate, ckey)
+            if isinstance(decision, Unique):
+                return
+            if isinstance(decision, AlreadyShared):
+                tally.shared += 1
+                return
+            if isinstance(decision, Refused):
+                self._refused(decision, tally.skipped)
+                tally.eligible -= 1
+                return
+            try:
+                self._execute(decision)
+            except link.TooManyLinks:
+                self.planner.undo(decision, candidate.key)
+                self.planner.object_full(candidate.key)
+                continue  # decide again: the planner starts a new object for this content
+            except link.Failed as exc:
+                self.planner.undo(decision, candidate.key)
+                self._failed(candidate.path, exc, tally.skipped)
+                tally.eligible -= 1
+                return
+            if isinstance(decision, Adopt):
+                tally.stored += 1
+            elif isinstance(decision, Link):
+                tally.linked += 1
+                if decision.frees:
+                    tally.reclaimed += decision.st.st_blocks * 512
+                    tally.apparent += decision.st.st_size
                 else:
-                    link.replace(decision)
-        except link.TooManyLinks:
-            planner.undo(decision, candidate.key)
-            planner.object_full(candidate.key)
-            continue  # decide again: the planner starts a new object for this content
-        except link.Failed as exc:
-            planner.undo(decision, candidate.key)
-            tally.eligible -= 1
-            tally.skipped[exc.reason] += 1
-            if exc.error:
-                errors.append(Problem(candidate.path, str(exc)))
+                    tally.no_gain += 1
+            source = self.planner.source_object(candidate)
+            if source is not None:
+                before = (candidate.st.st_mtime_ns, candidate.st.st_size)
+                for pyc in candidate.pycs:
+                    self._pyc(store, source, before, pyc, tally)
             return
+        tally.eligible -= 1
+        tally.skipped[LINK_FAILED] += 1
+        self.errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
+
+    def shared_source(self, store: Store, item: Shared, tally: _Tally, inodes: set[int]) -> None:
+        """A source already linked in an earlier run whose pycs are not all shared: pycs
+        Python wrote since (uv installs without --compile-bytecode) or new interpreters."""
+        found = self.planner.indexed_source(store, item.ino)
+        if found is None:
+            return
+        key, generation = found
+        try:
+            st = os.lstat(item.path)
+        except OSError:
+            return
+        if st.st_ino != item.ino:
+            return
+        source = SourceObject(key, generation, st.st_mtime_ns, st.st_size)
+        for pyc in item.pycs:
+            if pyc.ino not in inodes:
+                self._pyc(store, source, (st.st_mtime_ns, st.st_size), pyc, tally)
+
+    def _pyc(
+        self, store: Store, source: SourceObject, before: tuple[int, int], pyc: Pyc, tally: _Tally
+    ) -> None:
+        decisions = self.planner.decide_pyc(store, source, before, pyc, self.share_pyc)
+        if not decisions:
+            tally.pyc["kept"] += 1
+        for decision in decisions:
+            if isinstance(decision, Refused):
+                self._refused(decision, tally.pyc_skipped)
+                return
+            if isinstance(decision, AlreadyShared):
+                tally.pyc["shared"] += 1
+                return
+            try:
+                created = self._execute(decision)
+            except (link.Failed, link.TooManyLinks) as exc:
+                if isinstance(decision, CreatePyc):
+                    self.planner.undo_pyc(decision.object_path)
+                failure = (
+                    exc
+                    if isinstance(exc, link.Failed)
+                    else link.Failed(
+                        LINK_FAILED,
+                        f"{pyc.path!r}: the pyc object is at its link limit",
+                        error=True,
+                    )
+                )
+                self._failed(pyc.path, failure, tally.pyc_skipped, prefix="pyc-")
+                return
+            st = getattr(decision, "st", None)
+            if isinstance(decision, CreatePyc):
+                tally.pyc["stored"] += 1
+                tally.pyc["reclaimed"] -= decision.st.st_blocks * 512
+                tally.pyc["apparent"] -= len(decision.data)
+                if created is not None:
+                    self.planner.created(decision.object_path, created)
+            elif isinstance(decision, Adopt):
+                tally.pyc["stored"] += 1
+            elif isinstance(decision, Link):
+                tally.pyc["linked"] += 1
+                if decision.frees and st is not None:
+                    tally.pyc["reclaimed"] += st.st_blocks * 512
+                    tally.pyc["apparent"] += st.st_size
+            elif isinstance(decision, RewritePyc):
+                tally.pyc["rewritten"] += 1
+
+    def _execute(self, decision: Decision) -> int | None:
+        if self.dry_run:
+            return None
         if isinstance(decision, Adopt):
-            tally.stored += 1
+            link.adopt(decision)
         elif isinstance(decision, Link):
-            tally.linked += 1
-            if decision.frees:
-                tally.reclaimed += decision.st.st_blocks * 512
-                tally.apparent += decision.st.st_size
-            else:
-                tally.no_gain += 1
-        return
-    tally.eligible -= 1
-    tally.skipped[LINK_FAILED] += 1
-    errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
+            if decision.object_ino == -1:  # a pyc object written just before
+                decision = dataclasses.replace(
+                    decision, object_ino=os.lstat(decision.object_path).st_ino
+                )
+            link.replace(decision)
+        elif isinstance(decision, CreatePyc):
+            return link.create_pyc(decision)
+        elif isinstance(decision, RewritePyc):
+            link.rewrite_pyc(decision)
+        return None
+
+    def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
+        skipped[decision.reason] += 1
+        if decision.error:
+            self.errors.append(Problem(decision.path, decision.error))
+
+    def _failed(self, path: str, exc: link.Failed, skipped: Counter[str], prefix: str = "") -> None:
+        reason = exc.reason if exc.reason.startswith(prefix) else prefix + exc.reason
+        skipped[reason] += 1
+        if exc.error:
+            self.errors.append(Problem(path, str(exc)))

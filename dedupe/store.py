@@ -7,6 +7,9 @@ Layout of a store folder:
 The object name carries the owner, group and permission bits of its inode because a
 hardlink shares them: files of different owners or modes must never share an object.
 <n> counts objects of the same content when one reached the filesystem's link limit.
+    pyc/<alg>/<hh>/<source object name>.<suffix>.<magic>.<flags>.<uid>.<gid>.<mode>.<n>
+A pyc object is one valid compilation of a source object, shared by every venv whose
+source is that object: grouped by what makes a pyc valid, never by its raw bytes.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ import contextlib
 import errno
 import fcntl
 import os
+import shlex
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StoreError, StoreLockedError
 
 FORMAT = "venv-dedupe store 1\n"
 DEFAULT_STORE_NAME = ".venv-dedupe-store"
+LOCK_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -55,12 +61,65 @@ def parse_object_name(algorithm: str, shard: str, name: str) -> tuple[ObjectKey,
         return None
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class PycKey:
+    """What may share one pyc inode: the same source object (its generation fixes the
+    mtime a timestamp pyc records), interpreter magic, flags, cache tag and optimisation
+    level, and the pyc's own owner, group and permission bits."""
+
+    source: ObjectKey
+    source_generation: int
+    suffix: str  # cache tag and optimisation level: "cpython-311" or "cpython-311.opt-1"
+    magic: bytes
+    flags: int
+    uid: int
+    gid: int
+    mode: int
+
+    def relpath(self, generation: int) -> str:
+        src = self.source
+        hexdigest = src.digest.hex()
+        name = (
+            f"{hexdigest[2:]}.{src.uid}.{src.gid}.{src.mode:o}.{self.source_generation}."
+            f"{self.suffix.replace('.', '+')}.{self.magic.hex()}.{self.flags}."
+            f"{self.uid}.{self.gid}.{self.mode:o}.{generation}"
+        )
+        return os.path.join("pyc", src.algorithm, hexdigest[:2], name)
+
+
+def parse_pyc_name(algorithm: str, shard: str, name: str) -> tuple[PycKey, int] | None:
+    """Inverse of PycKey.relpath; None for anything that is not a pyc object name."""
+    parts = name.split(".")
+    if len(parts) != 12:
+        return None
+    source = parse_object_name(algorithm, shard, ".".join(parts[:5]))
+    if source is None:
+        return None
+    suffix, magic, flags, uid, gid, mode, generation = parts[5:]
+    try:
+        key = PycKey(
+            source[0],
+            source[1],
+            suffix.replace("+", "."),
+            bytes.fromhex(magic),
+            int(flags),
+            int(uid),
+            int(gid),
+            int(mode, 8),
+        )
+        return key, int(generation)
+    except ValueError:
+        return None
+
+
 @dataclass(slots=True)
 class StoreIndex:
     """What the store held when the run began: objects by key and their inode numbers."""
 
     objects: dict[ObjectKey, list[tuple[int, int]]]  # key -> [(generation, inode)]
-    inodes: set[int]
+    inodes: set[int]  # of source and pyc objects
+    pycs: dict[PycKey, list[tuple[int, int]]] = field(default_factory=dict)
+    sources_by_inode: dict[int, tuple[ObjectKey, int]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -78,10 +137,13 @@ class Store:
     def object_path(self, key: ObjectKey, generation: int) -> str:
         return os.path.join(self.path, key.relpath(generation))
 
-    def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
-        objects = os.path.join(self.path, "objects")
-        for algorithm in _listdir(objects):
-            alg_dir = os.path.join(objects, algorithm)
+    def pyc_path(self, key: PycKey, generation: int) -> str:
+        return os.path.join(self.path, key.relpath(generation))
+
+    def _iter(self, top: str) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+        tree = os.path.join(self.path, top)
+        for algorithm in _listdir(tree):
+            alg_dir = os.path.join(tree, algorithm)
             for shard in _listdir(alg_dir):
                 try:
                     it = os.scandir(os.path.join(alg_dir, shard))
@@ -89,21 +151,39 @@ class Store:
                     continue
                 with it:
                     for entry in it:
-                        parsed = parse_object_name(algorithm, shard, entry.name)
-                        if parsed is not None and entry.is_file(follow_symlinks=False):
-                            yield parsed[0], parsed[1], entry
+                        if entry.is_file(follow_symlinks=False):
+                            yield algorithm, shard, entry
+
+    def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
+        """Source objects (not pycs): key, generation, directory entry."""
+        for algorithm, shard, entry in self._iter("objects"):
+            parsed = parse_object_name(algorithm, shard, entry.name)
+            if parsed is not None:
+                yield parsed[0], parsed[1], entry
+
+    def iter_pycs(self) -> Iterator[tuple[PycKey, int, os.DirEntry[str]]]:
+        for algorithm, shard, entry in self._iter("pyc"):
+            parsed = parse_pyc_name(algorithm, shard, entry.name)
+            if parsed is not None:
+                yield parsed[0], parsed[1], entry
 
     def load_index(self) -> StoreIndex:
         # scandir gives d_ino without a stat: an unchanged rerun recognises linked files
         # from inode numbers alone (DESIGN.md invariant 8).
         objects: dict[ObjectKey, list[tuple[int, int]]] = {}
         inodes: set[int] = set()
+        pycs: dict[PycKey, list[tuple[int, int]]] = {}
+        sources_by_inode: dict[int, tuple[ObjectKey, int]] = {}
         for key, generation, entry in self.iter_objects():
             objects.setdefault(key, []).append((generation, entry.inode()))
             inodes.add(entry.inode())
-        for generations in objects.values():
+            sources_by_inode[entry.inode()] = (key, generation)
+        for pkey, generation, entry in self.iter_pycs():
+            pycs.setdefault(pkey, []).append((generation, entry.inode()))
+            inodes.add(entry.inode())
+        for generations in [*objects.values(), *pycs.values()]:
             generations.sort()
-        return StoreIndex(objects, inodes)
+        return StoreIndex(objects, inodes, pycs, sources_by_inode)
 
     def folder_bytes(self) -> int:
         """Allocated bytes of the store's own folders and files, objects excluded: what the
@@ -117,27 +197,64 @@ class Store:
             dirs.sort()
         return total
 
-    def lock(self) -> None:
-        """Take the store's lock for this process, or raise StoreLockedError at once."""
+    def lock(self, *, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
+        """Take the store's lock for this process.
+
+        When another run holds it, poll every LOCK_POLL_SECONDS for up to timeout seconds
+        (on_wait is told once, with a message naming the holder's pid), then raise
+        StoreLockedError. The default, timeout=0, raises at once.
+        """
         lock_path = os.path.join(self.path, "lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            self._wait_for_lock(fd, lock_path, timeout, on_wait)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
             os.close(fd)
-            raise StoreLockedError(
-                f"store {self.path!r} is locked by another venv-dedupe run (pid {holder}, "
-                f"lock file {lock_path!r}); try again when it has finished"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise
         self._lock_fd = fd
+
+    def _wait_for_lock(
+        self, fd: int, lock_path: str, timeout: float, on_wait: Callable[[str], None] | None
+    ) -> None:
+        # flock with LOCK_NB in a loop rather than a blocking flock: a blocking call cannot
+        # be given a deadline, and the user is told once that we wait, and for whom.
+        deadline = time.monotonic() + max(timeout, 0.0)
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            holder = _lock_holder(fd)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f"; waited {timeout:g} s" if timeout > 0 else ""
+                raise StoreLockedError(
+                    f"store {self.path!r} is locked by another venv-dedupe run (pid {holder}, "
+                    f"lock file {lock_path!r}){waited}; try again when it has finished"
+                )
+            if not told and on_wait is not None:
+                on_wait(
+                    f"waiting up to {timeout:g} s for the lock of store {self.path!r}, "
+                    f"held by pid {holder} (lock file {lock_path!r})"
+                )
+                told = True
+            time.sleep(min(LOCK_POLL_SECONDS, left))
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
+
+
+def _lock_holder(fd: int) -> str:
+    """The pid the lock's holder wrote into the lock file ("unknown" in the instant
+    between its flock and its write)."""
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return text if text.isdigit() else "unknown"
 
 
 def _listdir(path: str) -> list[str]:
@@ -156,6 +273,8 @@ def open_store(path: str, *, create: bool) -> Store | None:
     format_path = os.path.join(path, "FORMAT")
     if create:
         try:
+            if not os.path.lexists(path):
+                _make_private_folders(path)
             os.makedirs(os.path.join(path, "objects"), mode=0o755, exist_ok=True)
             if not os.path.exists(format_path):
                 with open(format_path, "x", encoding="ascii") as f:
@@ -175,6 +294,7 @@ def open_store(path: str, *, create: bool) -> Store | None:
         return None
     if not stat.S_ISDIR(st.st_mode):
         raise StoreError(f"store {path!r} is not a folder")
+    check_private(path, st)
     try:
         with open(format_path, encoding="ascii", errors="replace") as f:
             found = f.read(100)
@@ -190,6 +310,54 @@ def open_store(path: str, *, create: bool) -> Store | None:
             f"store {path!r} has format {found.strip()!r}, expected {FORMAT.strip()!r}"
         )
     return Store(path, st.st_dev)
+
+
+def _make_private_folders(path: str) -> None:
+    """Make the store folder and objects/ with mode 0o755 whatever the umask: a umask of
+    002 would otherwise give a group-writable store that check_private then refuses."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    objects = os.path.join(path, "objects")
+    os.makedirs(objects, mode=0o755, exist_ok=True)
+    for folder in (path, objects):
+        os.chmod(folder, 0o755)
+
+
+def check_private(path: str, st: os.stat_result | None = None) -> None:
+    """Refuse a store folder that others may write or that another user owns, as ssh
+    refuses a loose ~/.ssh: whoever can add or rename names in it can swap the lock file,
+    or plant objects for venvs to be linked to, and so reach every venv that shares them.
+    objects/ is checked too, and must be a real folder, not a symlink."""
+    euid = os.geteuid()
+    quoted = shlex.quote(path)
+    for folder in (path, os.path.join(path, "objects")):
+        if folder == path and st is not None:
+            fst = st
+        else:
+            try:
+                fst = os.lstat(folder)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(fst.st_mode):
+                raise StoreError(
+                    f"store {path!r}: {folder!r} is not a folder (a symlink?); "
+                    "refusing to use this store"
+                )
+        if fst.st_uid != euid:
+            raise StoreError(
+                f"store folder {folder!r} is owned by uid {fst.st_uid}, not by the user "
+                f"running venv-dedupe (uid {euid}): refusing to use it. Run as its owner, "
+                f"or make it yours (chown -R {euid} {quoted}), or pass --store DIR with a "
+                "folder of your own"
+            )
+        if fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            who = {stat.S_IWGRP: "its group", stat.S_IWOTH: "others"}.get(
+                fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH), "its group and others"
+            )
+            raise StoreError(
+                f"store folder {folder!r} is writable by {who} "
+                f"(mode {stat.S_IMODE(fst.st_mode):04o}): refusing to use it. Fix it with: "
+                f"chmod go-w {shlex.quote(folder)}"
+            )
 
 
 def mount_point(path: str) -> str:

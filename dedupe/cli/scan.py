@@ -23,6 +23,12 @@ def register(commands: Any) -> None:
     p.add_argument(
         "-n", "--dry-run", action="store_true", help="report what would happen; change nothing"
     )
+    p.add_argument(
+        "--no-share-pyc",
+        dest="share_pyc",
+        action="store_false",
+        help="keep .pyc files private (they are still kept valid for their linked source)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p.set_defaults(run=run)
@@ -31,7 +37,13 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     progress, close = progress_bars(not args.quiet and not args.json)
     try:
-        result = scan(args.roots, store=args.store, dry_run=args.dry_run, progress=progress)
+        result = scan(
+            args.roots,
+            store=args.store,
+            dry_run=args.dry_run,
+            share_pyc=args.share_pyc,
+            progress=progress,
+        )
     finally:
         close()
     if args.json:

@@ -1,0 +1,90 @@
+"""Facts about .pyc files: names beside a source, headers, and validity for a source.
+
+A pyc's header (PEP 552) is magic (4 bytes), flags (4), then either the source's mtime
+and size (timestamp pyc, flags 0) or a hash of the source (flags bit 0; bit 1 asks the
+importer to check it). Nothing here reads or writes files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+HEADER_SIZE = 16
+_FLAG_HASH_BASED = 0b01
+_FLAG_CHECK_SOURCE = 0b10
+# <stem>.<cache tag>[.opt-N].pyc, as importlib.util.cache_from_source writes them.
+_SUFFIX = re.compile(r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*(\.opt-[12])?")
+
+
+@dataclass(frozen=True, slots=True)
+class PycHeader:
+    magic: bytes
+    flags: int
+    mtime: int  # timestamp pycs: int(source st_mtime) & 0xFFFFFFFF
+    size: int  # timestamp pycs: source st_size & 0xFFFFFFFF
+    source_hash: bytes  # hash-based pycs
+
+    @property
+    def hash_based(self) -> bool:
+        return bool(self.flags & _FLAG_HASH_BASED)
+
+    @property
+    def checked(self) -> bool:
+        return bool(self.flags & _FLAG_CHECK_SOURCE)
+
+
+def parse_header(data: bytes) -> PycHeader:
+    """Parse the first 16 bytes of a pyc; ValueError when they are not a pyc header."""
+    if len(data) < HEADER_SIZE:
+        raise ValueError("shorter than a pyc header")
+    magic, flags = data[:4], struct.unpack("<I", data[4:8])[0]
+    if magic[2:4] != b"\r\n":
+        raise ValueError(f"magic {magic!r} is not a Python bytecode magic number")
+    if flags & ~(_FLAG_HASH_BASED | _FLAG_CHECK_SOURCE) or flags == _FLAG_CHECK_SOURCE:
+        raise ValueError(f"unknown pyc flags {flags:#x}")
+    mtime, size = struct.unpack("<II", data[8:16])
+    return PycHeader(magic, flags, mtime, size, data[8:16])
+
+
+def valid_for_stat(header: PycHeader, mtime_ns: int, size: int) -> bool:
+    """Whether a timestamp pyc is what the importer accepts for a source with this stat."""
+    return (
+        not header.hash_based
+        and header.mtime == (mtime_ns // 1_000_000_000) & 0xFFFFFFFF
+        and header.size == size & 0xFFFFFFFF
+    )
+
+
+def can_check_hash(header: PycHeader) -> bool:
+    """A checked hash-based pyc of this interpreter: its hash can be recomputed here."""
+    return header.hash_based and header.checked and header.magic == importlib.util.MAGIC_NUMBER
+
+
+def valid_for_bytes(header: PycHeader, source: bytes) -> bool:
+    return can_check_hash(header) and header.source_hash == importlib.util.source_hash(source)
+
+
+def with_source_stat(pyc: bytes, mtime_ns: int, size: int) -> bytes:
+    """The same pyc, its header pointing at a source with this mtime and size."""
+    stamp = struct.pack("<II", (mtime_ns // 1_000_000_000) & 0xFFFFFFFF, size & 0xFFFFFFFF)
+    return pyc[:8] + stamp + pyc[16:]
+
+
+def pyc_suffixes(source_name: str, pycache_names: list[str]) -> list[tuple[str, str]]:
+    """(pyc name, suffix) of the pycs of source_name ('mod.py') in a __pycache__ listing;
+    suffix is the cache tag and optimisation level, e.g. 'cpython-311.opt-1'."""
+    stem, ext = os.path.splitext(source_name)
+    if ext != ".py":
+        return []
+    prefix = stem + "."
+    found = []
+    for name in pycache_names:
+        if name.startswith(prefix) and name.endswith(".pyc"):
+            suffix = name[len(prefix) : -4]
+            if _SUFFIX.fullmatch(suffix):
+                found.append((name, suffix))
+    return sorted(found)
