@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from .bytecode import pyc_suffixes
 from .discovery import Venv
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
-from .store import ObjectKey
+from .store import TMP_PREFIX, ObjectKey
 
-TMP_PREFIX = ".venv-dedupe-tmp-"
 MAX_RECORD_BYTES = 64 << 20
 
 # Skip reasons: the keys of the report's `skipped` counts.

@@ -11,8 +11,8 @@ import secrets
 import stat
 
 from .hashing import same_file
-from .inventory import TMP_PREFIX
 from .plan import Adopt, CreatePyc, Link, RewritePyc
+from .store import TMP_PREFIX
 
 # Test hook: called with a stage name between the steps of a replace, so fault tests can
 # kill the process at the moments that matter (after the temp link, before the rename).

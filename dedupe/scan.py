@@ -319,6 +319,9 @@ def scan(
         tallies = [_Tally(v.root) for v in venvs]
         census = Census(stores.indexes)
         leftovers = 0
+        if not dry_run:
+            for store_ in stores.by_device.values():
+                leftovers += sum(link.remove_leftover(p) for p in store_.leftovers())
 
         # Pass 1: RECORD, directory listings and stat only; no file is read.
         for i, (venv, tally) in enumerate(zip(venvs, tallies, strict=True)):

@@ -28,6 +28,9 @@ from pathlib import Path
 from .errors import StoreError, StoreLockedError
 
 FORMAT = "venv-dedupe store 1\n"
+# Prefix of every temp name we create, in venvs and in the store; the next run removes
+# any that a killed run left behind.
+TMP_PREFIX = ".venv-dedupe-tmp-"
 DEFAULT_STORE_NAME = ".venv-dedupe-store"
 LOCK_POLL_SECONDS = 0.2
 
@@ -153,6 +156,15 @@ class Store:
                     for entry in it:
                         if entry.is_file(follow_symlinks=False):
                             yield algorithm, shard, entry
+
+    def leftovers(self) -> list[str]:
+        """Temp files a killed run left in the store (a pyc object half written)."""
+        return [
+            entry.path
+            for top in ("objects", "pyc")
+            for _algorithm, _shard, entry in self._iter(top)
+            if entry.name.startswith(TMP_PREFIX)
+        ]
 
     def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
         """Source objects (not pycs): key, generation, directory entry."""
