@@ -41,6 +41,19 @@ def _os_failure(exc: OSError, what: str) -> Failed:
     return Failed("link-failed", f"{what}: {exc.strerror or exc}", error=True)
 
 
+def make_folders(folder: str) -> None:
+    """Make folder and any missing parent inside the store with mode 0o755 whatever the
+    umask: a group-writable store folder would let others plant objects."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o755)
+            os.chmod(path, 0o755)
+
+
 def _check_unchanged(path: str, expected: os.stat_result) -> None:
     # Re-stat right before touching the name: a file that moved since its bytes were
     # proven (pip replaced it, someone edited it) is left alone.
@@ -55,8 +68,8 @@ def _check_unchanged(path: str, expected: os.stat_result) -> None:
 def adopt(action: Adopt) -> None:
     """Give the proven file's inode a name in the store: it becomes the object."""
     _check_unchanged(action.path, action.st)
-    os.makedirs(os.path.dirname(action.object_path), mode=0o755, exist_ok=True)
     try:
+        make_folders(os.path.dirname(action.object_path))
         # link() itself is atomic and fails if the name exists; follow_symlinks=False
         # links the name we checked, never what a symlink swapped in would point to.
         os.link(action.path, action.object_path, follow_symlinks=False)
@@ -182,7 +195,7 @@ def create_pyc(action: CreatePyc) -> int:
     """Write a new pyc object; returns its inode number."""
     folder = os.path.dirname(action.object_path)
     try:
-        os.makedirs(folder, mode=0o755, exist_ok=True)
+        make_folders(folder)
         tmp = _write_temp(folder, action.data, action.st)
     except OSError as exc:
         raise _os_failure(exc, f"cannot write {action.object_path!r}") from None
@@ -349,7 +362,7 @@ def quarantine(path: str, destination: str) -> None:
     """Move a damaged store object out of the store's object trees, to destination (a
     free name in the same store): one rename, so no later scan finds it under its name,
     and every venv file linked to it keeps its bytes."""
-    os.makedirs(os.path.dirname(destination), mode=0o755, exist_ok=True)
+    make_folders(os.path.dirname(destination))
     if os.path.lexists(destination):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), destination)
     os.rename(path, destination)

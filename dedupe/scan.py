@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from . import link
 from .discovery import Venv, default_roots, find_venvs
-from .errors import StoreError, UsageError
+from .errors import StoreError, StoreLockedError, UsageError
 from .inventory import (
     LINK_FAILED,
     BadInput,
@@ -152,8 +152,8 @@ class _Tally:
             self.linked,
             self.shared,
             self.stored,
-            self.reclaimed,
-            self.apparent,
+            self.reclaimed + self.pyc["reclaimed"],
+            self.apparent + self.pyc["apparent"],
             dict(sorted(self.skipped.items())),
             self.pyc_report(),
         )
@@ -176,9 +176,17 @@ def _pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
 class _Stores:
     """The store of each filesystem that holds venvs, opened (or, in a dry run, looked at)."""
 
-    def __init__(self, explicit: str | None, dry_run: bool) -> None:
+    def __init__(
+        self,
+        explicit: str | None,
+        dry_run: bool,
+        lock_timeout: float = 0.0,
+        on_lock_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.explicit = os.path.abspath(explicit) if explicit else None
         self.dry_run = dry_run
+        self.lock_timeout = lock_timeout
+        self.on_lock_wait = on_lock_wait
         self.by_device: dict[int, Store] = {}
         self.indexes: dict[int, StoreIndex] = {}
         self.unusable: dict[int, str] = {}
@@ -192,7 +200,16 @@ class _Stores:
             return self.unusable.get(device)
         path = self.explicit or default_store_path(venv.root, device)
         self.paths[device] = path
-        reason = self._open(path, device)
+        try:
+            reason = self._open(path, device)
+        except StoreLockedError:
+            raise
+        except StoreError as exc:
+            # An explicit --store that cannot be used is fatal; a default store of one
+            # filesystem only costs that filesystem's venvs, which are skipped.
+            if self.explicit:
+                raise
+            reason = str(exc)
         if reason is not None:
             self.unusable[device] = reason
         return reason
@@ -209,17 +226,12 @@ class _Stores:
                     return self._cannot_create(path, problem)
                 store = Store(path, device)
             else:
-                try:
-                    store = open_store(path, create=True)
-                except StoreError as exc:
-                    if self.explicit:
-                        raise
-                    return f"{exc}"
+                store = open_store(path, create=True)
                 assert store is not None
         if store.device != device:
             return self._elsewhere(path)
         if not self.dry_run:
-            store.lock()
+            store.lock(timeout=self.lock_timeout, on_wait=self.on_lock_wait)
         self.folder_bytes_before[device] = 0 if created else store.folder_bytes()
         self.by_device[device] = store
         self.indexes[device] = store.load_index()
@@ -294,18 +306,24 @@ def scan(
     dry_run: bool = False,
     share_pyc: bool = True,
     progress: Progress | None = None,
+    lock_timeout: float = 0.0,
+    on_lock_wait: Callable[[str], None] | None = None,
 ) -> ScanResult:
     """Deduplicate every venv under roots (the well-known venv homes when empty).
 
     With dry_run, decide and count exactly as a real run would, changing nothing. With
     share_pyc (the default), the .pyc files of shared sources are shared too; without it
-    they stay private, but are kept valid for their newly linked source.
+    they stay private, but are kept valid for their newly linked source. When another
+    run holds a store's lock, wait up to lock_timeout seconds (telling on_lock_wait once),
+    then raise StoreLockedError.
     """
     root_list = [os.fspath(r) for r in roots] or [str(p) for p in default_roots()]
     if not root_list:
         raise UsageError("no roots given and none of the well-known venv folders exists")
     discovery = find_venvs(root_list)
-    stores = _Stores(os.fspath(store) if store is not None else None, dry_run)
+    stores = _Stores(
+        os.fspath(store) if store is not None else None, dry_run, lock_timeout, on_lock_wait
+    )
     skipped_venvs = [VenvSkip(p, r) for p, r in discovery.skipped]
     warnings: list[Problem] = []
     try:

@@ -217,7 +217,13 @@ class Store:
         StoreLockedError. The default, timeout=0, raises at once.
         """
         lock_path = os.path.join(self.path, "lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the lock file {lock_path!r} of store {self.path!r}: "
+                f"{exc.strerror or exc}"
+            ) from None
         try:
             self._wait_for_lock(fd, lock_path, timeout, on_wait)
             os.ftruncate(fd, 0)

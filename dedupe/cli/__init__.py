@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DedupeError
-from . import scan
+from . import detach, gc, scan, status, verify
 from ._common import EXIT_FATAL
 
-COMMANDS = (scan,)
+COMMANDS = (scan, status, verify, detach, gc)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,6 +9,7 @@ from typing import Any
 from ..report import render_problems, render_text, to_json
 from ..scan import scan
 from ._common import EXIT_ERRORS, EXIT_OK, progress_bars
+from ._lock import add_lock_options, lock_timeout, say_waiting
 
 
 def register(commands: Any) -> None:
@@ -31,6 +32,7 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    add_lock_options(p)
     p.set_defaults(run=run)
 
 
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             share_pyc=args.share_pyc,
             progress=progress,
+            lock_timeout=lock_timeout(args),
+            on_lock_wait=say_waiting,
         )
     finally:
         close()
