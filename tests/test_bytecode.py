@@ -1,0 +1,253 @@
+"""Bytecode after a scan: every pyc that was valid stays valid, and pycs are shared.
+
+Each test builds real venvs with ``python -m venv`` and pip, scans them, then asks the
+venvs' own interpreters (``python -v``) whether any bytecode is stale, and checks inode
+numbers: a pyc that Python had to recompile would get a new inode and mtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PIP_ENV, Venv, pip_install
+
+from dedupe import scan
+from dedupe.bytecode import parse_header, valid_for_stat
+
+ALPHA = ("alpha", "alpha.core", "alpha.util", "alpha.cli")
+MODULES = (*ALPHA, "beta", "beta.engine")
+
+
+@functools.cache
+def interpreters() -> dict[str, str]:
+    """Every CPython >= 3.9 on this machine that can make a venv, one per minor version:
+    the one running the tests, those on PATH, and pyenv's."""
+    candidates = [sys.executable]
+    candidates += [shutil.which(f"python3.{minor}") or "" for minor in range(9, 16)]
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.*", "bin", "python3")))
+    found: dict[str, str] = {}
+    for exe in filter(None, candidates):
+        try:
+            out = subprocess.run(
+                [exe, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True, text=True, timeout=20, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = out.stdout.strip()
+        if out.returncode == 0 and version and tuple(map(int, version.split("."))) >= (3, 9):
+            found.setdefault(version, exe)
+    return found
+
+
+def make_venv(interpreter: str, path: Path, wheelhouse: Path, *args: str) -> Venv:
+    subprocess.run([interpreter, "-m", "venv", "--without-pip", str(path)], check=True)
+    venv = Venv(path)
+    try:
+        pip_install(venv, wheelhouse, *args)
+    except AssertionError as exc:
+        if "does not support python" not in str(exc):
+            raise
+        # The outer pip is too new for this interpreter: use the one it bundles.
+        subprocess.run([str(venv.python), "-m", "ensurepip"], check=True, capture_output=True)
+        subprocess.run(
+            [str(venv.python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
+             str(wheelhouse), *args],
+            check=True, env={**os.environ, **PIP_ENV},
+        )
+    return venv
+
+
+def pycs(venv: Venv) -> dict[Path, os.stat_result]:
+    """The pycs of the test distributions (a venv made by ensurepip also holds pip's)."""
+    return {
+        p: p.stat()
+        for package in ("alpha", "beta")
+        for p in (venv.site_packages / package).rglob("__pycache__/*.pyc")
+    }
+
+
+def source_of(pyc: Path) -> Path:
+    return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+
+
+def valid(pyc: Path) -> bool:
+    """What the importer decides for a timestamp pyc (hash-based ones: by their flag)."""
+    header = parse_header(pyc.read_bytes()[:16])
+    if header.hash_based:
+        return True
+    st = source_of(pyc).stat()
+    return valid_for_stat(header, st.st_mtime_ns, st.st_size)
+
+
+def import_verbose(venv: Venv, modules: tuple[str, ...] = MODULES) -> str:
+    done = subprocess.run(
+        [str(venv.python), "-v", "-c", "import " + ", ".join(modules)], capture_output=True, text=True, timeout=60,
+        check=False, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr
+
+
+def assert_imports_from_valid_pycs(venv: Venv, modules: tuple[str, ...] = MODULES) -> None:
+    """Import every module: none stale, each from its pyc, and no pyc rewritten."""
+    before = pycs(venv)
+    log = import_verbose(venv, modules)
+    assert "bytecode is stale" not in log
+    for module in modules:
+        parts = module.split(".")
+        folder = venv.site_packages.joinpath(*parts[:-1]) if len(parts) > 1 else venv.site_packages
+        stem = parts[-1]
+        if (folder / stem).is_dir():
+            folder, stem = folder / stem, "__init__"
+        assert f"# code object from '{folder}/__pycache__/{stem}." in log, module
+    after = pycs(venv)
+    assert {p: (s.st_ino, s.st_mtime_ns) for p, s in after.items()} == {
+        p: (s.st_ino, s.st_mtime_ns) for p, s in before.items()
+    }
+
+
+@pytest.mark.parametrize("version", sorted(interpreters()))
+def test_every_interpreter_keeps_valid_pycs_and_shares_them(
+    version: str, wheelhouse: Path, tmp_path: Path
+) -> None:
+    interpreter = interpreters()[version]
+    root = tmp_path / "venvs"
+    a = make_venv(interpreter, root / "a", wheelhouse, "alpha==1.0", "beta==1.0")
+    b = make_venv(interpreter, root / "b", wheelhouse, "alpha==1.0", "beta==1.0")
+    assert all(valid(p) for venv in (a, b) for p in pycs(venv))
+
+    result = scan([root], store=tmp_path / "store")
+
+    assert result.pyc.linked > 0 and result.pyc.bytes_reclaimed > 0
+    for venv in (a, b):
+        assert all(valid(p) for p in pycs(venv)), venv
+        assert_imports_from_valid_pycs(venv)
+    # One inode per pyc across the two venvs, and it is a store object.
+    for pyc_a, st_a in pycs(a).items():
+        st_b = (b.path / pyc_a.relative_to(a.path)).stat()
+        assert st_a.st_ino == st_b.st_ino, pyc_a
+        assert st_a.st_nlink == 3  # a, b and the store
+    # Tracebacks and co_filename name each venv's own file, not the one that compiled it.
+    for venv in (a, b):
+        done = subprocess.run(
+            [str(venv.python), "-c", "import alpha.util; alpha.util.double(None)"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert f'File "{venv.file("alpha/util.py")}"' in done.stderr
+        code = "import alpha.util as m; print(m.double.__code__.co_filename)"
+        out = subprocess.run([str(venv.python), "-c", code], capture_output=True, text=True,
+                             timeout=60, check=True).stdout.strip()
+        assert out == str(venv.file("alpha/util.py"))
+
+
+def test_pycs_written_later_by_python_are_shared_by_a_later_scan(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """Like uv without --compile-bytecode: RECORD lists no pyc; Python writes them on import."""
+    root, store = tmp_path / "venvs", tmp_path / "store"
+    venvs = [make_venv(sys.executable, root / n, wheelhouse, "--no-compile", "alpha==1.0",
+                       "beta==1.0") for n in ("a", "b")]
+    assert not any(pycs(v) for v in venvs)
+    first = scan([root], store=store)
+    assert first.files_linked > 0 and first.pyc.scanned == 0
+    for venv in venvs:
+        import_verbose(venv)  # Python compiles and writes the pycs now
+    assert all(pycs(v) for v in venvs)
+
+    second = scan([root], store=store)
+
+    assert second.files_linked == 0 and second.pyc.linked > 0
+    a, b = venvs
+    for pyc_a, st_a in pycs(a).items():
+        assert st_a.st_ino == (b.path / pyc_a.relative_to(a.path)).stat().st_ino
+    for venv in venvs:
+        assert_imports_from_valid_pycs(venv)
+    third = scan([root], store=store)
+    assert (third.pyc.linked, third.pyc.stored, third.bytes_reclaimed) == (0, 0, 0)
+    assert third.pyc.already_shared == second.pyc.linked + second.pyc.stored + (
+        second.pyc.already_shared
+    )
+
+
+def test_no_share_pyc_keeps_pycs_private_and_valid(wheelhouse: Path, tmp_path: Path) -> None:
+    root = tmp_path / "venvs"
+    a, b = (make_venv(sys.executable, root / n, wheelhouse, "alpha==1.0") for n in ("a", "b"))
+    inodes = {p: s.st_ino for v in (a, b) for p, s in pycs(v).items()}
+
+    result = scan([root], store=tmp_path / "store", share_pyc=False)
+
+    assert result.files_linked > 0
+    assert (result.pyc.linked, result.pyc.stored) == (0, 0)
+    assert result.pyc.rewritten > 0  # b's pycs named b's old source mtime
+    for venv in (a, b):
+        assert_imports_from_valid_pycs(venv, ALPHA)
+        for p, s in pycs(venv).items():
+            assert s.st_nlink == 1
+    # a's sources became the store objects, so its pycs were valid as they were.
+    assert all(pycs(a)[p].st_ino == inodes[p] for p in pycs(a))
+
+
+def test_stale_and_hash_based_pycs_are_left_as_they_are(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "venvs"
+    a = make_venv(sys.executable, root / "a", wheelhouse, "alpha==1.0")
+    b = make_venv(sys.executable, root / "b", wheelhouse, "alpha==1.0")
+    # c's pycs are checked-hash pycs, as pip writes them under SOURCE_DATE_EPOCH.
+    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+    try:
+        c = make_venv(sys.executable, root / "c", wheelhouse, "alpha==1.0")
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    assert all(parse_header(p.read_bytes()[:16]).hash_based for p in pycs(c))
+    # b's util.py gets a new mtime: its pyc is stale before the scan.
+    util = b.file("alpha/util.py")
+    os.utime(util, ns=(util.stat().st_atime_ns, util.stat().st_mtime_ns + 5_000_000_000))
+    stale = next(p for p in pycs(b) if p.name.startswith("util."))
+    stale_before = (stale.stat().st_ino, stale.read_bytes())
+    hashed_before = {p: (s.st_ino, p.read_bytes()) for p, s in pycs(c).items()}
+
+    result = scan([root], store=tmp_path / "store")
+
+    assert result.pyc.skipped.get("pyc-stale") == 1
+    assert result.pyc.skipped.get("pyc-hash-based") == len(hashed_before)
+    assert (stale.stat().st_ino, stale.read_bytes()) == stale_before
+    assert {p: (p.stat().st_ino, p.read_bytes()) for p in pycs(c)} == hashed_before
+    assert util.stat().st_nlink > 1  # the source itself was shared all the same
+    for venv in (a, c):
+        assert_imports_from_valid_pycs(venv, ALPHA)
+
+
+def test_dry_run_reports_the_pyc_figures_of_the_real_run(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "venvs"
+    for name in ("a", "b", "c"):
+        make_venv(sys.executable, root / name, wheelhouse, "alpha==1.0", "beta==1.0")
+    before = {p: p.read_bytes() for p in root.rglob("*.pyc")}
+
+    dry = scan([root], store=tmp_path / "store", dry_run=True)
+    assert {p: p.read_bytes() for p in root.rglob("*.pyc")} == before
+    real = scan([root], store=tmp_path / "store")
+
+    assert dry.pyc.scanned > 0
+    assert (dry.pyc, dry.bytes_reclaimed, dry.files_linked) == (
+        real.pyc,
+        real.bytes_reclaimed,
+        real.files_linked,
+    )
+
+
+def test_interpreters_found() -> None:
+    """The guarantee covers at least the interpreter that runs the tests."""
+    assert f"{sys.version_info[0]}.{sys.version_info[1]}" in interpreters()
+    assert PIP_ENV  # the venvs above are made with the same hermetic pip settings
