@@ -1,20 +1,41 @@
 """venv-dedupe: share identical files across Python virtualenvs, proven against RECORD."""
 
 from .errors import DedupeError, StoreError, StoreLockedError, UsageError
-from .scan import Problem, ScanResult, StoreReport, VenvReport, VenvSkip, scan
+from .maintenance import (
+    DetachResult,
+    GcResult,
+    InsufficientSpaceError,
+    StatusResult,
+    VerifyResult,
+    detach,
+    gc,
+    status,
+    verify,
+)
+from .scan import PycReport, Problem, ScanResult, StoreReport, VenvReport, VenvSkip, scan
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DedupeError",
+    "DetachResult",
+    "GcResult",
+    "InsufficientSpaceError",
     "Problem",
+    "PycReport",
     "ScanResult",
+    "StatusResult",
     "StoreError",
     "StoreLockedError",
     "StoreReport",
     "UsageError",
     "VenvReport",
     "VenvSkip",
+    "VerifyResult",
     "__version__",
+    "detach",
+    "gc",
     "scan",
+    "status",
+    "verify",
 ]
