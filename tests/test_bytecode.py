@@ -38,7 +38,10 @@ def interpreters() -> dict[str, str]:
         try:
             out = subprocess.run(
                 [exe, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True, timeout=20, check=False,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -59,9 +62,19 @@ def make_venv(interpreter: str, path: Path, wheelhouse: Path, *args: str) -> Ven
         # The outer pip is too new for this interpreter: use the one it bundles.
         subprocess.run([str(venv.python), "-m", "ensurepip"], check=True, capture_output=True)
         subprocess.run(
-            [str(venv.python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-             str(wheelhouse), *args],
-            check=True, env={**os.environ, **PIP_ENV},
+            [
+                str(venv.python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--find-links",
+                str(wheelhouse),
+                *args,
+            ],
+            check=True,
+            env={**os.environ, **PIP_ENV},
         )
     return venv
 
@@ -90,8 +103,12 @@ def valid(pyc: Path) -> bool:
 
 def import_verbose(venv: Venv, modules: tuple[str, ...] = MODULES) -> str:
     done = subprocess.run(
-        [str(venv.python), "-v", "-c", "import " + ", ".join(modules)], capture_output=True, text=True, timeout=60,
-        check=False, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
+        [str(venv.python), "-v", "-c", "import " + ", ".join(modules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stderr
@@ -140,12 +157,16 @@ def test_every_interpreter_keeps_valid_pycs_and_shares_them(
     for venv in (a, b):
         done = subprocess.run(
             [str(venv.python), "-c", "import alpha.util; alpha.util.double(None)"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert f'File "{venv.file("alpha/util.py")}"' in done.stderr
         code = "import alpha.util as m; print(m.double.__code__.co_filename)"
-        out = subprocess.run([str(venv.python), "-c", code], capture_output=True, text=True,
-                             timeout=60, check=True).stdout.strip()
+        out = subprocess.run(
+            [str(venv.python), "-c", code], capture_output=True, text=True, timeout=60, check=True
+        ).stdout.strip()
         assert out == str(venv.file("alpha/util.py"))
 
 
@@ -154,8 +175,10 @@ def test_pycs_written_later_by_python_are_shared_by_a_later_scan(
 ) -> None:
     """Like uv without --compile-bytecode: RECORD lists no pyc; Python writes them on import."""
     root, store = tmp_path / "venvs", tmp_path / "store"
-    venvs = [make_venv(sys.executable, root / n, wheelhouse, "--no-compile", "alpha==1.0",
-                       "beta==1.0") for n in ("a", "b")]
+    venvs = [
+        make_venv(sys.executable, root / n, wheelhouse, "--no-compile", "alpha==1.0", "beta==1.0")
+        for n in ("a", "b")
+    ]
     assert not any(pycs(v) for v in venvs)
     first = scan([root], store=store)
     assert first.files_linked > 0 and first.pyc.scanned == 0
@@ -190,15 +213,12 @@ def test_no_share_pyc_keeps_pycs_private_and_valid(wheelhouse: Path, tmp_path: P
     assert result.pyc.rewritten > 0  # b's pycs named b's old source mtime
     for venv in (a, b):
         assert_imports_from_valid_pycs(venv, ALPHA)
-        for p, s in pycs(venv).items():
-            assert s.st_nlink == 1
+        assert all(st.st_nlink == 1 for st in pycs(venv).values())
     # a's sources became the store objects, so its pycs were valid as they were.
     assert all(pycs(a)[p].st_ino == inodes[p] for p in pycs(a))
 
 
-def test_stale_and_hash_based_pycs_are_left_as_they_are(
-    wheelhouse: Path, tmp_path: Path
-) -> None:
+def test_stale_and_hash_based_pycs_are_left_as_they_are(wheelhouse: Path, tmp_path: Path) -> None:
     root = tmp_path / "venvs"
     a = make_venv(sys.executable, root / "a", wheelhouse, "alpha==1.0")
     b = make_venv(sys.executable, root / "b", wheelhouse, "alpha==1.0")
@@ -227,9 +247,7 @@ def test_stale_and_hash_based_pycs_are_left_as_they_are(
         assert_imports_from_valid_pycs(venv, ALPHA)
 
 
-def test_dry_run_reports_the_pyc_figures_of_the_real_run(
-    wheelhouse: Path, tmp_path: Path
-) -> None:
+def test_dry_run_reports_the_pyc_figures_of_the_real_run(wheelhouse: Path, tmp_path: Path) -> None:
     root = tmp_path / "venvs"
     for name in ("a", "b", "c"):
         make_venv(sys.executable, root / name, wheelhouse, "alpha==1.0", "beta==1.0")

@@ -1,0 +1,93 @@
+"""Fixtures: a wheelhouse of real wheels built here, a venv factory, and scratch folders.
+
+Everything lives under pytest's tmp paths and installs offline from the wheelhouse.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import MakeVenv, MakeVenvs, Venv, create_venv, create_venvs
+from wheelbuilder import build_wheelhouse
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """alpha 1.0, alpha 2.0 and beta 1.0 as wheels, built once per session."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    build_wheelhouse(folder)
+    return folder
+
+
+@pytest.fixture
+def make_venv(wheelhouse: Path) -> MakeVenv:
+    """``make_venv(root / "a", "alpha==1.0", "beta==1.0")`` -> a real venv at that path."""
+
+    def make(path: Path, *requirements: str) -> Venv:
+        return create_venv(path, wheelhouse, *requirements)
+
+    return make
+
+
+@pytest.fixture
+def make_venvs(wheelhouse: Path) -> MakeVenvs:
+    """``a, b = make_venvs(root, a=["alpha==1.0"], b=["alpha==2.0"])``, built in parallel."""
+
+    def make(root: Path, **requirements: list[str]) -> tuple[Venv, ...]:
+        return create_venvs(wheelhouse, root, **requirements)
+
+    return make
+
+
+@pytest.fixture
+def pair(make_venvs: MakeVenvs, venv_root: Path) -> tuple[Venv, ...]:
+    """Venvs A and B in venv_root with the same alpha 1.0: every file of A has a twin in B."""
+    return make_venvs(venv_root, a=["alpha==1.0"], b=["alpha==1.0"])
+
+
+@pytest.fixture
+def venv_root(tmp_path: Path) -> Path:
+    """The root the scan walks; each test puts its venvs in here."""
+    root = tmp_path / "venvs"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """Where the store goes: on the venvs' filesystem, outside the root, not yet created."""
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def outside_dir(tmp_path: Path) -> Path:
+    """A folder outside every venv and every root, for files the scan must never touch."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def tmpfs_mount(tmp_path: Path) -> Iterator[Path]:
+    """A fresh tmpfs (another filesystem than tmp_path's); needs root and mount(2)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount_point = tmp_path / "otherfs"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()!r}")
+    try:
+        yield mount_point
+    finally:
+        # Lazy unmount: a process of a failed test may still hold a file open in it.
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -1,0 +1,392 @@
+"""Helpers shared by the tests: real venvs, tree snapshots, inode and block accounting, CLI runs.
+
+Kept apart from conftest.py so test modules can import them by name; conftest.py wraps
+them in fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import marshal
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The outer pip runs with the venv's interpreter through --python (pip >= 22.3). Keep it
+# hermetic: no user or site config, no version check against the network.
+PIP_ENV = {
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "PIP_NO_INDEX": "1",
+}
+
+# The only names the tool may ever create next to a venv's files (its atomic-replace temps).
+TEMP_PREFIX = ".venv-dedupe-tmp-"
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A venv made by ``python -m venv`` and filled by the outer pip."""
+
+    path: Path
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def bin(self) -> Path:
+        return self.path / "bin"
+
+    @property
+    def site_packages(self) -> Path:
+        (found,) = self.path.glob("lib/python3*/site-packages")
+        return found
+
+    def file(self, relpath: str) -> Path:
+        """A path relative to site-packages (how RECORD names installed files)."""
+        return self.site_packages / relpath
+
+    def record(self, dist_info: str) -> Path:
+        return self.site_packages / dist_info / "RECORD"
+
+
+# The make_venv fixture: make_venv(path, *requirements) -> Venv.
+MakeVenv = Callable[..., Venv]
+# The make_venvs fixture: make_venvs(root, a=[requirements], b=[...]) -> (Venv, Venv).
+MakeVenvs = Callable[..., tuple[Venv, ...]]
+
+
+def _run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    completed = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise AssertionError(
+            f"{argv!r} exited {completed.returncode}\n"
+            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+        )
+    return completed.stdout
+
+
+def pip(venv: Venv, *args: str) -> str:
+    """Run the outer pip against ``venv`` through ``--python``."""
+    return _run([sys.executable, "-m", "pip", "--python", str(venv.python), *args], env=PIP_ENV)
+
+
+def pip_install(venv: Venv, wheelhouse: Path, *args: str) -> str:
+    """``pip install`` from the wheelhouse only, keeping pip's default .pyc compilation."""
+    return pip(
+        venv,
+        "install",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+        "--no-cache-dir",
+        "-q",
+        *args,
+    )
+
+
+def create_venv(path: Path, wheelhouse: Path, *requirements: str) -> Venv:
+    """``python -m venv --without-pip`` then ``pip --python`` install from the wheelhouse.
+
+    Much faster than ensurepip, and the venv is what a user gets from ``pip install``:
+    pip's RECORD, INSTALLER, REQUESTED, console scripts and compiled .pyc files.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(path)])
+    venv = Venv(path)
+    if requirements:
+        pip_install(venv, wheelhouse, *requirements)
+    return venv
+
+
+def create_venvs(wheelhouse: Path, root: Path, **requirements: Sequence[str]) -> tuple[Venv, ...]:
+    """``create_venvs(wh, root, a=["alpha==1.0"], b=[...])`` -> (venv a, venv b), in order.
+
+    The pip runs are CPU-bound and independent, so they run side by side: the suite's
+    time is mostly spent here.
+    """
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = [
+            pool.submit(create_venv, root / name, wheelhouse, *reqs)
+            for name, reqs in requirements.items()
+        ]
+        return tuple(future.result() for future in futures)
+
+
+def run_python(venv: Venv, code: str) -> str:
+    """Run ``code`` with the venv's own interpreter; fail the test on a non-zero exit."""
+    return _run([str(venv.python), "-c", code])
+
+
+def run_console_script(venv: Venv, name: str) -> str:
+    return _run([str(venv.bin / name)])
+
+
+# --- editing installed RECORDs ----------------------------------------------------------
+
+
+def replace_record_entry(venv: Venv, dist_info: str, relpath: str, new_line: str) -> None:
+    """Replace the RECORD line of ``relpath`` with ``new_line`` (written as pip would)."""
+    record = venv.record(dist_info)
+    lines = record.read_text(encoding="utf-8").splitlines()
+    matching = [i for i, line in enumerate(lines) if line.startswith(f"{relpath},")]
+    assert len(matching) == 1, f"{relpath} is not in {record} once: {lines}"
+    lines[matching[0]] = new_line
+    record.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def append_record_lines(venv: Venv, dist_info: str, *new_lines: str) -> None:
+    record = venv.record(dist_info)
+    with record.open("a", encoding="utf-8") as out:
+        out.writelines(f"{line}\n" for line in new_lines)
+
+
+# --- snapshots ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PycContent:
+    """What a .pyc holds, compared as the importer would use it.
+
+    Sharing one pyc between venvs is allowed (DESIGN: the importer rewrites
+    ``co_filename`` on load), so its bytes may change: the embedded source path differs
+    per venv, and the header's source mtime follows the source's new inode. What must
+    not change is the magic, the flags and the code. Code objects compare equal without
+    regard to ``co_filename`` (nested code objects too), which is exactly that.
+    """
+
+    magic: bytes
+    flags: int
+    code: object
+
+
+@dataclass(frozen=True)
+class PathState:
+    """What must not change about a path when files are only shared.
+
+    ``content`` is the sha256 of a regular file's bytes (a PycContent for bytecode), the
+    target of a symlink, or None. Permission bits and owner are kept too: a file is only
+    ever linked to an inode that has the same ones (DESIGN invariant 4), so they never
+    change either.
+    """
+
+    kind: int  # stat.S_IFMT(st_mode), from lstat: a symlink is a symlink
+    is_symlink: bool
+    content: object
+    permissions: int
+    uid: int
+    gid: int
+
+
+def pyc_content(data: bytes) -> PycContent | str:
+    """The PycContent of pyc bytes, or their sha256 when this interpreter cannot load them."""
+    if data[:4] == importlib.util.MAGIC_NUMBER:
+        try:
+            code = marshal.loads(data[16:])
+        except (ValueError, EOFError, TypeError):
+            pass
+        else:
+            return PycContent(data[:4], int.from_bytes(data[4:8], "little"), code)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _walk(top: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every path under ``top`` (not ``top`` itself), lstat'ed, never following symlinks."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                yield Path(entry.path), st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(Path(entry.path))
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(top: Path) -> dict[str, PathState]:
+    """{relpath: PathState} for every path under ``top``; FIFOs and sockets are not opened."""
+    states: dict[str, PathState] = {}
+    for path, st in _walk(top):
+        content: object
+        if stat.S_ISREG(st.st_mode) and path.suffix == ".pyc":
+            content = pyc_content(path.read_bytes())
+        elif stat.S_ISREG(st.st_mode):
+            content = file_sha256(path)
+        elif stat.S_ISLNK(st.st_mode):
+            content = os.readlink(path)
+        else:
+            content = None
+        states[str(path.relative_to(top))] = PathState(
+            kind=stat.S_IFMT(st.st_mode),
+            is_symlink=stat.S_ISLNK(st.st_mode),
+            content=content,
+            permissions=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+        )
+    return states
+
+
+def snapshot_diff(before: dict[str, PathState], after: dict[str, PathState]) -> list[str]:
+    """Readable differences, so a failing assert names the paths that changed."""
+    lines = [f"gone: {p}" for p in sorted(before.keys() - after.keys())]
+    lines += [f"new: {p}" for p in sorted(after.keys() - before.keys())]
+    lines += [
+        f"changed: {p}: {before[p]} -> {after[p]}"
+        for p in sorted(before.keys() & after.keys())
+        if before[p] != after[p]
+    ]
+    return lines
+
+
+def source_of_pyc(pyc: Path) -> Path:
+    """``pkg/__pycache__/mod.cpython-311.pyc`` -> ``pkg/mod.py``."""
+    return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+
+
+def pyc_freshness(top: Path) -> dict[str, bool]:
+    """{pyc relpath: whether the importer would accept it} for every timestamp pyc.
+
+    A timestamp pyc is used only while its header holds the source's
+    ``int(st_mtime) & 0xFFFFFFFF`` and size; otherwise every import recompiles it.
+    """
+    fresh: dict[str, bool] = {}
+    for path, st in _walk(top):
+        if not (stat.S_ISREG(st.st_mode) and path.suffix == ".pyc"):
+            continue
+        header = path.read_bytes()[:16]
+        flags = int.from_bytes(header[4:8], "little")
+        source = source_of_pyc(path)
+        if flags != 0 or not source.exists():
+            continue  # hash-based pyc, or no source beside it
+        source_st = os.stat(source)
+        fresh[str(path.relative_to(top))] = (
+            int.from_bytes(header[8:12], "little") == int(source_st.st_mtime) & 0xFFFFFFFF
+            and int.from_bytes(header[12:16], "little") == source_st.st_size & 0xFFFFFFFF
+        )
+    return fresh
+
+
+def inode(path: Path) -> int:
+    return os.lstat(path).st_ino
+
+
+def inodes(top: Path) -> dict[str, tuple[int, int]]:
+    """{relpath: (st_dev, st_ino)} for every regular file under ``top``."""
+    return {
+        str(path.relative_to(top)): (st.st_dev, st.st_ino)
+        for path, st in _walk(top)
+        if stat.S_ISREG(st.st_mode)
+    }
+
+
+@dataclass(frozen=True)
+class Usage:
+    allocated: int  # st_blocks * 512: what du counts and what unlinking frees
+    apparent: int  # st_size
+
+
+def disk_usage(*tops: Path) -> Usage:
+    """Bytes of the regular files under ``tops``, each inode counted once.
+
+    Only regular files: the store's own folders and the venvs' directories are not what
+    linking reclaims, and a new shard folder must not hide a wrong figure.
+    """
+    seen: set[tuple[int, int]] = set()
+    allocated = apparent = 0
+    for top in tops:
+        if not top.exists():
+            continue
+        for _, st in _walk(top):
+            key = (st.st_dev, st.st_ino)
+            if stat.S_ISREG(st.st_mode) and key not in seen:
+                seen.add(key)
+                allocated += st.st_blocks * 512
+                apparent += st.st_size
+    return Usage(allocated, apparent)
+
+
+def store_content_folders(store: Path) -> list[Path]:
+    """The store's folders of objects (``objects/``, and any other), not its own files.
+
+    The store's bookkeeping (its lock and FORMAT files, its shard folders) is overhead
+    of having a store, not file content: it is left out when comparing the reclaimed
+    bytes with the change in allocated blocks.
+    """
+    if not store.is_dir():
+        return []
+    return sorted(path for path in store.iterdir() if path.is_dir() and not path.is_symlink())
+
+
+def store_objects(store: Path) -> dict[int, Path]:
+    """{st_ino: path} of every object in the store (``STORE/objects/...``)."""
+    objects = store / "objects"
+    if not objects.exists():
+        return {}
+    return {st.st_ino: path for path, st in _walk(objects) if stat.S_ISREG(st.st_mode)}
+
+
+def temp_leftovers(top: Path) -> list[Path]:
+    return [path for path, _ in _walk(top) if path.name.startswith(TEMP_PREFIX)]
+
+
+# --- the CLI -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        """The one JSON object the CLI printed (json.loads rejects anything around it)."""
+        parsed = json.loads(self.stdout)
+        assert isinstance(parsed, dict), f"--json printed {type(parsed).__name__}, not an object"
+        return parsed
+
+    def __str__(self) -> str:
+        return f"exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+def run_cli(*args: str, timeout: float = 120) -> CliRun:
+    """``python -m dedupe ARGS`` in a subprocess, with the repo importable.
+
+    A timeout turns a hang (a FIFO opened for reading, a lock waited on forever) into a
+    failure instead of a stuck suite.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    completed = subprocess.run(
+        [sys.executable, "-m", "dedupe", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return CliRun(completed.returncode, completed.stdout, completed.stderr)

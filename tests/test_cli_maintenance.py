@@ -1,0 +1,237 @@
+"""The status, verify, detach and gc commands end to end: output, JSON and exit codes, the
+lock options, and the store's refusal of loose ownership or permissions."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import (
+    MakeVenvs,
+    Venv,
+    disk_usage,
+    inodes,
+    pip,
+    run_cli,
+    run_console_script,
+    snapshot,
+    snapshot_diff,
+)
+from store_helpers import edit_in_place, object_files, saving_of_objects
+
+UTIL = "alpha/util.py"
+
+
+@pytest.fixture
+def two(make_venvs: MakeVenvs, venv_root: Path, store_dir: Path) -> tuple[Venv, ...]:
+    """a: alpha 1.0 + beta 1.0, b: alpha 1.0; scanned through the CLI into store_dir."""
+    venvs = make_venvs(venv_root, a=["alpha==1.0", "beta==1.0"], b=["alpha==1.0"])
+    run = run_cli("scan", "--quiet", "--store", str(store_dir), str(venv_root))
+    assert run.returncode == 0, run
+    return venvs
+
+
+def test_status_json_reports_bytes_saved(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    run = run_cli("status", "--json", "--store", str(store_dir), str(venv_root))
+    assert run.returncode == 0, run
+    data = run.json()
+    assert data["bytes_saved"] == saving_of_objects(store_dir) > 0
+    assert [v["path"] for v in data["venvs"]] == [str(v.path) for v in two]
+    assert {(d["name"], d["version"]) for d in data["distributions"]} >= {("alpha", "1.0")}
+    assert data["stores"][0]["objects"] == len(object_files(store_dir))
+
+    text = run_cli("status", "--store", str(store_dir), str(venv_root))
+    assert text.returncode == 0, text
+    assert "saved in total" in text.stdout and "alpha" in text.stdout
+
+
+def test_verify_exits_0_on_an_intact_store_and_1_on_an_edit(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    a, b = two
+    intact = run_cli("verify", "--store", str(store_dir), str(venv_root))
+    assert intact.returncode == 0, intact
+    assert "all intact" in intact.stdout
+
+    edit_in_place(b.file(UTIL))
+    run = run_cli("verify", "--json", "--store", str(store_dir), str(venv_root))
+    assert run.returncode == 1, run
+    data = run.json()
+    assert data["ok"] is False
+    (damaged,) = data["damaged"]
+    assert {f["path"] for f in damaged["linked_files"]} == {str(a.file(UTIL)), str(b.file(UTIL))}
+    assert {
+        (f["distribution"]["name"], f["distribution"]["version"]) for f in damaged["linked_files"]
+    } == {("alpha", "1.0")}
+    commands = {r["venv"]: r["command"] for r in data["repairs"]}
+    assert set(commands) == {str(a.path), str(b.path)}
+    for venv in (a, b):
+        assert "--force-reinstall" in commands[str(venv.path)]
+        assert "alpha==1.0" in commands[str(venv.path)]
+        assert str(venv.python) in commands[str(venv.path)]
+
+    text = run_cli("verify", "--store", str(store_dir), str(venv_root))
+    assert text.returncode == 1
+    assert str(a.file(UTIL)) in text.stdout and "--force-reinstall" in text.stdout
+
+
+def test_verify_repair_moves_the_object_out_of_the_store(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path, make_venvs: MakeVenvs
+) -> None:
+    a, b = two
+    damaged_ino = os.lstat(a.file(UTIL)).st_ino
+    edit_in_place(a.file(UTIL))
+
+    run = run_cli("verify", "--repair", "--store", str(store_dir), str(venv_root))
+
+    assert run.returncode == 1, run
+    assert "moved" in run.stdout
+    assert damaged_ino not in object_files(store_dir)
+    moved = [p for p in (store_dir / "damaged").rglob("*") if p.is_file()]
+    assert [os.lstat(p).st_ino for p in moved] == [damaged_ino]
+    (c,) = make_venvs(venv_root, c=["alpha==1.0"])
+    rescan = run_cli("scan", "--quiet", "--store", str(store_dir), str(venv_root))
+    assert rescan.returncode == 0, rescan
+    assert os.lstat(c.file(UTIL)).st_ino != damaged_ino
+    assert os.lstat(moved[0]).st_nlink == 3  # a, b and damaged/ only
+
+
+def test_detach_dry_run_then_detach(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    a, b = two
+    before, inodes_before = snapshot(a.path), inodes(venv_root)
+
+    dry = run_cli("detach", "--dry-run", "--store", str(store_dir), str(a.path))
+    assert dry.returncode == 0, dry
+    assert "would give" in dry.stdout and "needed" in dry.stdout
+    assert inodes(venv_root) == inodes_before
+
+    run = run_cli("detach", "--json", "--store", str(store_dir), str(a.path))
+    assert run.returncode == 0, run
+    data = run.json()
+    assert data["files_detached"] == data["files_shared"] > 0
+    assert snapshot_diff(before, snapshot(a.path)) == []
+    object_inodes = set(object_files(store_dir))
+    assert not [p for p, (_, ino) in inodes(a.path).items() if ino in object_inodes]
+    assert os.lstat(b.file(UTIL)).st_ino in object_inodes  # b still shares
+    assert run_console_script(a, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
+
+
+def test_detach_of_a_folder_that_is_no_venv_exits_2(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    run = run_cli("detach", "--store", str(store_dir), str(venv_root))
+    assert run.returncode == 2, run
+    assert "not a virtualenv" in run.stderr
+
+
+def test_gc_json_reports_bytes_freed(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    for venv in two:
+        pip(venv, "uninstall", "-y", "-q", "alpha")
+    objects = object_files(store_dir)
+    usage_before = disk_usage(store_dir)
+
+    dry = run_cli("gc", "--dry-run", "--json", "--store", str(store_dir))
+    assert dry.returncode == 0, dry
+    assert object_files(store_dir) == objects
+
+    run = run_cli("gc", "--json", "--store", str(store_dir))
+    assert run.returncode == 0, run
+    freed = usage_before.allocated - disk_usage(store_dir).allocated
+    assert run.json()["bytes_freed"] == dry.json()["bytes_freed"] == freed > 0
+    assert run.json()["files_removed"] == len(objects) - len(object_files(store_dir)) > 0
+
+    text = run_cli("gc", "--store", str(store_dir))
+    assert text.returncode == 0 and "removed 0 unused" in text.stdout
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def held_lock(two: tuple[Venv, ...], store_dir: Path) -> Iterator[int]:
+    fd = os.open(store_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        yield os.getpid()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["gc"], id="gc"),
+        pytest.param(["verify", "--repair"], id="verify-repair"),
+    ],
+)
+def test_no_wait_exits_2_at_once_naming_the_holder(
+    held_lock: int, store_dir: Path, command: list[str]
+) -> None:
+    start = time.monotonic()
+    run = run_cli(*command, "--no-wait", "--store", str(store_dir))
+    assert time.monotonic() - start < 5  # no waiting: the interpreter's start-up only
+    assert run.returncode == 2, run
+    assert f"pid {held_lock}" in run.stderr
+    assert str(store_dir / "lock") in run.stderr
+    assert "waiting" not in run.stderr
+
+
+def test_lock_timeout_waits_then_exits_2(held_lock: int, store_dir: Path, venv_root: Path) -> None:
+    start = time.monotonic()
+    run = run_cli("detach", "--lock-timeout", "1", "--store", str(store_dir), str(venv_root / "a"))
+    assert time.monotonic() - start >= 1
+    assert run.returncode == 2, run
+    assert run.stderr.count("waiting up to 1 s") == 1
+    assert f"pid {held_lock}" in run.stderr.splitlines()[-1]
+
+
+def test_bad_lock_timeout_is_a_usage_error(store_dir: Path) -> None:
+    run = run_cli("gc", "--lock-timeout", "-1", "--store", str(store_dir))
+    assert run.returncode == 2
+    assert "seconds" in run.stderr
+
+
+# --- store safety --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["status"], id="status"),
+        pytest.param(["verify"], id="verify"),
+        pytest.param(["gc"], id="gc"),
+        pytest.param(["scan"], id="scan"),
+    ],
+)
+def test_a_store_writable_by_others_exits_2(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path, command: list[str]
+) -> None:
+    before = inodes(venv_root)
+    store_dir.chmod(0o777)
+    roots = [] if command == ["gc"] else [str(venv_root)]
+    run = run_cli(*command, "--store", str(store_dir), *roots)
+    assert run.returncode == 2, run
+    assert f"chmod go-w {store_dir}" in run.stderr
+    assert inodes(venv_root) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_a_store_owned_by_another_user_exits_2(
+    two: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    os.chown(store_dir, 4242, 4242)
+    run = run_cli("status", "--store", str(store_dir), str(venv_root))
+    assert run.returncode == 2, run
+    assert "owned by uid 4242" in run.stderr and "chown" in run.stderr

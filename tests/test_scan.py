@@ -1,0 +1,375 @@
+"""Tests for dedupe.scan on one realistic tree: what is shared, what is not, and what it costs.
+
+The scenario (built once for this module, since pip installs dominate the suite's time):
+venvs A (alpha 1.0 + beta 1.0), B and C (alpha 1.0) and D (alpha 2.0 + beta 1.0) under
+one root; then a dry run, a real run and a rerun, with the tree's state recorded around
+each. The tests below each check one property of that history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+from helpers import (
+    PathState,
+    Usage,
+    Venv,
+    create_venvs,
+    disk_usage,
+    inodes,
+    pyc_freshness,
+    run_console_script,
+    run_python,
+    snapshot,
+    snapshot_diff,
+    source_of_pyc,
+    store_content_folders,
+    store_objects,
+    temp_leftovers,
+)
+
+from dedupe import ScanResult, scan
+
+# Files whose bytes are the same in alpha 1.0 and 2.0 (see wheelbuilder.alpha).
+SAME_IN_BOTH_VERSIONS = ("alpha/util.py", "alpha/data/table.csv")
+# Files that differ between alpha 1.0 and 2.0.
+DIFFER_BETWEEN_VERSIONS = ("alpha/core.py", "alpha/cli.py", "alpha/__init__.py")
+BETA_FILES = ("beta/engine.py", "beta/__init__.py")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The tree, the three results, and the tree's state before and after each run."""
+
+    root: Path
+    store: Path
+    venvs: dict[str, Venv]
+    # Before any run.
+    before: dict[str, PathState]
+    inodes_before: dict[str, tuple[int, int]]
+    usage_before: Usage
+    pycs_fresh_before: dict[str, bool]
+    # The dry run.
+    dry: ScanResult
+    after_dry: dict[str, PathState]
+    inodes_after_dry: dict[str, tuple[int, int]]
+    objects_after_dry: int
+    # The real run.
+    real: ScanResult
+    after_real: dict[str, PathState]
+    inodes_after_real: dict[str, tuple[int, int]]
+    usage_after: Usage
+    pycs_fresh_after_real: dict[str, bool]
+    # The rerun.
+    rerun: ScanResult
+    after_rerun: dict[str, PathState]
+    inodes_after_rerun: dict[str, tuple[int, int]]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Scenario:
+    base = tmp_path_factory.mktemp("scan")
+    root, store = base / "venvs", base / "store"
+    built = create_venvs(
+        wheelhouse,
+        root,
+        a=["alpha==1.0", "beta==1.0"],
+        b=["alpha==1.0"],
+        c=["alpha==1.0"],
+        d=["alpha==2.0", "beta==1.0"],
+    )
+    venvs = dict(zip("abcd", built, strict=True))
+    before, inodes_before = snapshot(root), inodes(root)
+    pycs_fresh_before = pyc_freshness(root)
+    usage_before = disk_usage(root, *store_content_folders(store))
+
+    dry = scan([root], store=store, dry_run=True)
+    after_dry, inodes_after_dry = snapshot(root), inodes(root)
+    # Every file in any of the store's folders (source objects, pyc objects, ...).
+    objects_after_dry = sum(len(inodes(folder)) for folder in store_content_folders(store))
+
+    real = scan([root], store=store)
+    after_real, inodes_after_real = snapshot(root), inodes(root)
+    usage_after = disk_usage(root, *store_content_folders(store))
+    pycs_fresh_after_real = pyc_freshness(root)
+
+    rerun = scan([root], store=store)
+    return Scenario(
+        root=root,
+        store=store,
+        venvs=venvs,
+        before=before,
+        inodes_before=inodes_before,
+        usage_before=usage_before,
+        pycs_fresh_before=pycs_fresh_before,
+        dry=dry,
+        after_dry=after_dry,
+        inodes_after_dry=inodes_after_dry,
+        objects_after_dry=objects_after_dry,
+        real=real,
+        after_real=after_real,
+        inodes_after_real=inodes_after_real,
+        usage_after=usage_after,
+        pycs_fresh_after_real=pycs_fresh_after_real,
+        rerun=rerun,
+        after_rerun=snapshot(root),
+        inodes_after_rerun=inodes(root),
+    )
+
+
+def stat_of(venv: Venv, relpath: str) -> os.stat_result:
+    return os.lstat(venv.file(relpath))
+
+
+def key(scenario: Scenario, path: Path) -> str:
+    """A path as the snapshots name it: relative to the scanned root."""
+    return str(path.relative_to(scenario.root))
+
+
+PYC_TAG = sys.implementation.cache_tag  # the venvs are made by the interpreter running pytest
+
+
+@pytest.mark.parametrize("relpath", DIFFER_BETWEEN_VERSIONS + SAME_IN_BOTH_VERSIONS)
+def test_alpha_1_files_of_a_b_c_share_the_store_object(scenario: Scenario, relpath: str) -> None:
+    a, b, c = (stat_of(scenario.venvs[name], relpath) for name in "abc")
+    assert a.st_ino == b.st_ino == c.st_ino
+    objects = store_objects(scenario.store)
+    assert a.st_ino in objects, f"{relpath} of A is not a store object's inode"
+    # The object is named by the sha256 of the content: objects/sha256/<2 hex>/<rest>...
+    digest = hashlib.sha256(scenario.venvs["a"].file(relpath).read_bytes()).hexdigest()
+    obj = objects[a.st_ino]
+    assert obj.parent.parent.name == "sha256"
+    assert obj.parent.name == digest[:2]
+    assert obj.name.startswith(digest[2:])
+
+
+@pytest.mark.parametrize("relpath", DIFFER_BETWEEN_VERSIONS)
+def test_files_shared_by_three_venvs_have_four_links(scenario: Scenario, relpath: str) -> None:
+    # A, B, C and the store object.
+    assert stat_of(scenario.venvs["a"], relpath).st_nlink == 4
+
+
+@pytest.mark.parametrize("relpath", DIFFER_BETWEEN_VERSIONS)
+def test_files_that_differ_in_alpha_2_keep_their_own_inode(
+    scenario: Scenario, relpath: str
+) -> None:
+    d = stat_of(scenario.venvs["d"], relpath)
+    a = stat_of(scenario.venvs["a"], relpath)
+    assert d.st_ino != a.st_ino
+    # D's copy is the only one of its content: nothing but (perhaps) its store object links it.
+    assert d.st_nlink <= 2
+    path = key(scenario, scenario.venvs["d"].file(relpath))
+    assert scenario.after_real[path] == scenario.before[path]
+
+
+@pytest.mark.parametrize("relpath", SAME_IN_BOTH_VERSIONS)
+def test_files_identical_in_both_versions_are_shared_by_all_four(
+    scenario: Scenario, relpath: str
+) -> None:
+    stats = [stat_of(scenario.venvs[name], relpath) for name in "abcd"]
+    assert len({st.st_ino for st in stats}) == 1
+    assert stats[0].st_nlink == 5  # four venvs and the store object
+
+
+@pytest.mark.parametrize("relpath", BETA_FILES)
+def test_beta_is_shared_between_venvs_with_different_alpha(
+    scenario: Scenario, relpath: str
+) -> None:
+    a, d = (stat_of(scenario.venvs[name], relpath) for name in "ad")
+    assert a.st_ino == d.st_ino
+    assert a.st_nlink == 3
+
+
+@pytest.mark.parametrize(
+    ("in_site_packages", "relpath"),
+    [
+        pytest.param(False, "pyvenv.cfg", id="pyvenv.cfg"),
+        pytest.param(False, "bin/alpha-cli", id="console-script"),
+        pytest.param(False, "bin/activate", id="activate"),
+        pytest.param(True, "alpha-1.0.dist-info/RECORD", id="RECORD"),
+        pytest.param(True, "alpha-1.0.dist-info/INSTALLER", id="INSTALLER"),
+        pytest.param(True, "alpha-1.0.dist-info/REQUESTED", id="REQUESTED"),
+        pytest.param(True, "alpha/py.typed", id="zero-bytes"),
+    ],
+)
+def test_per_install_and_zero_byte_files_are_not_linked(
+    scenario: Scenario, in_site_packages: bool, relpath: str
+) -> None:
+    # B and C have the same alpha, so their INSTALLER and py.typed bytes are equal:
+    # only the skip rules keep them apart.
+    for name in "bc":
+        venv = scenario.venvs[name]
+        path = venv.file(relpath) if in_site_packages else venv.path / relpath
+        assert os.lstat(path).st_nlink == 1, key(scenario, path)
+        assert (
+            scenario.inodes_after_real[key(scenario, path)]
+            == scenario.inodes_before[key(scenario, path)]
+        )
+
+
+def test_skip_reasons_are_counted(scenario: Scenario) -> None:
+    skipped = scenario.real.skipped
+    for reason in ("per-install", "zero-bytes"):
+        assert skipped.get(reason, 0) > 0, f"no {reason!r} in {skipped}"
+    for reason in ("changed-since-install", "missing", "outside-venv", "malformed-record"):
+        assert skipped.get(reason, 0) == 0, f"unexpected {reason!r} in {skipped}"
+    assert scenario.real.errors == ()
+    assert scenario.real.warnings == ()
+    assert scenario.real.skipped_venvs == ()
+
+
+def test_venv_reports_cover_every_venv(scenario: Scenario) -> None:
+    reported = {os.path.realpath(report.path) for report in scenario.real.venvs}
+    assert reported == {os.path.realpath(venv.path) for venv in scenario.venvs.values()}
+
+
+@pytest.mark.parametrize(
+    "figure",
+    [
+        "files_scanned",
+        "files_eligible",
+        "files_linked",
+        "files_already_shared",
+        "bytes_reclaimed",
+        "apparent_bytes_reclaimed",
+    ],
+)
+def test_venv_figures_add_up_to_the_totals(scenario: Scenario, figure: str) -> None:
+    """A report whose parts do not add up to its total misleads whoever reads either."""
+    per_venv = {Path(r.path).name: getattr(r, figure) for r in scenario.real.venvs}
+    assert sum(per_venv.values()) == getattr(scenario.real, figure), per_venv
+
+
+def test_scan_changes_nothing_but_sharing(scenario: Scenario) -> None:
+    """Invariant 1: same paths, types, bytes, modes and owners after every run."""
+    assert snapshot_diff(scenario.before, scenario.after_real) == []
+    assert snapshot_diff(scenario.before, scenario.after_rerun) == []
+    assert temp_leftovers(scenario.root) == []
+
+
+@pytest.mark.parametrize("name", "abcd")
+def test_every_venv_imports_and_runs_after_scan(scenario: Scenario, name: str) -> None:
+    venv = scenario.venvs[name]
+    version = "2.0" if name == "d" else "1.0"
+    output = run_python(
+        venv,
+        "import importlib.resources, alpha, alpha.core, alpha.util, alpha.cli\n"
+        "data = importlib.resources.files('alpha').joinpath('data/table.csv').read_text()\n"
+        "print(alpha.__version__, alpha.core.table_size() > 0, alpha.util.double(2),"
+        " data.splitlines()[0])\n"
+        "print(alpha.core.answer.__code__.co_filename)\n",
+    )
+    *values, code_filename = output.splitlines()
+    assert " ".join(values).split() == [version, "True", "4", "key,value,weight"]
+    # Tracebacks name this venv's own file, even when the pyc is shared with other venvs.
+    assert os.path.realpath(code_filename) == os.path.realpath(venv.file("alpha/core.py"))
+    assert run_console_script(venv, "alpha-cli").split() == ["alpha-cli", version, "42", "42"]
+    if name in "ad":
+        assert run_python(venv, "import beta.engine; print(beta.engine.run())").strip() == "43"
+
+
+def test_pycs_fresh_before_are_fresh_after(scenario: Scenario) -> None:
+    """Linking a source gives it the store object's mtime; its pycs must follow.
+
+    Otherwise every import recompiles (and, where __pycache__ is not writable, on every
+    run): the scan would make the venvs slower instead of only smaller.
+    """
+    assert scenario.pycs_fresh_before, "precondition: pip compiled timestamp pycs"
+    stale = [
+        pyc
+        for pyc, fresh in scenario.pycs_fresh_before.items()
+        if fresh and not scenario.pycs_fresh_after_real.get(pyc, False)
+    ]
+    assert stale == []
+
+
+def test_a_shared_pyc_only_serves_venvs_whose_source_is_the_same_inode(
+    scenario: Scenario,
+) -> None:
+    """DESIGN: one pyc may serve every venv whose source is the same inode, no other."""
+    pycs_by_inode: dict[tuple[int, int], list[str]] = {}
+    for relpath, number in scenario.inodes_after_real.items():
+        if relpath.endswith(".pyc"):
+            pycs_by_inode.setdefault(number, []).append(relpath)
+    for pycs in pycs_by_inode.values():
+        sources = {scenario.inodes_after_real[str(source_of_pyc(Path(pyc)))] for pyc in pycs}
+        assert len(sources) == 1, pycs
+
+
+def test_dry_run_changes_nothing(scenario: Scenario) -> None:
+    assert scenario.dry.dry_run is True
+    assert snapshot_diff(scenario.before, scenario.after_dry) == []
+    assert scenario.inodes_after_dry == scenario.inodes_before
+    assert scenario.objects_after_dry == 0
+
+
+def _figures(result: ScanResult) -> dict[str, object]:
+    names = (
+        "files_scanned",
+        "files_eligible",
+        "files_linked",
+        "files_stored",
+        "files_already_shared",
+        "files_linked_without_gain",
+        "bytes_reclaimed",
+        "apparent_bytes_reclaimed",
+        "skipped",
+    )
+    return {name: getattr(result, name) for name in names}
+
+
+def test_dry_run_reports_what_the_real_run_does(scenario: Scenario) -> None:
+    """Invariant 7: the dry run plans with the same code, so its figures are the real ones."""
+    assert scenario.real.dry_run is False
+    assert _figures(scenario.dry) == _figures(scenario.real)
+    assert [r.files_linked for r in scenario.dry.venvs] == [
+        r.files_linked for r in scenario.real.venvs
+    ]
+
+
+def test_real_run_links_and_reclaims(scenario: Scenario) -> None:
+    real = scenario.real
+    # B and C link to A's alpha 1.0 files (5 files each, more counting dist-info
+    # metadata); D links util.py, table.csv and beta's files.
+    assert real.files_linked >= 2 * 5 + 2 + 2
+    assert real.bytes_reclaimed > 0
+    assert real.apparent_bytes_reclaimed > 0
+
+
+def test_bytes_reclaimed_matches_the_change_in_allocated_blocks(scenario: Scenario) -> None:
+    """What du shows for the files: allocated bytes of unique inodes, before - after.
+
+    Counted over the root and the store's object folders: every inode a venv file had
+    or now shares. The store's own lock/FORMAT files and folders are its overhead, not
+    reclaimed or spent file content.
+    """
+    freed = scenario.usage_before.allocated - scenario.usage_after.allocated
+    assert scenario.real.bytes_reclaimed == freed
+    apparent_freed = scenario.usage_before.apparent - scenario.usage_after.apparent
+    assert scenario.real.apparent_bytes_reclaimed == apparent_freed
+
+
+def test_rerun_links_nothing(scenario: Scenario) -> None:
+    rerun, real = scenario.rerun, scenario.real
+    assert rerun.files_linked == 0
+    assert rerun.bytes_reclaimed == 0
+    assert rerun.apparent_bytes_reclaimed == 0
+    assert rerun.files_already_shared == real.files_linked + real.files_stored
+    assert scenario.inodes_after_rerun == scenario.inodes_after_real
+
+
+def test_store_report_counts_objects(scenario: Scenario) -> None:
+    (store,) = scenario.real.stores
+    assert os.path.realpath(store.path) == os.path.realpath(scenario.store)
+    assert store.objects == len(store_objects(scenario.store))
+
+
+def test_result_is_frozen(scenario: Scenario) -> None:
+    first_field = fields(scenario.real)[0].name
+    with pytest.raises(AttributeError):
+        setattr(scenario.real, first_field, None)
