@@ -12,7 +12,7 @@ from .maintenance import (
     status,
     verify,
 )
-from .scan import PycReport, Problem, ScanResult, StoreReport, VenvReport, VenvSkip, scan
+from .scan import Problem, PycReport, ScanResult, StoreReport, VenvReport, VenvSkip, scan
 
 __version__ = "0.1.0"
 

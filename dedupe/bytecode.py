@@ -50,11 +50,19 @@ def parse_header(data: bytes) -> PycHeader:
     return PycHeader(magic, flags, mtime, size, data[8:16])
 
 
+def pyc_mtime(mtime_ns: int) -> int:
+    """The mtime field the importer expects: int(st.st_mtime) & 0xFFFFFFFF, where
+    st_mtime is the float CPython builds as sec + nsec * 1e-9, which rounds up to the next
+    second when nsec is within about 240 ns of it."""
+    sec, nsec = divmod(mtime_ns, 1_000_000_000)
+    return int(sec + nsec * 1e-9) & 0xFFFFFFFF
+
+
 def valid_for_stat(header: PycHeader, mtime_ns: int, size: int) -> bool:
     """Whether a timestamp pyc is what the importer accepts for a source with this stat."""
     return (
         not header.hash_based
-        and header.mtime == (mtime_ns // 1_000_000_000) & 0xFFFFFFFF
+        and header.mtime == pyc_mtime(mtime_ns)
         and header.size == size & 0xFFFFFFFF
     )
 
@@ -70,7 +78,7 @@ def valid_for_bytes(header: PycHeader, source: bytes) -> bool:
 
 def with_source_stat(pyc: bytes, mtime_ns: int, size: int) -> bytes:
     """The same pyc, its header pointing at a source with this mtime and size."""
-    stamp = struct.pack("<II", (mtime_ns // 1_000_000_000) & 0xFFFFFFFF, size & 0xFFFFFFFF)
+    stamp = struct.pack("<II", pyc_mtime(mtime_ns), size & 0xFFFFFFFF)
     return pyc[:8] + stamp + pyc[16:]
 
 

@@ -38,6 +38,7 @@ MISSING_RECORD = "missing-record"
 OTHER_FILESYSTEM = "other-filesystem"
 LINK_FAILED = "link-failed"
 DUPLICATE_ENTRY = "duplicate-entry"
+PYCACHE_UNREADABLE = "pycache-unreadable"
 
 # Files each install writes for itself: sharing them saves nothing or breaks the venv.
 _DIST_INFO_PRIVATE = frozenset(
@@ -127,7 +128,7 @@ class _Tree:
     def __init__(self, root: str) -> None:
         self.root = root
         self._listings: dict[str, dict[str, tuple[int, str]] | None] = {}
-        self._pycaches: dict[str, dict[str, list[Pyc]]] = {}
+        self._pycaches: dict[str, dict[str, list[Pyc]] | None] = {}
         self.leftovers: list[str] = []
 
     def _listing(self, folder: str) -> dict[str, tuple[int, str]] | None:
@@ -155,13 +156,17 @@ class _Tree:
         self._listings[folder] = listing
         return listing
 
-    def pycs(self, parts: list[str]) -> tuple[Pyc, ...]:
-        """The regular-file pycs of the source at parts, from its folder's __pycache__."""
+    def pycs(self, parts: list[str]) -> tuple[Pyc, ...] | None:
+        """The regular-file pycs of the source at parts, from its folder's __pycache__;
+        None when that __pycache__ cannot be listed."""
         if not parts[-1].endswith(".py"):
             return ()
         folder = os.path.join(*parts[:-1]) if len(parts) > 1 else ""
-        by_stem = self._pycaches.get(folder)
-        if by_stem is None:
+        if folder in self._pycaches:
+            by_stem = self._pycaches[folder]
+            if by_stem is None:
+                return None
+        else:
             # Index the __pycache__ once by module stem: a package folder can hold
             # hundreds of modules, each with several pycs.
             by_stem = self._pycaches[folder] = {}
@@ -170,8 +175,13 @@ class _Tree:
             listing = (
                 self._listing(pycache)
                 if parent and parent.get("__pycache__", (0, ""))[1] == "d"
-                else None
+                else {}
             )
+            if listing is None:
+                # A __pycache__ we cannot list may hold pycs that linking would make
+                # stale: its sources are left alone.
+                self._pycaches[folder] = None
+                return None
             for name, (ino, kind) in (listing or {}).items():
                 if kind == "f" and name.endswith(".pyc"):
                     stem = name.split(".", 1)[0]
@@ -307,6 +317,8 @@ def _classify(
             {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}.get(kind, NOT_REGULAR),
         )
     pycs = tree.pycs(parts)
+    if pycs is None:
+        return Skipped(path, PYCACHE_UNREADABLE)
     if entry.size == 0:
         return Skipped(path, ZERO_BYTES, pycs)
     if ino in store_inodes and venv.device == store_device:

@@ -76,12 +76,19 @@ def adopt(action: Adopt) -> None:
     except OSError as exc:
         raise _os_failure(exc, f"cannot add {action.path!r} to the store") from None
     _hook("adopted")
-    ost = os.lstat(action.object_path)
-    now = os.lstat(action.path)
-    if ost.st_ino != action.st.st_ino or now.st_mtime_ns != action.st.st_mtime_ns:
-        # The file was swapped or written between the check and the link: the object
-        # would not hold the proven bytes. Take it back out.
-        if ost.st_ino != action.st.st_ino or ost.st_nlink > 1:
+    # The link took whatever inode was at the path at that instant. The object is sound
+    # only if that is the inode we proved, unwritten since (pip may have renamed a new
+    # file over the path in between: then the object is not ours to keep).
+    try:
+        ost = os.lstat(action.object_path)
+    except OSError as exc:
+        raise _os_failure(exc, f"cannot check {action.object_path!r}") from None
+    if not _same_content_inode(ost, action.st) or (ost.st_mode, ost.st_uid, ost.st_gid) != (
+        action.st.st_mode,
+        action.st.st_uid,
+        action.st.st_gid,
+    ):
+        with contextlib.suppress(OSError):
             os.unlink(action.object_path)
         raise Failed(
             "changed-during-scan", f"{action.path!r} changed while it was stored", error=False
@@ -163,12 +170,19 @@ def replace(action: Link) -> None:
         _hook("checked")
         _swap_in(tmp, action.path, action.st, action.object_ino)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _remove_own_link(tmp, action.object_ino)
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
     _hook("renamed")
+
+
+def _remove_own_link(tmp: str, object_ino: int) -> None:
+    """Remove the temp name only while it is our link to the object: after a swap back
+    it may hold a file someone else wrote, which must never be deleted."""
+    with contextlib.suppress(OSError):
+        if os.lstat(tmp).st_ino == object_ino:
+            os.unlink(tmp)
 
 
 def _write_temp(folder: str, data: bytes, like: os.stat_result) -> str:

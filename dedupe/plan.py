@@ -28,7 +28,8 @@ PYC_HASH_BASED = "pyc-hash-based"  # PEP 552 hash pyc: stays valid, source bytes
 PYC_UNRECOGNISED = "pyc-unrecognised"
 PYC_UNREADABLE = "pyc-unreadable"
 PYC_CHANGED = "pyc-changed-during-scan"
-PYC_OBJECT_INVALID = "pyc-object-invalid"
+PYCACHE_READ_ONLY = "pycache-read-only"
+XATTRS_DIFFER = "xattrs-differ"  # ACLs or security labels differ from the object's
 
 
 def _read_whole(path: str, expected: os.stat_result) -> bytes:
@@ -40,6 +41,20 @@ def _read_whole(path: str, expected: os.stat_result) -> bytes:
             return f.read()
     finally:
         os.close(fd)
+
+
+def _writable(folder: str) -> bool:
+    return os.access(
+        folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids
+    )
+
+
+def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+        return tuple(sorted((n, os.getxattr(path, n, follow_symlinks=False)) for n in names))
+    except OSError:
+        return ()
 
 
 def census_key(device: int, key: ObjectKey) -> bytes:
@@ -163,6 +178,12 @@ class _Object:
     proven: bool  # bytes checked against the name in this run
     damaged: str | None = None
     mtime_ns: int = 0
+    # The object's stat when it was last known good (proven, or just after our own link
+    # changed its ctime). Anything else that touches the inode moves ctime: a write
+    # through some venv's name during the run, a chmod, even a write that restores mtime.
+    seen: os.stat_result | None = None
+    source: SourceObject | None = None  # pyc objects: the source they are valid for
+    xattrs: tuple[tuple[str, bytes], ...] | None = None
 
 
 class Planner:
@@ -175,6 +196,7 @@ class Planner:
         self._link_max: dict[int, int] = {}
         self.new_folders: set[str] = set()  # store folders that adopting creates
         self._pyc_objects: dict[PycKey, _Object | None] = {}
+        self._by_path: dict[str, _Object] = {}  # every object this run knows, by path
 
     def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
         if not self._census.worth(ckey):
@@ -189,11 +211,14 @@ class Planner:
         refused = self._prove(candidate.path, candidate.key, st)
         if refused is not None:
             return refused
-        if obj is not None and not obj.proven:
+        if obj is not None and not (obj.proven and self._unchanged(obj)):
             obj.damaged = self._check_object(obj, candidate.key, st)
             obj.proven = True
             if obj.damaged:
                 return Refused(candidate.path, STORE_OBJECT_DAMAGED, obj.damaged)
+        xattrs = self._xattrs_differ(candidate.path, obj)
+        if xattrs is not None:
+            return xattrs
         if obj is None or obj.nlink >= self._max_links(store):
             generation = 0 if obj is None else obj.generation + 1
             new = _Object(
@@ -203,17 +228,25 @@ class Planner:
                 st.st_nlink + 1,
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
+                xattrs=_xattrs(candidate.path),
             )
             self._objects[candidate.key] = new
+            self._by_path[new.path] = new
             self._note_folders(store, new.path)
             return Adopt(candidate.path, st, new.path)
+        if candidate.pycs and not _writable(os.path.dirname(candidate.pycs[0].path)):
+            # Linking changes the source's mtime; pycs we may not replace would go stale
+            # and be recompiled on every import.
+            return Refused(candidate.path, PYCACHE_READ_ONLY)
         obj.nlink += 1
         return Link(candidate.path, st, obj.path, obj.ino, self._last_name(st))
 
     def undo(self, decision: Decision, key: ObjectKey) -> None:
         """The executor could not carry the decision out: forget what it assumed."""
         if isinstance(decision, Adopt):
-            self._objects.pop(key, None)  # the next use reloads what the store really has
+            obj = self._objects.pop(key, None)  # the next use reloads what the store has
+            if obj is not None:
+                self._by_path.pop(obj.path, None)
         elif isinstance(decision, Link):
             obj = self._objects.get(key)
             if obj is not None:
@@ -223,11 +256,47 @@ class Planner:
                 ident = (st.st_dev, st.st_ino)
                 self._remaining_links[ident] = self._remaining_links.get(ident, 0) + 1
 
+    def observe(self, object_path: str, ino: int | None = None) -> None:
+        """The executor changed the object's link count (or wrote it): take its stat as
+        the new known-good state, before anyone else could touch it."""
+        obj = self._by_path.get(object_path)
+        if obj is None:
+            return
+        try:
+            obj.seen = os.lstat(object_path)
+        except OSError:
+            obj.seen = None
+            obj.proven = False
+            return
+        if ino is not None:
+            obj.ino = ino
+
+    def _unchanged(self, obj: _Object) -> bool:
+        if obj.seen is None:
+            return True  # planned in this run (a dry run), or just adopted: nothing to compare
+        try:
+            return same_file(os.lstat(obj.path), obj.seen)
+        except OSError:
+            return False
+
+    def _xattrs_differ(self, path: str, obj: _Object | None) -> Refused | None:
+        """Extended attributes (POSIX ACLs, SELinux labels) live on the inode like the
+        mode: a file may only share an inode whose attributes are the same."""
+        if obj is None:
+            return None
+        if obj.xattrs is None:
+            obj.xattrs = _xattrs(obj.path)
+        if _xattrs(path) != obj.xattrs:
+            return Refused(path, XATTRS_DIFFER)
+        return None
+
     def _note_folders(self, store: Store, object_path: str) -> None:
-        shard = os.path.dirname(object_path)
-        for folder in (os.path.dirname(shard), shard):
-            if folder not in self.new_folders and not os.path.isdir(folder):
-                self.new_folders.add(folder)
+        folder = os.path.dirname(object_path)
+        while folder != store.path and folder not in self.new_folders:
+            if os.path.isdir(folder):
+                break
+            self.new_folders.add(folder)
+            folder = os.path.dirname(folder)
 
     def _last_name(self, st: os.stat_result) -> bool:
         """Whether replacing this name frees the inode (blocks count only when it does)."""
@@ -267,6 +336,7 @@ class Planner:
                 obj = _Object(
                     generation, path, ost.st_ino, ost.st_nlink, False, mtime_ns=ost.st_mtime_ns
                 )
+                self._by_path[path] = obj
         self._objects[key] = obj
         return obj
 
@@ -348,17 +418,22 @@ class Planner:
     ) -> list[Decision] | None:
         """Decisions that share the pyc, or None when it cannot be shared."""
         obj = self._pyc_object(store, key, source)
-        if obj is not None and obj.damaged:
-            return None
+        if obj is not None and not obj.damaged and not self._unchanged(obj):
+            obj.damaged = self._check_pyc_object(obj.path, key, source)
+        if obj is not None and (obj.damaged or obj.nlink >= self._max_links(store)):
+            return None  # kept private and valid instead
         if obj is not None:
             if obj.ino == pst.st_ino:
                 return [AlreadyShared(pyc.path)]
+            if self._xattrs_differ(pyc.path, obj) is not None:
+                return None
             obj.nlink += 1
             return [Link(pyc.path, pst, obj.path, obj.ino, self._last_name(pst))]
         path = store.pyc_path(key, 0)
         self._note_folders(store, path)
         if fits_object:
-            self._pyc_objects[key] = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True)
+            new = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=_xattrs(pyc.path))
+            self._pyc_objects[key] = self._by_path[path] = new
             return [Adopt(pyc.path, pst, path)]
         try:
             data = _read_whole(pyc.path, pst)
@@ -366,20 +441,47 @@ class Planner:
             return None
         # A new inode: its number is only known once written, so later venvs of this run
         # compare against -1 and link to it by path.
-        self._pyc_objects[key] = _Object(0, path, -1, 2, True)
+        new = _Object(0, path, -1, 2, True, xattrs=_xattrs(pyc.path))
+        self._pyc_objects[key] = self._by_path[path] = new
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
         return [CreatePyc(path, data, pst), Link(pyc.path, pst, path, -1, self._last_name(pst))]
 
-    def created(self, path: str, ino: int) -> None:
-        """The executor wrote a pyc object: remember its inode number."""
-        for obj in self._pyc_objects.values():
-            if obj is not None and obj.path == path:
-                obj.ino = ino
+    def undo_pyc(self, object_path: str) -> None:
+        """A pyc object could not be written or adopted: forget it."""
+        obj = self._by_path.pop(object_path, None)
+        for key in [k for k, o in self._pyc_objects.items() if o is obj]:
+            del self._pyc_objects[key]
 
-    def undo_pyc(self, key_path: str) -> None:
-        for key, obj in list(self._pyc_objects.items()):
-            if obj is not None and obj.path == key_path:
-                del self._pyc_objects[key]
+    def keep_private(
+        self, source: SourceObject, before: tuple[int, int], pyc: Pyc
+    ) -> list[Decision]:
+        """The pyc could not be shared: keep it valid for the linked source on its own."""
+        try:
+            header_bytes, pst = read_header(pyc.path)
+            header = bytecode.parse_header(header_bytes)
+        except (OSError, ValueError, FileChanged):
+            return [Refused(pyc.path, PYC_CHANGED)]
+        if bytecode.valid_for_stat(header, source.mtime_ns, source.size):
+            return []
+        if not bytecode.valid_for_stat(header, *before):
+            return [Refused(pyc.path, PYC_CHANGED)]
+        return self._rewrite(pyc, pst, source)
+
+    def _check_pyc_object(self, path: str, key: PycKey, source: SourceObject) -> str | None:
+        try:
+            header_bytes, ost = read_header(path)
+            header = bytecode.parse_header(header_bytes)
+        except (OSError, ValueError, FileChanged) as exc:
+            return f"pyc object {path!r} cannot be read as a pyc: {exc}"
+        if not bytecode.valid_for_stat(header, source.mtime_ns, source.size) or (
+            header.magic,
+            header.flags,
+            ost.st_uid,
+            ost.st_gid,
+            stat.S_IMODE(ost.st_mode),
+        ) != (key.magic, key.flags, key.uid, key.gid, key.mode):
+            return f"pyc object {path!r} is not valid for its source object"
+        return None
 
     def _pyc_object(self, store: Store, key: PycKey, source: SourceObject) -> _Object | None:
         try:
@@ -392,20 +494,15 @@ class Planner:
             generation, _ = generations[-1]
             path = store.pyc_path(key, generation)
             try:
-                header_bytes, ost = read_header(path)
-                header = bytecode.parse_header(header_bytes)
-                ok = bytecode.valid_for_stat(header, source.mtime_ns, source.size) and (
-                    header.magic,
-                    header.flags,
-                    ost.st_uid,
-                    ost.st_gid,
-                    stat.S_IMODE(ost.st_mode),
-                ) == (key.magic, key.flags, key.uid, key.gid, key.mode)
-                obj = _Object(generation, path, ost.st_ino, ost.st_nlink, True)
-                if not ok:
-                    obj.damaged = f"pyc object {path!r} is not valid for its source object"
-            except (OSError, ValueError, FileChanged):
-                obj = None
+                ost = os.lstat(path)
+            except OSError:
+                ost = None
+            if ost is not None:
+                # An object that is there but unusable stays in the way of its name: the
+                # group is then kept private (and valid), never linked to it.
+                obj = _Object(generation, path, ost.st_ino, ost.st_nlink, True, seen=ost)
+                obj.damaged = self._check_pyc_object(path, key, source)
+                self._by_path[path] = obj
         self._pyc_objects[key] = obj
         return obj
 
@@ -424,7 +521,7 @@ class Planner:
                 )
         except (OSError, FileChanged) as exc:
             return f"cannot check store object {obj.path!r}: {exc}"
-        obj.ino, obj.nlink = ost.st_ino, ost.st_nlink
+        obj.ino, obj.nlink, obj.seen = ost.st_ino, ost.st_nlink, ost
         return None
 
     def _max_links(self, store: Store) -> int:

@@ -34,6 +34,9 @@ SKIP_REASONS = {
     "link-failed": "could not be linked",
     "duplicate-entry": "listed twice in RECORDs",
     "store-object-damaged": "store object damaged",
+    "xattrs-differ": "extended attributes (ACLs, labels) differ from the store object's",
+    "pycache-read-only": "__pycache__ not writable: linking would leave its pycs stale",
+    "pycache-unreadable": "__pycache__ not readable",
 }
 
 

@@ -215,24 +215,22 @@ class _Stores:
         return reason
 
     def _open(self, path: str, device: int) -> str | None:
+        existed = os.path.lexists(path)
         store = open_store(path, create=False)
-        created = store is None
         if store is None:
             if os.stat(_existing(path)).st_dev != device:
                 return self._elsewhere(path)
-            if self.dry_run:
-                problem = can_create(path)
-                if problem is not None:
-                    return self._cannot_create(path, problem)
-                store = Store(path, device)
-            else:
-                store = open_store(path, create=True)
-                assert store is not None
-        if store.device != device:
+            problem = can_create(path) if self.dry_run else None
+            if problem is not None:
+                return self._cannot_create(path, problem)
+            store = Store(path, device)  # not there yet: a real run makes it below
+        elif store.device != device:
             return self._elsewhere(path)
+        self.folder_bytes_before[device] = store.folder_bytes() if existed else 0
         if not self.dry_run:
+            # Makes the store, or writes FORMAT into an empty folder made for it.
+            store = open_store(path, create=True) or store
             store.lock(timeout=self.lock_timeout, on_wait=self.on_lock_wait)
-        self.folder_bytes_before[device] = 0 if created else store.folder_bytes()
         self.by_device[device] = store
         self.indexes[device] = store.load_index()
         return None
@@ -265,7 +263,7 @@ class _Stores:
             block = os.statvfs(_existing(store.path)).f_bsize
             new = sum(1 for f in planner_folders if f.startswith(store.path + os.sep))
             if new and not os.path.isdir(store.path):
-                new += 4  # the store folder, objects/, FORMAT, lock
+                new += 3  # the store folder, FORMAT, lock (objects/ is among the new)
             total += new * block
         return total
 
@@ -285,7 +283,8 @@ def _existing(path: str) -> str:
 
 def _store_report(store: Store) -> StoreReport:
     objects = unused = saved = 0
-    for _key, _generation, entry in store.iter_objects():
+    entries = [e for _, _, e in store.iter_objects()] + [e for _, _, e in store.iter_pycs()]
+    for entry in entries:
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
@@ -357,7 +356,10 @@ def scan(
                 elif isinstance(item, Shared):
                     tally.eligible += 1
                     tally.shared += 1
-                    tally.pyc_work |= shared_pycs < len(item.pycs)
+                    # Unshared pycs of a shared source: Python wrote them since. Without
+                    # pyc sharing there is nothing to do: the scan that linked the source
+                    # kept its pycs valid, and Python writes valid ones.
+                    tally.pyc_work |= share_pyc and shared_pycs < len(item.pycs)
                 elif isinstance(item, Skipped):
                     tally.skipped[item.reason] += 1
                 elif isinstance(item, BadInput):
@@ -517,54 +519,66 @@ class _Run:
                 tally.pyc["shared"] += 1
                 return
             try:
-                created = self._execute(decision)
+                self._execute(decision)
             except (link.Failed, link.TooManyLinks) as exc:
-                if isinstance(decision, CreatePyc):
+                if isinstance(decision, (CreatePyc, Adopt)):
                     self.planner.undo_pyc(decision.object_path)
-                failure = (
-                    exc
-                    if isinstance(exc, link.Failed)
-                    else link.Failed(
-                        LINK_FAILED,
-                        f"{pyc.path!r}: the pyc object is at its link limit",
-                        error=True,
-                    )
-                )
-                self._failed(pyc.path, failure, tally.pyc_skipped, prefix="pyc-")
+                self._pyc_unshared(source, before, pyc, tally, exc)
                 return
-            st = getattr(decision, "st", None)
             if isinstance(decision, CreatePyc):
-                tally.pyc["stored"] += 1
+                # A new object, not a venv pyc: it costs what one copy of the pyc takes.
                 tally.pyc["reclaimed"] -= decision.st.st_blocks * 512
                 tally.pyc["apparent"] -= len(decision.data)
-                if created is not None:
-                    self.planner.created(decision.object_path, created)
             elif isinstance(decision, Adopt):
                 tally.pyc["stored"] += 1
             elif isinstance(decision, Link):
                 tally.pyc["linked"] += 1
-                if decision.frees and st is not None:
-                    tally.pyc["reclaimed"] += st.st_blocks * 512
-                    tally.pyc["apparent"] += st.st_size
+                if decision.frees:
+                    tally.pyc["reclaimed"] += decision.st.st_blocks * 512
+                    tally.pyc["apparent"] += decision.st.st_size
             elif isinstance(decision, RewritePyc):
                 tally.pyc["rewritten"] += 1
 
-    def _execute(self, decision: Decision) -> int | None:
+    def _pyc_unshared(
+        self,
+        source: SourceObject,
+        before: tuple[int, int],
+        pyc: Pyc,
+        tally: _Tally,
+        exc: link.Failed | link.TooManyLinks,
+    ) -> None:
+        """Sharing the pyc failed after its source was linked: keep it valid privately."""
+        for decision in self.planner.keep_private(source, before, pyc):
+            if isinstance(decision, Refused):
+                self._refused(decision, tally.pyc_skipped)
+                return
+            try:
+                self._execute(decision)
+            except link.Failed as second:
+                self._failed(pyc.path, second, tally.pyc_skipped, prefix="pyc-")
+                self.errors.append(Problem(pyc.path, "left stale: its source was linked"))
+                return
+            tally.pyc["rewritten"] += 1
+            return
+        tally.pyc["kept"] += 1
+
+    def _execute(self, decision: Decision) -> None:
         if self.dry_run:
-            return None
+            return
         if isinstance(decision, Adopt):
             link.adopt(decision)
+            self.planner.observe(decision.object_path)
         elif isinstance(decision, Link):
             if decision.object_ino == -1:  # a pyc object written just before
                 decision = dataclasses.replace(
                     decision, object_ino=os.lstat(decision.object_path).st_ino
                 )
             link.replace(decision)
+            self.planner.observe(decision.object_path)
         elif isinstance(decision, CreatePyc):
-            return link.create_pyc(decision)
+            self.planner.observe(decision.object_path, link.create_pyc(decision))
         elif isinstance(decision, RewritePyc):
             link.rewrite_pyc(decision)
-        return None
 
     def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
         skipped[decision.reason] += 1

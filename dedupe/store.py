@@ -152,6 +152,10 @@ class Store:
                     it = os.scandir(os.path.join(alg_dir, shard))
                 except NotADirectoryError:
                     continue
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot list the store folder {exc.filename!r}: {exc.strerror}"
+                    ) from None
                 with it:
                     for entry in it:
                         if entry.is_file(follow_symlinks=False):
@@ -280,6 +284,8 @@ def _listdir(path: str) -> list[str]:
         return sorted(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:
+        raise StoreError(f"cannot list the store folder {path!r}: {exc.strerror}") from None
 
 
 def open_store(path: str, *, create: bool) -> Store | None:
@@ -293,10 +299,11 @@ def open_store(path: str, *, create: bool) -> Store | None:
         try:
             if not os.path.lexists(path):
                 _make_private_folders(path)
-            os.makedirs(os.path.join(path, "objects"), mode=0o755, exist_ok=True)
-            if not os.path.exists(format_path):
-                with open(format_path, "x", encoding="ascii") as f:
-                    f.write(FORMAT)
+            for name in os.listdir(path):
+                if name.startswith(TMP_PREFIX):  # a FORMAT a killed run was writing
+                    os.unlink(os.path.join(path, name))
+            if not os.path.lexists(format_path) and _unmade(path):
+                _write_format(format_path)  # new, or an empty folder the user made for it
         except FileExistsError:
             pass
         except OSError as exc:
@@ -317,8 +324,8 @@ def open_store(path: str, *, create: bool) -> Store | None:
         with open(format_path, encoding="ascii", errors="replace") as f:
             found = f.read(100)
     except FileNotFoundError:
-        if not os.listdir(path):
-            return Store(path, st.st_dev)  # an empty folder the user made for the store
+        if _unmade(path):
+            return Store(path, st.st_dev)  # an empty folder, or a store a kill cut short
         raise StoreError(
             f"{path!r} is not a venv-dedupe store (no FORMAT file) and not empty; "
             "choose another --store folder"
@@ -330,14 +337,38 @@ def open_store(path: str, *, create: bool) -> Store | None:
     return Store(path, st.st_dev)
 
 
+def _unmade(path: str) -> bool:
+    """A folder with nothing in it but what making a store puts there before FORMAT: an
+    empty objects/ and temp files. Such a folder is finished, not refused."""
+    names = {n for n in os.listdir(path) if not n.startswith(TMP_PREFIX)}
+    objects = os.path.join(path, "objects")
+    return names <= {"objects"} and (not os.path.isdir(objects) or not os.listdir(objects))
+
+
+def _write_format(format_path: str) -> None:
+    """Write FORMAT through a temp file and link(), so that a kill never leaves a FORMAT
+    that is there but empty (which every later run would refuse)."""
+    folder = os.path.dirname(format_path)
+    tmp = os.path.join(folder, f"{TMP_PREFIX}FORMAT-{os.getpid()}")
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(FORMAT)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, format_path)
+    finally:
+        os.unlink(tmp)
+
+
 def _make_private_folders(path: str) -> None:
-    """Make the store folder and objects/ with mode 0o755 whatever the umask: a umask of
-    002 would otherwise give a group-writable store that check_private then refuses."""
-    os.makedirs(path, mode=0o755, exist_ok=True)
+    """Make the store folder 0o700 and objects/ 0o755 whatever the umask. No one else
+    needs the store's names: venvs reach their files through their own paths, and a
+    file that was private only because its venv's folder was 0o700 must stay so."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
     objects = os.path.join(path, "objects")
     os.makedirs(objects, mode=0o755, exist_ok=True)
-    for folder in (path, objects):
-        os.chmod(folder, 0o755)
+    os.chmod(path, 0o700)
+    os.chmod(objects, 0o755)
 
 
 def check_private(path: str, st: os.stat_result | None = None) -> None:

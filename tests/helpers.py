@@ -341,12 +341,16 @@ def store_content_folders(store: Path) -> list[Path]:
     return sorted(path for path in store.iterdir() if path.is_dir() and not path.is_symlink())
 
 
-def store_objects(store: Path) -> dict[int, Path]:
-    """{st_ino: path} of every object in the store (``STORE/objects/...``)."""
-    objects = store / "objects"
-    if not objects.exists():
-        return {}
-    return {st.st_ino: path for path, st in _walk(objects) if stat.S_ISREG(st.st_mode)}
+def store_objects(store: Path, trees: tuple[str, ...] = ("objects", "pyc")) -> dict[int, Path]:
+    """{st_ino: path} of every object in the store (``STORE/objects/...`` and, for shared
+    pycs, ``STORE/pyc/...``)."""
+    return {
+        st.st_ino: path
+        for tree in trees
+        if (store / tree).exists()
+        for path, st in _walk(store / tree)
+        if stat.S_ISREG(st.st_mode)
+    }
 
 
 def temp_leftovers(top: Path) -> list[Path]:

@@ -426,5 +426,9 @@ def test_a_store_made_under_a_loose_umask_is_accepted(
         scan([venv_root], store=store_dir)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(os.stat(store_dir).st_mode) == 0o755
+    # Private: a file readable only through a 0o700 venv folder must not become
+    # readable through the store. Nothing the store holds is group- or other-writable.
+    assert stat.S_IMODE(os.stat(store_dir).st_mode) == 0o700
+    for folder in [store_dir, *(p for p in store_dir.rglob("*") if p.is_dir())]:
+        assert not stat.S_IMODE(folder.stat().st_mode) & 0o022, folder
     assert status([venv_root], store=store_dir).bytes_saved > 0
