@@ -43,6 +43,10 @@ def _read_whole(path: str, expected: os.stat_result) -> bytes:
         os.close(fd)
 
 
+def _content_stat(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
+
+
 def _writable(folder: str) -> bool:
     return os.access(
         folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids
@@ -263,13 +267,17 @@ class Planner:
         if obj is None:
             return
         try:
-            obj.seen = os.lstat(object_path)
+            now = os.lstat(object_path)
         except OSError:
-            obj.seen = None
-            obj.proven = False
+            obj.seen, obj.proven = None, False
             return
         if ino is not None:
             obj.ino = ino
+        # Our link moved only ctime and the link count. If anything a write or chmod
+        # moves differs from the proven state, someone else touched the inode since.
+        if obj.seen is not None and _content_stat(now) != _content_stat(obj.seen):
+            obj.proven = False
+        obj.seen = now
 
     def _unchanged(self, obj: _Object) -> bool:
         if obj.seen is None:

@@ -269,3 +269,29 @@ def test_interpreters_found() -> None:
     """The guarantee covers at least the interpreter that runs the tests."""
     assert f"{sys.version_info[0]}.{sys.version_info[1]}" in interpreters()
     assert PIP_ENV  # the venvs above are made with the same hermetic pip settings
+
+
+@pytest.mark.parametrize(
+    "fraction_ns",
+    [
+        pytest.param(0, id="whole-second"),
+        pytest.param(500_000_000, id="half"),
+        pytest.param(999_999_900, id="rounds-up-as-a-float"),
+    ],
+)
+def test_pyc_mtime_is_what_py_compile_writes(tmp_path: Path, fraction_ns: int) -> None:
+    """CPython stamps int(st.st_mtime), a float: within ~240 ns of the next second it
+    rounds up, and a header computed with integer division would be judged stale."""
+    import py_compile
+
+    source = tmp_path / "mod.py"
+    source.write_text("VALUE = 1\n")
+    mtime_ns = 1_700_000_000 * 10**9 + fraction_ns
+    os.utime(source, ns=(mtime_ns, mtime_ns))
+    pyc = Path(
+        py_compile.compile(str(source), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    )
+    st = source.stat()
+    header = parse_header(pyc.read_bytes()[:16])
+    assert header.mtime == int(st.st_mtime) & 0xFFFFFFFF
+    assert valid_for_stat(header, st.st_mtime_ns, st.st_size)
