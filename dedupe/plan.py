@@ -61,6 +61,12 @@ def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
         return ()
 
 
+def census_prefix(ckey: bytes) -> int:
+    """The first 8 bytes of a census key: what pass 1 keeps per candidate to know which
+    venvs pass 2 must walk again."""
+    return int.from_bytes(ckey[:8], "little")
+
+
 def census_key(device: int, key: ObjectKey) -> bytes:
     # A 128-bit xxhash of the group identity keeps the census at a few dozen bytes per
     # distinct file. A collision could only merge two groups' counts and cost a read:
@@ -99,7 +105,7 @@ class Census:
         return self._counts.get(ckey, 0) >= 2
 
     def worthwhile_prefixes(self) -> set[int]:
-        return {int.from_bytes(k[:8], "little") for k, n in self._counts.items() if n >= 2}
+        return {census_prefix(k) for k, n in self._counts.items() if n >= 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _display(path: str) -> str:
+def display(path: str) -> str:
     # Non-UTF-8 names carry surrogate escapes; show them as escapes, never crash on them.
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -61,9 +61,9 @@ def to_json(result: ScanResult) -> str:
 
 
 def render_problems(result: ScanResult) -> str:
-    lines = [f"error: {_display(p.path)}: {p.error}" for p in result.errors]
-    lines += [f"warning: {_display(p.path)}: {p.error}" for p in result.warnings]
-    lines += [f"skipped venv: {_display(v.path)}: {v.reason}" for v in result.skipped_venvs]
+    lines = [f"error: {display(p.path)}: {p.error}" for p in result.errors]
+    lines += [f"warning: {display(p.path)}: {p.error}" for p in result.warnings]
+    lines += [f"skipped venv: {display(v.path)}: {v.reason}" for v in result.skipped_venvs]
     return "\n".join(lines)
 
 
@@ -72,15 +72,15 @@ def render_text(result: ScanResult) -> str:
     would = "would be " if r.dry_run else ""
     out = []
     title = "venv-dedupe scan (dry run: nothing was changed)" if r.dry_run else "venv-dedupe scan"
-    out.append(f"{title}: {len(r.venvs)} venv(s) under {', '.join(map(_display, r.roots))}")
+    out.append(f"{title}: {len(r.venvs)} venv(s) under {', '.join(map(display, r.roots))}")
     if r.venvs:
-        width = min(max(len(_display(v.path)) for v in r.venvs), 60)
+        width = min(max(len(display(v.path)) for v in r.venvs), 60)
         out.append("")
         out.append(
             f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}"
         )
         for v in r.venvs:
-            name = _display(v.path)
+            name = display(v.path)
             if len(name) > width:
                 name = "..." + name[-(width - 3) :]
             out.append(
@@ -129,12 +129,12 @@ def render_text(result: ScanResult) -> str:
     for s in r.stores:
         if s.exists:
             out.append(
-                f"store {_display(s.path)}: {s.objects:,} objects, saving "
+                f"store {display(s.path)}: {s.objects:,} objects, saving "
                 f"{human_size(s.bytes_saved)} in total"
                 + (f"; {s.unused_objects:,} unused" if s.unused_objects else "")
             )
         else:
-            out.append(f"store {_display(s.path)}: {would}created")
+            out.append(f"store {display(s.path)}: {would}created")
     if r.leftovers_removed:
         out.append(f"removed {r.leftovers_removed} temp file(s) left by an interrupted run")
     problems = render_problems(r)

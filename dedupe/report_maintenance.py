@@ -7,15 +7,11 @@ import json
 from typing import Any
 
 from .maintenance import DetachResult, GcResult, StatusResult, VerifyResult
+from .report import display as _display
 from .report import human_size
 from .scan import Problem, VenvSkip
 
 Result = StatusResult | VerifyResult | DetachResult | GcResult
-
-
-def _display(path: str) -> str:
-    # Non-UTF-8 names carry surrogate escapes; show them as escapes, never crash on them.
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _fit(path: str, width: int) -> str:

@@ -35,12 +35,14 @@ from .plan import (
     SourceObject,
     Unique,
     census_key,
+    census_prefix,
 )
 from .store import (
     Store,
     StoreIndex,
     can_create,
     default_store_path,
+    nearest_existing,
     open_store,
 )
 
@@ -218,7 +220,7 @@ class _Stores:
         existed = os.path.lexists(path)
         store = open_store(path, create=False)
         if store is None:
-            if os.stat(_existing(path)).st_dev != device:
+            if os.stat(nearest_existing(path)).st_dev != device:
                 return self._elsewhere(path)
             problem = can_create(path) if self.dry_run else None
             if problem is not None:
@@ -260,7 +262,7 @@ class _Stores:
         # small folders inline), plus the store folder and its FORMAT and lock files.
         total = 0
         for store in self.by_device.values():
-            block = os.statvfs(_existing(store.path)).f_bsize
+            block = os.statvfs(nearest_existing(store.path)).f_bsize
             new = sum(1 for f in planner_folders if f.startswith(store.path + os.sep))
             if new and not os.path.isdir(store.path):
                 new += 3  # the store folder, FORMAT, lock (objects/ is among the new)
@@ -273,12 +275,6 @@ class _Stores:
 
     def reports(self) -> tuple[StoreReport, ...]:
         return tuple(_store_report(s) for s in self.by_device.values())
-
-
-def _existing(path: str) -> str:
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return path
 
 
 def _store_report(store: Store) -> StoreReport:
@@ -352,7 +348,7 @@ def scan(
                 if isinstance(item, Candidate):
                     tally.eligible += 1
                     ckey = census.add(item)
-                    tally.candidate_keys.append(int.from_bytes(ckey[:8], "little"))
+                    tally.candidate_keys.append(census_prefix(ckey))
                 elif isinstance(item, Shared):
                     tally.eligible += 1
                     tally.shared += 1

@@ -421,18 +421,19 @@ def mount_point(path: str) -> str:
     return path
 
 
+def nearest_existing(path: str) -> str:
+    """path, or its nearest ancestor that exists."""
+    while not os.path.lexists(path) and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    return path
+
+
 def _device_of_nearest(path: str) -> int | None:
     """st_dev of path or of its nearest existing ancestor."""
-    while True:
-        try:
-            return os.stat(path).st_dev
-        except FileNotFoundError:
-            parent = os.path.dirname(path)
-            if parent == path:
-                return None
-            path = parent
-        except OSError:
-            return None
+    try:
+        return os.stat(nearest_existing(path)).st_dev
+    except OSError:
+        return None
 
 
 def user_store_path(environ: dict[str, str] | None = None) -> str:
@@ -453,9 +454,7 @@ def default_store_path(venv_root: str, device: int) -> str:
 
 def can_create(path: str) -> OSError | None:
     """Why a store could not be created at path (checked without writing), or None."""
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
+    probe = nearest_existing(path)
     if not os.access(probe, os.W_OK | os.X_OK):
         return OSError(errno.EACCES, os.strerror(errno.EACCES), probe)
     return None
