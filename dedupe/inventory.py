@@ -110,7 +110,7 @@ def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) ->
         or name.endswith(".pth")
         or name.startswith("__editable__")
         or parts[0] in _SCRIPT_DIRS
-        or any(part.startswith("~") for part in parts)
+        or ("~" in "".join(parts) and any(part.startswith("~") for part in parts))
     ):
         return PER_INSTALL
     if name.endswith((".pyc", ".pyo")):
@@ -122,23 +122,31 @@ def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) ->
     return None
 
 
+_Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
+
+
+def _or_unreadable(listing: _Listing | None) -> _Listing | str:
+    return "unreadable" if listing is None else listing
+
+
 class _Tree:
-    """Directory listings of one venv, made on demand: name -> (d_ino, kind)."""
+    """Directory listings of one venv, made on demand, and each folder resolved once.
+
+    A folder is usable when every component from the venv root down is a real folder
+    (not a symlink) that could be listed; files are then looked up in its listing.
+    """
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self._listings: dict[str, dict[str, tuple[int, str]] | None] = {}
-        self._pycaches: dict[str, dict[str, list[Pyc]] | None] = {}
+        # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
+        self._folders: dict[str, _Listing | str] = {}
+        self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
         self.leftovers: list[str] = []
 
-    def _listing(self, folder: str) -> dict[str, tuple[int, str]] | None:
+    def _list(self, path: str) -> _Listing | None:
+        listing: _Listing = {}
         try:
-            return self._listings[folder]
-        except KeyError:
-            pass
-        listing: dict[str, tuple[int, str]] | None = {}
-        try:
-            with os.scandir(os.path.join(self.root, folder)) as it:
+            with os.scandir(path) as it:
                 for e in it:
                     if e.is_symlink():
                         kind = "l"
@@ -150,71 +158,74 @@ class _Tree:
                             self.leftovers.append(e.path)
                     else:
                         kind = "o"
-                    listing[e.name] = (e.inode(), kind)  # type: ignore[index]
+                    listing[e.name] = (e.inode(), kind)
         except OSError:
-            listing = None
-        self._listings[folder] = listing
+            return None
         return listing
 
-    def pycs(self, parts: list[str]) -> tuple[Pyc, ...] | None:
-        """The regular-file pycs of the source at parts, from its folder's __pycache__;
-        None when that __pycache__ cannot be listed."""
-        if not parts[-1].endswith(".py"):
-            return ()
-        folder = os.path.join(*parts[:-1]) if len(parts) > 1 else ""
-        if folder in self._pycaches:
-            by_stem = self._pycaches[folder]
-            if by_stem is None:
-                return None
+    def folder(self, rel: str) -> _Listing | str:
+        """The listing of a venv-relative folder ('' is the root), or 'l', 'missing' or
+        'unreadable' when it, or a folder on the way, is a symlink, absent or unlistable."""
+        found = self._folders.get(rel)
+        if found is not None:
+            return found
+        if rel:
+            parent_rel, _, name = rel.rpartition(os.sep)
+            parent = self.folder(parent_rel)
+            if isinstance(parent, str):
+                result: _Listing | str = parent
+            else:
+                kind = parent.get(name, (0, "missing"))[1]
+                if kind == "d":
+                    result = _or_unreadable(self._list(os.path.join(self.root, rel)))
+                else:
+                    result = "l" if kind == "l" else "missing"
         else:
-            # Index the __pycache__ once by module stem: a package folder can hold
-            # hundreds of modules, each with several pycs.
-            by_stem = self._pycaches[folder] = {}
-            pycache = os.path.join(folder, "__pycache__")
-            parent = self._listing(folder)
-            listing = (
-                self._listing(pycache)
-                if parent and parent.get("__pycache__", (0, ""))[1] == "d"
-                else {}
-            )
-            if listing is None:
-                # A __pycache__ we cannot list may hold pycs that linking would make
-                # stale: its sources are left alone.
-                self._pycaches[folder] = None
-                return None
-            for name, (ino, kind) in (listing or {}).items():
-                if kind == "f" and name.endswith(".pyc"):
-                    stem = name.split(".", 1)[0]
-                    by_stem.setdefault(stem, []).append(
-                        Pyc(os.path.join(self.root, pycache, name), ino, "")
-                    )
-        stem = parts[-1][:-3]
-        found = by_stem.get(stem, [])
-        named = dict(pyc_suffixes(parts[-1], [os.path.basename(p.path) for p in found]))
-        return tuple(
-            Pyc(p.path, p.ino, named[os.path.basename(p.path)])
-            for p in found
-            if os.path.basename(p.path) in named
-        )
+            result = _or_unreadable(self._list(self.root))
+        self._folders[rel] = result
+        return result
 
-    def lookup(self, parts: list[str]) -> tuple[str, int]:
-        """(kind, d_ino) of a venv-relative path; kind 'f', 'l', 'd', 'o', 'missing' or
-        'unreadable'. A symlinked folder on the way makes the whole path 'l'."""
-        folder = ""
-        for i, part in enumerate(parts):
-            listing = self._listing(folder)
-            if listing is None:
-                return "unreadable", 0
-            found = listing.get(part)
-            if found is None:
-                return "missing", 0
-            ino, kind = found
-            if i == len(parts) - 1:
-                return kind, ino
-            if kind != "d":
-                return ("l" if kind == "l" else "missing"), 0
-            folder = os.path.join(folder, part)
-        return "missing", 0
+    def lookup(self, folder: str, name: str) -> tuple[str, int]:
+        """(kind, d_ino) of a name in a venv-relative folder; kind 'f', 'l', 'd', 'o',
+        'missing' or 'unreadable'. A symlinked folder on the way makes the path 'l'."""
+        listing = self.folder(folder)
+        if isinstance(listing, str):
+            return listing, 0
+        ino, kind = listing.get(name, (0, "missing"))
+        return kind, ino
+
+    def pycs(self, folder: str, name: str) -> tuple[Pyc, ...] | None:
+        """The regular-file pycs of the source folder/name, from its __pycache__; None
+        when that __pycache__ cannot be listed (its pycs could go stale unseen)."""
+        if not name.endswith(".py"):
+            return ()
+        try:
+            by_stem = self._pycaches[folder]
+        except KeyError:
+            by_stem = self._pycaches[folder] = self._index_pycache(folder)
+        if by_stem is None:
+            return None
+        return by_stem.get(name[:-3], ())
+
+    def _index_pycache(self, folder: str) -> dict[str, tuple[Pyc, ...]] | None:
+        # Indexed once per folder by module stem: a package folder can hold hundreds of
+        # modules, each with several pycs.
+        pycache = os.path.join(folder, "__pycache__") if folder else "__pycache__"
+        parent = self.folder(folder)
+        if isinstance(parent, str) or parent.get("__pycache__", (0, ""))[1] != "d":
+            return {}
+        listing = self.folder(pycache)
+        if isinstance(listing, str):
+            return None
+        found: dict[str, list[Pyc]] = {}
+        for pyc_name, (ino, kind) in listing.items():
+            if kind == "f" and pyc_name.endswith(".pyc"):
+                stem = pyc_name.split(".", 1)[0]
+                for _, suffix in pyc_suffixes(stem + ".py", [pyc_name]):
+                    found.setdefault(stem, []).append(
+                        Pyc(os.path.join(self.root, pycache, pyc_name), ino, suffix)
+                    )
+        return {stem: tuple(sorted(pycs, key=lambda p: p.path)) for stem, pycs in found.items()}
 
 
 def _read_record(path: str) -> str:
@@ -243,6 +254,9 @@ def _dist_infos(site_packages: str) -> list[str]:
             )
     except OSError:
         return []
+
+
+_KIND_REASON = {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}
 
 
 def inventory(venv: Venv, store_inodes: set[int], store_device: int) -> Iterator[Item]:
@@ -310,13 +324,11 @@ def _classify(
     if reason is not None:
         return None if reason == BYTECODE else Skipped(path, reason)
     assert file_hash is not None
-    kind, ino = tree.lookup(parts)
+    folder, _, name = rel.rpartition(os.sep)
+    kind, ino = tree.lookup(folder, name)
     if kind != "f":
-        return Skipped(
-            path,
-            {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}.get(kind, NOT_REGULAR),
-        )
-    pycs = tree.pycs(parts)
+        return Skipped(path, _KIND_REASON.get(kind, NOT_REGULAR))
+    pycs = tree.pycs(folder, name)
     if pycs is None:
         return Skipped(path, PYCACHE_UNREADABLE)
     if entry.size == 0:
