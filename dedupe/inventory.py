@@ -305,10 +305,13 @@ def _classify(
 ) -> Item | None:
     """The entry's classification; None for a RECORD line about a .pyc, since pycs are
     found beside their sources instead (uv does not list them, pip does)."""
-    if os.path.isabs(entry.path):
+    if entry.path.startswith("/"):
         return Skipped(entry.path, OUTSIDE_VENV)
-    rel = os.path.normpath(os.path.join(base, entry.path))
-    path = os.path.join(venv.root, rel)
+    if entry.path.startswith(".") or "/." in entry.path or "//" in entry.path:
+        rel = os.path.normpath(os.path.join(base, entry.path))  # '..', '.', '//' inside
+    else:
+        rel = f"{base}/{entry.path}"  # what normpath would give, without its cost
+    path = f"{venv.root}/{rel}"
     if rel == ".." or rel.startswith("../") or rel == ".":
         return Skipped(path, OUTSIDE_VENV)
     if rel in seen:
