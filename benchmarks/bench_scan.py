@@ -452,6 +452,59 @@ def measure_external(name: str, cmd: list[str], pristine: Path, rundir: Path) ->
     }
 
 
+def uv_command() -> list[str] | None:
+    """uv next to the running Python (pip install 'uv==0.13.*'), else on PATH."""
+    beside = Path(sys.executable).with_name("uv")
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    return [found] if found else None
+
+
+def measure_uv(n_venvs: int, wheelhouse: Path, rundir: Path) -> dict:
+    """The same venvs as uv makes them with --link-mode hardlink --compile-bytecode, its
+    cache on the same filesystem: what the venvs and the cache take together (each inode
+    once, as du counts them), to compare with the tree after venv-dedupe."""
+    uv = uv_command()
+    if uv is None:
+        return {"skipped": "uv not found: pip install 'uv==0.13.*'"}
+    top = rundir / "uv"
+    venvs, cache = top / "venvs", top / "cache"
+    env = {**hermetic_pip_env(), "UV_CACHE_DIR": str(cache), "UV_NO_CONFIG": "1"}
+    source = ["--offline", "--no-index", "--find-links", str(wheelhouse)]
+    source += ["-c", str(constraints_file(wheelhouse))]
+    log(f"uv: building {n_venvs} venvs with --link-mode hardlink --compile-bytecode")
+    started = time.perf_counter()
+    for index in range(n_venvs):
+        venv = venvs / f"venv-{index:03d}"
+        sh([*uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env)
+        sh(
+            [
+                *uv,
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(venv / "bin" / "python"),
+                *source,
+                "--link-mode",
+                "hardlink",
+                "--compile-bytecode",
+                *venv_specs(index),
+            ],
+            env=env,
+        )
+    seconds = time.perf_counter() - started
+    together = du_bytes([venvs, cache])
+    venvs_only = du_bytes([venvs])
+    sh(["rm", "-rf", str(top)])
+    return {
+        "version": tool_version([*uv, "--version"]),
+        "build_seconds": round(seconds, 1),
+        "allocated_bytes": together[1],
+        "apparent_bytes": together[0],
+        "venvs_only_allocated_bytes": venvs_only[1],
+    }
+
+
 def tool_version(cmd: list[str]) -> str:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -597,6 +650,27 @@ def render(report: dict) -> str:
             f"exit code {first['exit_code']}",
             f"  rerun files_linked (max of 3) {report['rerun']['files_linked_max_of_3']}",
         ]
+    if report.get("first_run"):
+        first, allocated = report["first_run"], t["allocated_bytes"]
+        after = allocated - first["du_allocated_change"]
+        lines += [
+            "",
+            "Disk after (allocated bytes)",
+            f"  pip venvs as built                   {allocated:>16,}",
+            f"  after venv-dedupe (tree + store)     {after:>16,}"
+            f"   reclaimed {first['bytes_reclaimed'] / allocated:.1%} of the tree,"
+            f" pycs {first['pyc']['bytes_reclaimed'] / max(first['bytes_reclaimed'], 1):.1%}"
+            " of that",
+        ]
+        uv = report.get("uv", {})
+        if uv.get("allocated_bytes"):
+            lines.append(
+                f"  uv --link-mode hardlink --compile-bytecode (venvs + cache)"
+                f" {uv['allocated_bytes']:,} ({uv['version']}; venvs alone"
+                f" {uv['venvs_only_allocated_bytes']:,}; built in {uv['build_seconds']} s)"
+            )
+        elif uv.get("skipped"):
+            lines.append(f"  uv: {uv['skipped']}")
     if report.get("ratios"):
         lines += ["", "Ratios"]
         lines += [f"  {k:<34} {v}" for k, v in report["ratios"].items()]
@@ -693,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         report["hardlink"] = measure_external(
             "hardlink", ["hardlink", "-q", "-t"], pristine, rundir
         )
+        report["uv"] = measure_uv(args.venvs, wheelhouse, rundir)
     finally:
         sh(["rm", "-rf", str(rundir)])
 
