@@ -300,8 +300,8 @@ def open_store(path: str, *, create: bool) -> Store | None:
             if not os.path.lexists(path):
                 _make_private_folders(path)
             for name in os.listdir(path):
-                if name.startswith(TMP_PREFIX):  # a FORMAT a killed run was writing
-                    os.unlink(os.path.join(path, name))
+                if name.startswith(f"{TMP_PREFIX}FORMAT-") and not _alive(name):
+                    os.unlink(os.path.join(path, name))  # a killed run was writing it
             if not os.path.lexists(format_path) and _unmade(path):
                 _write_format(format_path)  # new, or an empty folder the user made for it
         except FileExistsError:
@@ -343,6 +343,18 @@ def _unmade(path: str) -> bool:
     names = {n for n in os.listdir(path) if not n.startswith(TMP_PREFIX)}
     objects = os.path.join(path, "objects")
     return names <= {"objects"} and (not os.path.isdir(objects) or not os.listdir(objects))
+
+
+def _alive(tmp_name: str) -> bool:
+    """Whether the process whose pid ends a temp FORMAT name still runs: a run making
+    the same new store beside us (before either holds the lock) must keep its file."""
+    try:
+        os.kill(int(tmp_name.rsplit("-", 1)[1]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_format(format_path: str) -> None:
