@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
 from faultkit import child_env as faultkit_env
 from faultkit import copy_tree, finish, leftovers, start_child, wait_ready
 from helpers import (
