@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 
 CHUNK = 1 << 20
+# Every read here: never through a symlink, never blocking on a FIFO put in a file's place.
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileChanged(Exception):
@@ -34,7 +37,7 @@ def same_file(a: os.stat_result, b: os.stat_result) -> bool:
 def digest_file(path: str, algorithm: str, expected: os.stat_result | None = None) -> bytes:
     """The file's digest in the given algorithm, read through a descriptor that was
     checked to be the expected inode (no symlink followed, no FIFO blocking us)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, _READ)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -53,9 +56,36 @@ def digest_file(path: str, algorithm: str, expected: os.stat_result | None = Non
         os.close(fd)
 
 
+def read_small(path: str, limit: int) -> bytes:
+    """A regular file's bytes, refusing one larger than limit (OSError either way)."""
+    fd = os.open(path, _READ)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+    return data
+
+
+def read_whole(path: str, expected: os.stat_result) -> bytes:
+    """A regular file's bytes, if it still is the expected, unmodified inode."""
+    fd = os.open(path, _READ)
+    try:
+        if not same_file(os.fstat(fd), expected):
+            raise FileChanged(f"{path!r} changed after it was examined")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 def read_header(path: str, size: int = 16) -> tuple[bytes, os.stat_result]:
     """The first bytes of a regular file and its stat, through one descriptor."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, _READ)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

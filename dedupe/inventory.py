@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .bytecode import pyc_suffixes
 from .discovery import Venv
+from .hashing import read_small
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
 from .store import TMP_PREFIX, ObjectKey
 
@@ -228,23 +229,14 @@ class _Tree:
         return {stem: tuple(sorted(pycs, key=lambda p: p.path)) for stem, pycs in found.items()}
 
 
-def _read_record(path: str) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "RECORD is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_RECORD_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_RECORD_BYTES:
-        raise OSError(0, f"RECORD is larger than {MAX_RECORD_BYTES} bytes")
-    # surrogateescape keeps undecodable bytes, so a non-UTF-8 file name still maps back
-    # to the exact bytes on disk through os.fsencode.
-    return data.decode("utf-8", "surrogateescape")
+def read_text(path: str, limit: int = MAX_RECORD_BYTES) -> str:
+    """A RECORD (or INSTALLER) as text. surrogateescape keeps undecodable bytes, so a
+    non-UTF-8 file name still maps back to the exact bytes on disk through os.fsencode."""
+    return read_small(path, limit).decode("utf-8", "surrogateescape")
 
 
-def _dist_infos(site_packages: str) -> list[str]:
+def dist_infos(site_packages: str) -> list[str]:
+    """The .dist-info folders of a site-packages, sorted; none when it cannot be listed."""
     try:
         with os.scandir(site_packages) as it:
             return sorted(
@@ -265,11 +257,11 @@ def inventory(venv: Venv, store_inodes: set[int], store_device: int) -> Iterator
     seen: set[str] = set()
     for site_packages in venv.site_packages:
         base = os.path.relpath(site_packages, venv.root)
-        for dist_info in _dist_infos(site_packages):
+        for dist_info in dist_infos(site_packages):
             record_path = os.path.join(site_packages, dist_info, "RECORD")
             dist = dist_info[: -len(".dist-info")]
             try:
-                text = _read_record(record_path)
+                text = read_text(record_path)
             except FileNotFoundError:
                 yield Skipped(record_path, MISSING_RECORD)
                 yield BadInput(record_path, "no RECORD: this distribution's files are not shared")

@@ -11,7 +11,6 @@ file belongs to.
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.util
 import marshal
 import os
@@ -27,7 +26,8 @@ from . import link
 from .bytecode import HEADER_SIZE, parse_header
 from .discovery import Venv, default_roots, find_venvs
 from .errors import DedupeError, StoreError, UsageError
-from .hashing import FileChanged, digest_file
+from .hashing import FileChanged, digest_file, read_small
+from .inventory import dist_infos, read_text
 from .records import RecordError, parse_record
 from .report import human_size
 from .scan import Problem, VenvSkip
@@ -49,7 +49,6 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 SPACE_MARGIN = 64 << 20
 DAMAGED_FOLDER = "damaged"
 _OBJECT_TREES = ("objects", "pyc")
-_MAX_RECORD_BYTES = 64 << 20
 _MAX_PYC_BYTES = 256 << 20
 
 
@@ -352,27 +351,6 @@ def distribution_of(dist_info_name: str) -> Distribution:
     return Distribution(str(canonicalize_name(name)), version)
 
 
-def _read_bytes(path: str, limit: int) -> bytes:
-    """A small regular file's bytes, never through a symlink, never blocking on a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
-    return data
-
-
-def _read_small(path: str, limit: int) -> str:
-    # surrogateescape keeps undecodable bytes, so a non-UTF-8 file name in RECORD still
-    # maps back to the exact bytes on disk.
-    return _read_bytes(path, limit).decode("utf-8", "surrogateescape")
-
-
 @dataclass(frozen=True, slots=True)
 class _Owner:
     distribution: Distribution
@@ -390,19 +368,10 @@ class _Owners:
     def _load(self) -> dict[str, _Owner]:
         by_path: dict[str, _Owner] = {}
         for site_packages in self.venv.site_packages:
-            try:
-                with os.scandir(site_packages) as it:
-                    dist_infos = sorted(
-                        e.name
-                        for e in it
-                        if e.name.endswith(".dist-info") and e.is_dir(follow_symlinks=False)
-                    )
-            except OSError:
-                continue
-            for dist_info in dist_infos:
+            for dist_info in dist_infos(site_packages):
                 folder = os.path.join(site_packages, dist_info)
                 try:
-                    text = _read_small(os.path.join(folder, "RECORD"), _MAX_RECORD_BYTES)
+                    text = read_text(os.path.join(folder, "RECORD"))
                 except OSError:
                     continue
                 try:
@@ -410,7 +379,7 @@ class _Owners:
                 except RecordError as exc:
                     entries = exc.entries
                 try:
-                    installer = _read_small(os.path.join(folder, "INSTALLER"), 1024).strip()
+                    installer = read_text(os.path.join(folder, "INSTALLER"), 1024).strip()
                 except OSError:
                     installer = ""
                 owner = _Owner(distribution_of(dist_info), installer)
@@ -572,7 +541,7 @@ def _check_pyc(obj: _Object, key: PycKey) -> str | None:
     if problem is not None:
         return problem
     try:
-        raw = _read_bytes(obj.path, _MAX_PYC_BYTES)
+        raw = read_small(obj.path, _MAX_PYC_BYTES)
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import xxhash
 
 from . import bytecode
-from .hashing import FileChanged, digest_file, read_header, same_file
+from .hashing import FileChanged, digest_file, read_header, read_whole, same_file
 from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
 from .store import ObjectKey, PycKey, Store, StoreIndex
 
@@ -30,17 +30,6 @@ PYC_UNREADABLE = "pyc-unreadable"
 PYC_CHANGED = "pyc-changed-during-scan"
 PYCACHE_READ_ONLY = "pycache-read-only"
 XATTRS_DIFFER = "xattrs-differ"  # ACLs or security labels differ from the object's
-
-
-def _read_whole(path: str, expected: os.stat_result) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            if not same_file(os.fstat(fd), expected):
-                raise FileChanged(path)
-            return f.read()
-    finally:
-        os.close(fd)
 
 
 def _content_stat(st: os.stat_result) -> tuple[int, ...]:
@@ -412,7 +401,7 @@ class Planner:
 
     def _rewrite(self, pyc: Pyc, pst: os.stat_result, source: SourceObject) -> list[Decision]:
         try:
-            data = _read_whole(pyc.path, pst)
+            data = read_whole(pyc.path, pst)
         except FileChanged:
             return [Refused(pyc.path, PYC_CHANGED)]
         except OSError as exc:
@@ -450,7 +439,7 @@ class Planner:
             self._pyc_objects[key] = self._by_path[path] = new
             return [Adopt(pyc.path, pst, path)]
         try:
-            data = _read_whole(pyc.path, pst)
+            data = read_whole(pyc.path, pst)
         except (OSError, FileChanged):
             return None
         # A new inode: its number is only known once written, so later venvs of this run
