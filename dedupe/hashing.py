@@ -34,6 +34,20 @@ def same_file(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
+def same_content(a: os.stat_result, b: os.stat_result) -> bool:
+    """same_file but for ctime: what our own link, rename or unlink of a name moves
+    (with the link count) is left out; a write, chmod or chown still shows."""
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, a.st_mode, a.st_uid, a.st_gid) == (
+        b.st_dev,
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_mode,
+        b.st_uid,
+        b.st_gid,
+    )
+
+
 def digest_file(path: str, algorithm: str, expected: os.stat_result | None = None) -> bytes:
     """The file's digest in the given algorithm, read through a descriptor that was
     checked to be the expected inode (no symlink followed, no FIFO blocking us)."""

@@ -10,7 +10,7 @@ import os
 import secrets
 import stat
 
-from .hashing import same_file
+from .hashing import same_content, same_file
 from .plan import Adopt, CreatePyc, Link, RewritePyc
 from .store import TMP_PREFIX
 
@@ -83,11 +83,7 @@ def adopt(action: Adopt) -> None:
         ost = os.lstat(action.object_path)
     except OSError as exc:
         raise _os_failure(exc, f"cannot check {action.object_path!r}") from None
-    if not _same_content_inode(ost, action.st) or (ost.st_mode, ost.st_uid, ost.st_gid) != (
-        action.st.st_mode,
-        action.st.st_uid,
-        action.st.st_gid,
-    ):
+    if not same_content(ost, action.st):
         with contextlib.suppress(OSError):
             os.unlink(action.object_path)
         raise Failed(

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import xxhash
 
 from . import bytecode
-from .hashing import FileChanged, digest_file, read_header, read_whole, same_file
+from .hashing import (
+    FileChanged,
+    digest_file,
+    read_header,
+    read_whole,
+    same_content,
+    same_file,
+)
 from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
 from .store import ObjectKey, PycKey, Store, StoreIndex
 
@@ -30,10 +37,6 @@ PYC_UNREADABLE = "pyc-unreadable"
 PYC_CHANGED = "pyc-changed-during-scan"
 PYCACHE_READ_ONLY = "pycache-read-only"
 XATTRS_DIFFER = "xattrs-differ"  # ACLs or security labels differ from the object's
-
-
-def _content_stat(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
 
 
 def _writable(folder: str) -> bool:
@@ -270,7 +273,7 @@ class Planner:
             obj.ino = ino
         # Our link moved only ctime and the link count. If anything a write or chmod
         # moves differs from the proven state, someone else touched the inode since.
-        if obj.seen is not None and _content_stat(now) != _content_stat(obj.seen):
+        if obj.seen is not None and not same_content(now, obj.seen):
             obj.proven = False
         obj.seen = now
 
