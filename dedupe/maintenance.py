@@ -38,6 +38,7 @@ from .store import (
     default_store_path,
     mount_point,
     open_store,
+    saved_bytes,
     user_store_path,
 )
 
@@ -292,14 +293,12 @@ def _place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> 
 def _objects(store: Store) -> list[_Object]:
     """Every source and pyc object of the store, lstat'ed, by path."""
     found: list[_Object] = []
-    entries: Iterator[tuple[ObjectKey | PycKey, int, os.DirEntry[str]]]
-    for entries in (store.iter_objects(), store.iter_pycs()):
-        for key, _generation, entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            found.append(_Object(entry.path, key, st))
+    for key, _generation, entry in store.iter_all():
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        found.append(_Object(entry.path, key, st))
     found.sort(key=lambda o: o.path)
     return found
 
@@ -454,7 +453,7 @@ def status(
                 unused += 1
                 unused_bytes += blocks
                 continue
-            saved = (names - 1) * blocks
+            saved = saved_bytes(obj.st)
             saved_total += saved
             found = holders.get(ino, [])[:names]
             outside += names - len(found)

@@ -44,6 +44,7 @@ from .store import (
     default_store_path,
     nearest_existing,
     open_store,
+    saved_bytes,
 )
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -279,18 +280,14 @@ class _Stores:
 
 def _store_report(store: Store) -> StoreReport:
     objects = unused = saved = 0
-    entries = [e for _, _, e in store.iter_objects()] + [e for _, _, e in store.iter_pycs()]
-    for entry in entries:
+    for _key, _generation, entry in store.iter_all():
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
         objects += 1
-        if st.st_nlink == 1:
-            unused += 1
-        else:
-            # k venv names share one inode that k separate copies would otherwise need.
-            saved += (st.st_nlink - 2) * st.st_blocks * 512
+        unused += st.st_nlink == 1
+        saved += saved_bytes(st)
     return StoreReport(store.path, objects, unused, saved, os.path.isdir(store.path))
 
 

@@ -161,6 +161,11 @@ class Store:
                         if entry.is_file(follow_symlinks=False):
                             yield algorithm, shard, entry
 
+    def iter_all(self) -> Iterator[tuple[ObjectKey | PycKey, int, os.DirEntry[str]]]:
+        """Source objects, then pyc objects."""
+        yield from self.iter_objects()
+        yield from self.iter_pycs()
+
     def leftovers(self) -> list[str]:
         """Temp files a killed run left in the store (a pyc object half written)."""
         return [
@@ -277,6 +282,12 @@ def _lock_holder(fd: int) -> str:
     between its flock and its write)."""
     text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     return text if text.isdigit() else "unknown"
+
+
+def saved_bytes(st: os.stat_result) -> int:
+    """Allocated bytes an object saves: its n - 1 venv names share one inode that n - 1
+    copies would otherwise need (the store's own name is the nth)."""
+    return max(st.st_nlink - 2, 0) * st.st_blocks * 512
 
 
 def _listdir(path: str) -> list[str]:
