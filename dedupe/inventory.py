@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .bytecode import pyc_suffixes
 from .discovery import Venv
 from .hashing import read_small
+from .memo import Trace
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
 from .store import TMP_PREFIX, ObjectKey
 
@@ -137,14 +138,18 @@ class _Tree:
     (not a symlink) that could be listed; files are then looked up in its listing.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, trace: Trace | None = None) -> None:
         self.root = root
+        self.trace = trace
         # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
         self._folders: dict[str, _Listing | str] = {}
         self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
         self.leftovers: list[str] = []
 
-    def _list(self, path: str) -> _Listing | None:
+    def _list(self, rel: str) -> _Listing | None:
+        if self.trace is not None:
+            self.trace.stamp(rel)  # before the listing: a change after it moves the stamp
+        path = f"{self.root}/{rel}" if rel else self.root
         listing: _Listing = {}
         try:
             with os.scandir(path) as it:
@@ -178,11 +183,11 @@ class _Tree:
             else:
                 kind = parent.get(name, (0, "missing"))[1]
                 if kind == "d":
-                    result = _or_unreadable(self._list(os.path.join(self.root, rel)))
+                    result = _or_unreadable(self._list(rel))
                 else:
                     result = "l" if kind == "l" else "missing"
         else:
-            result = _or_unreadable(self._list(self.root))
+            result = _or_unreadable(self._list(""))
         self._folders[rel] = result
         return result
 
@@ -251,15 +256,22 @@ def dist_infos(site_packages: str) -> list[str]:
 _KIND_REASON = {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}
 
 
-def inventory(venv: Venv, store_inodes: set[int], store_device: int) -> Iterator[Item]:
-    """Yield every RECORD entry of the venv, classified; each venv path at most once."""
-    tree = _Tree(venv.root)
+def inventory(
+    venv: Venv, store_inodes: set[int], store_device: int, trace: Trace | None = None
+) -> Iterator[Item]:
+    """Yield every RECORD entry of the venv, classified; each venv path at most once.
+    With a trace, stamp every folder listed and every RECORD read, before it is."""
+    tree = _Tree(venv.root, trace)
     seen: set[str] = set()
     for site_packages in venv.site_packages:
         base = os.path.relpath(site_packages, venv.root)
+        if trace is not None:
+            trace.stamp(base)
         for dist_info in dist_infos(site_packages):
             record_path = os.path.join(site_packages, dist_info, "RECORD")
             dist = dist_info[: -len(".dist-info")]
+            if trace is not None:
+                trace.stamp(f"{base}/{dist_info}/RECORD")
             try:
                 text = read_text(record_path)
             except FileNotFoundError:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import link
+from . import link, memo
 from .bytecode import HEADER_SIZE, parse_header
 from .discovery import Venv, default_roots, find_venvs
 from .errors import DedupeError, StoreError, UsageError
@@ -613,6 +613,7 @@ def verify(
                     try:
                         link.quarantine(obj.path, destination)
                         moved_to = destination
+                        memo.drop_all(store_)
                     except OSError as exc:
                         errors.append(
                             Problem(obj.path, f"cannot move it out of the store: {exc.strerror}")
@@ -939,6 +940,7 @@ def gc(
         folders = [f for top in tops for f in _emptied_folders(top, gone_paths)]
         if not dry_run:
             folders = [f for f in folders if link.remove_empty_folder(f)]
+            memo.prune(store_)
     finally:
         store_.unlock()
     return GcResult(

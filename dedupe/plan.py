@@ -77,20 +77,26 @@ class Census:
         self._indexes = indexes
         self._counts: dict[bytes, int] = {}
         self._multi_link: set[tuple[int, int]] = set()
+        self._stored: dict[int, set[bytes]] = {}
 
-    def add(self, candidate: Candidate) -> bytes:
-        st = candidate.st
-        ckey = census_key(st.st_dev, candidate.key)
-        if st.st_nlink > 1:
-            if (st.st_dev, st.st_ino) in self._multi_link:
-                return ckey  # another name of an inode already counted
-            self._multi_link.add((st.st_dev, st.st_ino))
+    def add(self, ckey: bytes, device: int, ino: int, multi_link: bool) -> None:
+        """Count one candidate inode (multi_link: it had other links when stat'ed)."""
+        if multi_link:
+            if (device, ino) in self._multi_link:
+                return  # another name of an inode already counted
+            self._multi_link.add((device, ino))
         count = self._counts.get(ckey)
         if count is None:
-            index = self._indexes.get(st.st_dev)
-            count = 1 if index is not None and candidate.key in index.objects else 0
+            count = 1 if ckey in self._stored_keys(device) else 0
         self._counts[ckey] = count + 1
-        return ckey
+
+    def _stored_keys(self, device: int) -> set[bytes]:
+        found = self._stored.get(device)
+        if found is None:
+            index = self._indexes.get(device)
+            objects = index.objects if index is not None else ()
+            found = self._stored[device] = {census_key(device, key) for key in objects}
+        return found
 
     def worth(self, ckey: bytes) -> bool:
         """Linking can reclaim space: two distinct inodes, or one and a store object."""

@@ -73,6 +73,11 @@ def render_text(result: ScanResult) -> str:
     out = []
     title = "venv-dedupe scan (dry run: nothing was changed)" if r.dry_run else "venv-dedupe scan"
     out.append(f"{title}: {len(r.venvs)} venv(s) under {', '.join(map(display, r.roots))}")
+    if r.venvs_unchanged:
+        out.append(
+            f"{r.venvs_unchanged} of them unchanged since the last scan (folders and RECORDs "
+            "as it left them): counted from its notes, not walked again"
+        )
     if r.venvs:
         width = min(max(len(display(v.path)) for v in r.venvs), 60)
         out.append("")

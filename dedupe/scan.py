@@ -22,6 +22,7 @@ from .inventory import (
     Skipped,
     inventory,
 )
+from .memo import CANDIDATE, Memo, Memos, Trace
 from .plan import (
     Adopt,
     AlreadyShared,
@@ -80,6 +81,7 @@ class PycReport:
 @dataclass(frozen=True, slots=True)
 class VenvReport:
     path: str
+    unchanged: bool  # as the last run left it: taken from its memo, not walked
     files_scanned: int
     files_eligible: int
     files_linked: int
@@ -105,6 +107,7 @@ class ScanResult:
     dry_run: bool
     roots: tuple[str, ...]
     venvs: tuple[VenvReport, ...]
+    venvs_unchanged: int  # taken from an earlier run's memo, not walked
     skipped_venvs: tuple[VenvSkip, ...]
     stores: tuple[StoreReport, ...]
     files_scanned: int
@@ -143,6 +146,20 @@ class _Tally:
     pyc_work: bool = False  # a shared source has a pyc that is not shared yet
     pyc: Counter[str] = field(default_factory=Counter)
     pyc_skipped: Counter[str] = field(default_factory=Counter)
+    unchanged: bool = False  # taken from the memo of an earlier run, not walked
+
+    def recall(self, memo: Memo, census: Census, device: int) -> None:
+        """Take pass 1's result for the venv, and count its candidates in the census."""
+        self.scanned += memo.scanned
+        self.eligible += memo.eligible
+        self.shared += memo.shared
+        self.skipped.update(memo.skipped)
+        self.pyc["scanned"] += memo.pyc_scanned
+        self.pyc["shared"] += memo.pyc_shared
+        self.pyc_work = memo.pyc_work
+        for ckey, ino, multi_link in memo.iter_candidates():
+            census.add(ckey, device, ino, multi_link)
+            self.candidate_keys.append(census_prefix(ckey))
 
     def pyc_report(self) -> PycReport:
         return _pyc_report(self.pyc, self.pyc_skipped)
@@ -150,6 +167,7 @@ class _Tally:
     def report(self) -> VenvReport:
         return VenvReport(
             self.path,
+            self.unchanged,
             self.scanned,
             self.eligible,
             self.linked,
@@ -297,6 +315,7 @@ def scan(
     store: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
     share_pyc: bool = True,
+    full: bool = False,
     progress: Progress | None = None,
     lock_timeout: float = 0.0,
     on_lock_wait: Callable[[str], None] | None = None,
@@ -305,7 +324,9 @@ def scan(
 
     With dry_run, decide and count exactly as a real run would, changing nothing. With
     share_pyc (the default), the .pyc files of shared sources are shared too; without it
-    they stay private, but are kept valid for their newly linked source. When another
+    they stay private, but are kept valid for their newly linked source. A venv whose
+    folders and RECORD files are as an earlier run left them is taken from that run's
+    memo instead of being walked (see dedupe.memo); full walks every venv. When another
     run holds a store's lock, wait up to lock_timeout seconds (telling on_lock_wait once),
     then raise StoreLockedError.
     """
@@ -328,37 +349,23 @@ def scan(
                 skipped_venvs.append(VenvSkip(venv.root, reason))
         tallies = [_Tally(v.root) for v in venvs]
         census = Census(stores.indexes)
+        memos = {device: Memos(store_) for device, store_ in stores.by_device.items()}
         leftovers = 0
         if not dry_run:
             for store_ in stores.by_device.values():
                 leftovers += sum(link.remove_leftover(p) for p in store_.leftovers())
 
-        # Pass 1: RECORD, directory listings and stat only; no file is read.
+        # Pass 1: RECORD, directory listings and stat only; no file is read. A venv whose
+        # folders and RECORDs are as an earlier run left them is taken from its memo.
         for i, (venv, tally) in enumerate(zip(venvs, tallies, strict=True)):
-            inodes = stores.indexes[venv.device].inodes
-            for item in inventory(venv, inodes, venv.device):
-                if isinstance(item, (Candidate, Shared, Skipped)):
-                    tally.scanned += 1
-                    tally.pyc["scanned"] += len(item.pycs)
-                    shared_pycs = sum(1 for p in item.pycs if p.ino in inodes)
-                    tally.pyc["shared"] += shared_pycs
-                if isinstance(item, Candidate):
-                    tally.eligible += 1
-                    ckey = census.add(item)
-                    tally.candidate_keys.append(census_prefix(ckey))
-                elif isinstance(item, Shared):
-                    tally.eligible += 1
-                    tally.shared += 1
-                    # Unshared pycs of a shared source: Python wrote them since. Without
-                    # pyc sharing there is nothing to do: the scan that linked the source
-                    # kept its pycs valid, and Python writes valid ones.
-                    tally.pyc_work |= share_pyc and shared_pycs < len(item.pycs)
-                elif isinstance(item, Skipped):
-                    tally.skipped[item.reason] += 1
-                elif isinstance(item, BadInput):
-                    warnings.append(Problem(item.path, item.message))
-                elif isinstance(item, Leftover) and not dry_run:
-                    leftovers += link.remove_leftover(item.path)
+            memo = None if full else memos[venv.device].load(venv, share_pyc)
+            tally.unchanged = memo is not None
+            if memo is None:
+                memo, temps = _examine(venv, stores.indexes[venv.device].inodes, share_pyc)
+                if not dry_run:
+                    leftovers += sum(link.remove_leftover(p) for p in temps)
+            tally.recall(memo, census, venv.device)
+            warnings += [Problem(path, message) for path, message in memo.warnings]
             if progress:
                 progress("examine", i + 1, len(venvs))
 
@@ -383,6 +390,14 @@ def scan(
                     run.shared_source(store_, item, tally, inodes)
             if progress:
                 progress("link", i + 1, len(todo))
+        if not dry_run:
+            # Memos for the next run, of the venvs walked: after pass 2, since linking
+            # moves the folders it links in, and with the objects this run made.
+            walked = [v for v, t in zip(venvs, tallies, strict=True) if not t.unchanged]
+            for device in {venv.device for venv in walked}:
+                index = stores.by_device[device].load_index() if todo else stores.indexes[device]
+                for venv in (v for v in walked if v.device == device):
+                    _remember(venv, index.inodes, share_pyc, memos[device])
         for tally in tallies:
             tally.unique = tally.eligible - tally.shared - tally.linked - tally.stored
             # Pycs not accounted for above belong to sources that are not shared.
@@ -408,6 +423,7 @@ def scan(
         dry_run=dry_run,
         roots=tuple(root_list),
         venvs=tuple(t.report() for t in tallies),
+        venvs_unchanged=sum(t.unchanged for t in tallies),
         skipped_venvs=tuple(skipped_venvs),
         stores=stores.reports(),
         files_scanned=sum(t.scanned for t in tallies),
@@ -426,6 +442,65 @@ def scan(
         errors=tuple(run.errors),
         warnings=tuple(warnings),
     )
+
+
+def _examine(
+    venv: Venv, inodes: set[int], share_pyc: bool, trace: Trace | None = None
+) -> tuple[Memo, list[str]]:
+    """Pass 1 over one venv: what it holds, and the temp files a killed run left in it."""
+    scanned = eligible = shared = pyc_scanned = pyc_shared = 0
+    pyc_work = False
+    skipped: Counter[str] = Counter()
+    warnings: list[tuple[str, str]] = []
+    candidates = bytearray()
+    leftovers: list[str] = []
+    for item in inventory(venv, inodes, venv.device, trace):
+        if isinstance(item, (Candidate, Shared, Skipped)):
+            scanned += 1
+            pyc_scanned += len(item.pycs)
+            shared_pycs = sum(1 for p in item.pycs if p.ino in inodes)
+            pyc_shared += shared_pycs
+        if isinstance(item, Candidate):
+            eligible += 1
+            st = item.st
+            ckey = census_key(st.st_dev, item.key)
+            candidates += CANDIDATE.pack(ckey, st.st_ino, st.st_nlink > 1)
+        elif isinstance(item, Shared):
+            eligible += 1
+            shared += 1
+            # Unshared pycs of a shared source: Python wrote them since. Without pyc
+            # sharing there is nothing to do: the scan that linked the source kept its
+            # pycs valid, and Python writes valid ones.
+            pyc_work |= share_pyc and shared_pycs < len(item.pycs)
+        elif isinstance(item, Skipped):
+            skipped[item.reason] += 1
+        elif isinstance(item, BadInput):
+            warnings.append((item.path, item.message))
+        elif isinstance(item, Leftover):
+            leftovers.append(item.path)
+    memo = Memo(
+        scanned,
+        eligible,
+        shared,
+        pyc_scanned,
+        pyc_shared,
+        pyc_work,
+        dict(skipped),
+        tuple(warnings),
+        bytes(candidates),
+    )
+    return memo, leftovers
+
+
+def _remember(venv: Venv, inodes: set[int], share_pyc: bool, memos: Memos) -> None:
+    """Walk the venv once more, stamping what it looks at, and keep the memo."""
+    clock = memos.store.clock_ns()  # before the first stamp
+    trace = Trace(venv.root)
+    memo, leftovers = _examine(venv, inodes, share_pyc, trace)
+    if leftovers:
+        memos.forget(venv)  # another run was killed meanwhile: walk it next time
+    else:
+        memos.save(venv, share_pyc, trace, clock, memo)
 
 
 class _Run:

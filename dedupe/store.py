@@ -10,6 +10,8 @@ hardlink shares them: files of different owners or modes must never share an obj
     pyc/<alg>/<hh>/<source object name>.<suffix>.<magic>.<flags>.<uid>.<gid>.<mode>.<n>
 A pyc object is one valid compilation of a source object, shared by every venv whose
 source is that object: grouped by what makes a pyc valid, never by its raw bytes.
+    scan-cache/<hash of venv path>.json
+What the last scan found in each venv (dedupe.memo); losing it costs only time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ FORMAT = "venv-dedupe store 1\n"
 # any that a killed run left behind.
 TMP_PREFIX = ".venv-dedupe-tmp-"
 DEFAULT_STORE_NAME = ".venv-dedupe-store"
+CACHE_DIR = "scan-cache"
 LOCK_POLL_SECONDS = 0.2
 
 
@@ -167,13 +170,17 @@ class Store:
         yield from self.iter_pycs()
 
     def leftovers(self) -> list[str]:
-        """Temp files a killed run left in the store (a pyc object half written)."""
-        return [
+        """Temp files a killed run left in the store (a pyc object or a memo half written)."""
+        found = [
             entry.path
             for top in ("objects", "pyc")
             for _algorithm, _shard, entry in self._iter(top)
             if entry.name.startswith(TMP_PREFIX)
         ]
+        cache = os.path.join(self.path, CACHE_DIR)
+        with contextlib.suppress(OSError):
+            found += [os.path.join(cache, n) for n in os.listdir(cache) if n.startswith(TMP_PREFIX)]
+        return found
 
     def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
         """Source objects (not pycs): key, generation, directory entry."""
@@ -207,11 +214,13 @@ class Store:
         return StoreIndex(objects, inodes, pycs, sources_by_inode)
 
     def folder_bytes(self) -> int:
-        """Allocated bytes of the store's own folders and files, objects excluded: what the
-        store costs beside the objects, so that reclaimed bytes can be squared with du."""
+        """Allocated bytes of the store's own folders and files (memos included), objects
+        excluded: what the store costs beside the objects, so that reclaimed bytes can be
+        squared with du."""
         total = 0
+        own_files = (self.path, os.path.join(self.path, CACHE_DIR))
         for folder, dirs, files in os.walk(self.path):
-            names = files if folder == self.path else []
+            names = files if folder in own_files else []
             for name in [folder, *(os.path.join(folder, n) for n in names)]:
                 with contextlib.suppress(OSError):
                     total += os.lstat(name).st_blocks * 512
@@ -270,6 +279,13 @@ class Store:
                 )
                 told = True
             time.sleep(min(LOCK_POLL_SECONDS, left))
+
+    def clock_ns(self) -> int:
+        """The filesystem's time now: the ctime it gives the lock file when we touch it
+        (under the lock, so in a real run only)."""
+        assert self._lock_fd is not None, "the store is not locked"
+        os.utime(self._lock_fd)
+        return os.fstat(self._lock_fd).st_ctime_ns
 
     def unlock(self) -> None:
         if self._lock_fd is not None:

@@ -33,6 +33,7 @@ PIP_ENV = {
 
 # The only names the tool may ever create next to a venv's files (its atomic-replace temps).
 TEMP_PREFIX = ".venv-dedupe-tmp-"
+CACHE_DIR = "scan-cache"  # where the scan keeps its memos of venvs (dedupe.memo)
 
 
 @dataclass(frozen=True)
@@ -332,13 +333,17 @@ def disk_usage(*tops: Path) -> Usage:
 def store_content_folders(store: Path) -> list[Path]:
     """The store's folders of objects (``objects/``, and any other), not its own files.
 
-    The store's bookkeeping (its lock and FORMAT files, its shard folders) is overhead
-    of having a store, not file content: it is left out when comparing the reclaimed
-    bytes with the change in allocated blocks.
+    The store's bookkeeping (its lock and FORMAT files, its shard folders, the scan's
+    memos) is overhead of having a store, not file content: it is left out when comparing
+    the reclaimed bytes with the change in allocated blocks.
     """
     if not store.is_dir():
         return []
-    return sorted(path for path in store.iterdir() if path.is_dir() and not path.is_symlink())
+    return sorted(
+        path
+        for path in store.iterdir()
+        if path.is_dir() and not path.is_symlink() and path.name != CACHE_DIR
+    )
 
 
 def store_objects(store: Path, trees: tuple[str, ...] = ("objects", "pyc")) -> dict[int, Path]:

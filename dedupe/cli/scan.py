@@ -30,6 +30,11 @@ def register(commands: Any) -> None:
         action="store_false",
         help="keep .pyc files private (they are still kept valid for their linked source)",
     )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="walk every venv, even those whose folders and RECORDs are as the last scan left them",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     add_lock_options(p)
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             store=args.store,
             dry_run=args.dry_run,
             share_pyc=args.share_pyc,
+            full=args.full,
             progress=progress,
             lock_timeout=lock_timeout(args),
             on_lock_wait=say_waiting,

@@ -1,0 +1,214 @@
+"""What an earlier scan found in a venv, kept in the store so an unchanged venv is not walked again.
+
+Pass 1 of a scan learns, per venv, counts (files, skips by reason, shared files and pycs)
+and the census key of every candidate, from RECORD files and folder listings. All of that
+follows from the venv's folders and RECORD files alone, except for what lives in a file's
+own inode (content, mode, owner), which pass 2 proves afresh before any link anyway.
+
+So a memo keeps pass 1's result with a stamp of each folder listed and each RECORD read,
+(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns), taken before the listing or the read.
+Creating, removing or renaming anything in a folder moves its ctime (and a RECORD
+rewritten in place moves its own), so when every stamp still matches, pass 1 would find
+what the memo says; the venv then costs one lstat per folder.
+
+A stamp is trusted only when its ctime is older than the filesystem's clock read just
+before it was taken (the store's lock file is touched for that): a change in the same
+clock tick as the stamp could otherwise leave the ctime as it was ("racy git").
+
+What a memo cannot see: a change inside a file's own inode that leaves its folder alone
+(an in-place edit or a chmod of an installed file), until that folder changes or
+`scan --full`; and a change that coincides with the system clock being set back. Either
+can only leave the counts stale or a link undone: nothing is linked on a memo's word,
+since pass 2 walks the venv and proves every file it links. Memos
+live in STORE/scan-cache and are written only by real runs under the store's lock; gc
+forgets those of venvs that are gone, verify --repair all of them. This module writes
+nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import xxhash
+
+from .discovery import Venv
+from .store import CACHE_DIR, TMP_PREFIX, Store
+
+MEMO_FORMAT = 1
+
+# One candidate: its census key (16 bytes), inode number, and whether it had other links.
+CANDIDATE = struct.Struct("<16sQ?")
+
+Stamp = tuple[str, int, int, int, int, int]  # (venv-relative path, dev, ino, size, mtime, ctime)
+
+
+class Trace:
+    """The stamps one inventory of a venv took, in the order it took them."""
+
+    __slots__ = ("root", "stamps", "complete")
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.stamps: list[Stamp] = []
+        self.complete = True  # False when something could not be stamped: no memo then
+
+    def stamp(self, rel: str) -> None:
+        """Stamp the venv-relative path rel ('' is the venv root)."""
+        try:
+            st = os.lstat(_join(self.root, rel))
+        except OSError:
+            self.complete = False
+            return
+        self.stamps.append((rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    """Pass 1's result for one venv."""
+
+    scanned: int
+    eligible: int
+    shared: int
+    pyc_scanned: int
+    pyc_shared: int
+    pyc_work: bool
+    skipped: dict[str, int]
+    warnings: tuple[tuple[str, str], ...]  # (path, message)
+    candidates: bytes  # CANDIDATE records
+
+    def iter_candidates(self) -> Iterator[tuple[bytes, int, bool]]:
+        """(census key, inode number, had other links) of each candidate."""
+        return CANDIDATE.iter_unpack(self.candidates)
+
+
+def _join(root: str, rel: str) -> str:
+    return f"{root}/{rel}" if rel else root
+
+
+def _name(venv: Venv) -> str:
+    return xxhash.xxh3_64_hexdigest(os.fsencode(venv.root)) + ".json"
+
+
+def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
+    return {
+        "format": MEMO_FORMAT,
+        "root": venv.root,
+        "device": venv.device,
+        "site_packages": list(venv.site_packages),
+        "share_pyc": share_pyc,
+    }
+
+
+class Memos:
+    """The memos of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.folder = os.path.join(store.path, CACHE_DIR)
+
+    def load(self, venv: Venv, share_pyc: bool) -> Memo | None:
+        """The venv's memo when every stamp in it still matches; None otherwise."""
+        try:
+            with open(os.path.join(self.folder, _name(venv)), "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        check, _, body = raw.partition(b"\n")
+        if check.decode("ascii", "replace") != xxhash.xxh3_64_hexdigest(body):
+            return None  # torn or damaged: walk the venv as if there were none
+        try:
+            data = json.loads(body)
+            if data["identity"] != _identity(venv, share_pyc):
+                return None
+            root = venv.root
+            for rel, dev, ino, size, mtime, ctime in data["stamps"]:
+                st = os.lstat(_join(root, rel))
+                if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (
+                    dev,
+                    ino,
+                    size,
+                    mtime,
+                    ctime,
+                ):
+                    return None
+            memo = data["memo"]
+            return Memo(
+                memo["scanned"],
+                memo["eligible"],
+                memo["shared"],
+                memo["pyc_scanned"],
+                memo["pyc_shared"],
+                memo["pyc_work"],
+                memo["skipped"],
+                tuple((path, message) for path, message in memo["warnings"]),
+                base64.b64decode(memo["candidates"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, venv: Venv, share_pyc: bool, trace: Trace, clock: int, memo: Memo) -> bool:
+        """Keep the memo, unless a stamp could hide a later change: a ctime not older
+        than clock (the filesystem's time read before the trace began). True if kept."""
+        if not trace.complete or any(s[5] >= clock for s in trace.stamps):
+            self.forget(venv)
+            return False
+        fields = asdict(memo)
+        fields["candidates"] = base64.b64encode(memo.candidates).decode("ascii")
+        body = json.dumps(
+            {"identity": _identity(venv, share_pyc), "stamps": trace.stamps, "memo": fields},
+            ensure_ascii=True,
+            separators=(",", ":"),
+        ).encode("ascii")
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        final = os.path.join(self.folder, _name(venv))
+        tmp = os.path.join(self.folder, f"{TMP_PREFIX}{os.getpid()}-{_name(venv)}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(xxhash.xxh3_64_hexdigest(body).encode("ascii") + b"\n" + body)
+            os.replace(tmp, final)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
+        return True
+
+    def forget(self, venv: Venv) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.folder, _name(venv)))
+
+
+def drop_all(store: Store) -> None:
+    """Forget every memo of the store: verify --repair moves objects out of the store,
+    so files that memos count as shared may not be any more."""
+    shutil.rmtree(os.path.join(store.path, CACHE_DIR), ignore_errors=True)
+
+
+def prune(store: Store) -> int:
+    """Forget the memos of venvs that are gone (for gc); how many were forgotten."""
+    folder = os.path.join(store.path, CACHE_DIR)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    gone = 0
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                root = json.loads(f.read().partition(b"\n")[2])["identity"]["root"]
+            if os.path.isfile(os.path.join(root, "pyvenv.cfg")):
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or damaged: useless to the next scan too
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            gone += 1
+    return gone
