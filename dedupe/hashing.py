@@ -59,10 +59,10 @@ def digest_file(path: str, algorithm: str, expected: os.stat_result | None = Non
         if expected is not None and not same_file(before, expected):
             raise FileChanged(f"{path!r} changed after it was examined")
         h = hashlib.new(algorithm)
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := os.readv(fd, [buf]):
-            h.update(view[:n])
+        # Reads sized to the file: most installed files are a few KiB, and a fresh
+        # CHUNK-sized buffer per file costs more than hashing them.
+        while data := os.read(fd, min(before.st_size + 1, CHUNK)):
+            h.update(data)
         if not same_file(os.fstat(fd), before):
             raise FileChanged(f"{path!r} changed while it was read")
         return h.digest()
