@@ -380,16 +380,19 @@ def scan(
         for tally in tallies:
             tally.candidate_keys = array("Q")
         run = _Run(Planner(census, stores.by_device, stores.indexes), dry_run, share_pyc)
-        for i, (venv, tally) in enumerate(todo):
-            store_ = stores.by_device[venv.device]
-            inodes = stores.indexes[venv.device].inodes
-            for item in inventory(venv, inodes, venv.device):
-                if isinstance(item, Candidate):
-                    run.candidate(store_, item, tally)
-                elif isinstance(item, Shared) and any(p.ino not in inodes for p in item.pycs):
-                    run.shared_source(store_, item, tally, inodes)
-            if progress:
-                progress("link", i + 1, len(todo))
+        try:
+            for i, (venv, tally) in enumerate(todo):
+                store_ = stores.by_device[venv.device]
+                inodes = stores.indexes[venv.device].inodes
+                for item in inventory(venv, inodes, venv.device):
+                    if isinstance(item, Candidate):
+                        run.candidate(store_, item, tally)
+                    elif isinstance(item, Shared) and any(p.ino not in inodes for p in item.pycs):
+                        run.shared_source(store_, item, tally, inodes)
+                if progress:
+                    progress("link", i + 1, len(todo))
+        finally:
+            run.close()
         if not dry_run:
             # Memos for the next run, of the venvs walked: after pass 2, since linking
             # moves the folders it links in, and with the objects this run made.
@@ -511,6 +514,13 @@ class _Run:
         self.dry_run = dry_run
         self.share_pyc = share_pyc
         self.errors: list[Problem] = []
+        self._unlinker = None if dry_run else link.Unlinker()
+
+    def close(self) -> None:
+        """Wait until the replaced copies are gone (du must see them gone)."""
+        if self._unlinker is not None:
+            self._unlinker.close()
+            self.errors += [Problem(path, error) for path, error in self._unlinker.failures]
 
     def candidate(self, store: Store, candidate: Candidate, tally: _Tally) -> None:
         ckey = census_key(candidate.st.st_dev, candidate.key)
@@ -641,12 +651,14 @@ class _Run:
                 decision = dataclasses.replace(
                     decision, object_ino=os.lstat(decision.object_path).st_ino
                 )
-            link.replace(decision)
+            assert self._unlinker is not None
+            link.replace(decision, self._unlinker)
             self.planner.observe(decision.object_path)
         elif isinstance(decision, CreatePyc):
             self.planner.observe(decision.object_path, link.create_pyc(decision))
         elif isinstance(decision, RewritePyc):
-            link.rewrite_pyc(decision)
+            assert self._unlinker is not None
+            link.rewrite_pyc(decision, self._unlinker)
 
     def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
         skipped[decision.reason] += 1
