@@ -224,24 +224,31 @@ def _remove_own_link(tmp: str, object_ino: int) -> None:
             os.unlink(tmp)
 
 
-def _write_temp(folder: str, data: bytes, like: os.stat_result) -> str:
-    """A new file in folder holding data, with like's owner, group and mode, on disk."""
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def _write_temp(folder: str, data: bytes, like: str, like_st: os.stat_result) -> str:
+    """A new file in folder holding data, on disk, with the owner, extended attributes
+    and mode of the file like (still the inode like_st describes)."""
+    src = os.open(like, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-        if (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
-            os.fchown(fd, like.st_uid, like.st_gid)
-        os.fchmod(fd, stat.S_IMODE(like.st_mode))
-        os.fsync(fd)
-    except BaseException:
+        if os.fstat(src).st_ino != like_st.st_ino:
+            raise Failed("changed-during-scan", f"{like!r} was replaced", error=False)
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                f.write(data)
+            _take_metadata(fd, src, like, like_st)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
+        return tmp
+    finally:
+        os.close(src)
 
 
 def create_pyc(action: CreatePyc) -> int:
@@ -249,7 +256,7 @@ def create_pyc(action: CreatePyc) -> int:
     folder = os.path.dirname(action.object_path)
     try:
         make_folders(folder)
-        tmp = _write_temp(folder, action.data, action.st)
+        tmp = _write_temp(folder, action.data, action.path, action.st)
     except OSError as exc:
         raise _os_failure(exc, f"cannot write {action.object_path!r}") from None
     try:
@@ -267,7 +274,7 @@ def rewrite_pyc(action: RewritePyc, discard: Discard = os.unlink) -> None:
     """Replace a venv's pyc by a private copy whose header names the new source stat."""
     folder = os.path.dirname(action.path)
     try:
-        tmp = _write_temp(folder, action.data, action.st)
+        tmp = _write_temp(folder, action.data, action.path, action.st)
     except OSError as exc:
         raise _os_failure(exc, f"cannot write into {folder!r}") from None
     try:
@@ -353,20 +360,7 @@ def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
                 raise Failed(
                     "changed-during-scan", f"{path!r} changed while it was copied", error=False
                 )
-            # Owner first: chown clears set-id bits and file capabilities, so the mode and
-            # extended attributes go on after it.
-            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                try:
-                    os.fchown(dst, st.st_uid, st.st_gid)
-                except PermissionError:
-                    raise Failed(
-                        "link-failed",
-                        f"cannot give the copy of {path!r} its owner uid {st.st_uid} gid "
-                        f"{st.st_gid}: run as root or as that user",
-                        error=True,
-                    ) from None
-            _copy_xattrs(src, dst)
-            os.fchmod(dst, stat.S_IMODE(st.st_mode))
+            _take_metadata(dst, src, path, st)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
             # The bytes must be on disk before the name points at them: after a crash the
             # path holds either the shared inode or a complete copy.
@@ -376,6 +370,24 @@ def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
             os.close(dst)
     finally:
         os.close(src)
+
+
+def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:
+    """Give the new file dst the owner, extended attributes and mode of path (open as
+    src, the inode st describes). Owner first: chown clears set-id bits and file
+    capabilities, so the extended attributes and the mode go on after it."""
+    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.fchown(dst, st.st_uid, st.st_gid)
+        except PermissionError:
+            raise Failed(
+                "link-failed",
+                f"cannot give the copy of {path!r} its owner uid {st.st_uid} gid "
+                f"{st.st_gid}: run as root or as that user",
+                error=True,
+            ) from None
+    _copy_xattrs(src, dst)
+    os.fchmod(dst, stat.S_IMODE(st.st_mode))
 
 
 def _copy_xattrs(src: int, dst: int) -> None:

@@ -133,7 +133,8 @@ class CreatePyc:
 
     object_path: str
     data: bytes
-    st: os.stat_result  # the venv pyc it is made from: owner, group, mode, blocks
+    path: str  # the venv pyc it is made from: its owner, mode and extended attributes
+    st: os.stat_result  # that pyc's stat: owner, group, mode, blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +457,10 @@ class Planner:
         new = _Object(0, path, -1, 2, True, xattrs=_xattrs(pyc.path))
         self._pyc_objects[key] = self._by_path[path] = new
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
-        return [CreatePyc(path, data, pst), Link(pyc.path, pst, path, -1, self._last_name(pst))]
+        return [
+            CreatePyc(path, data, pyc.path, pst),
+            Link(pyc.path, pst, path, -1, self._last_name(pst)),
+        ]
 
     def undo_pyc(self, object_path: str) -> None:
         """A pyc object could not be written or adopted: forget it."""

@@ -295,3 +295,36 @@ def test_pyc_mtime_is_what_py_compile_writes(tmp_path: Path, fraction_ns: int) -
     header = parse_header(pyc.read_bytes()[:16])
     assert header.mtime == int(st.st_mtime) & 0xFFFFFFFF
     assert valid_for_stat(header, st.st_mtime_ns, st.st_size)
+
+
+def test_a_new_pyc_object_keeps_the_extended_attributes_of_its_pyc(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """When no venv has a pyc valid for the source object, the group's object is a copy
+    of one venv's pyc with its header corrected; it must carry that pyc's extended
+    attributes (ACLs, security labels), or linking the pyc to it would strip them."""
+    root = tmp_path / "venvs"
+    a = make_venv(sys.executable, root / "a", wheelhouse, "alpha==1.0")
+    b = make_venv(sys.executable, root / "b", wheelhouse, "alpha==1.0")
+    # a's util.py becomes the source object; a has no pyc for it, and its mtime is not
+    # the one b's pyc records, so b's pyc is copied into a new object.
+    util = a.file("alpha/util.py")
+    os.utime(util, ns=(util.stat().st_atime_ns, util.stat().st_mtime_ns + 5_000_000_000))
+    for pyc in pycs(a):
+        if pyc.name.startswith("util."):
+            pyc.unlink()
+    (b_pyc,) = (p for p in pycs(b) if p.name.startswith("util."))
+    try:
+        os.setxattr(b_pyc, "user.venv-dedupe-test", b"b's label")
+    except OSError as exc:
+        pytest.skip(f"no user xattrs on this filesystem: {exc}")
+    b_pyc_ino = b_pyc.stat().st_ino
+
+    result = scan([root], store=tmp_path / "store")
+
+    assert result.errors == ()
+    assert b_pyc.stat().st_ino != b_pyc_ino  # linked to the new object...
+    assert b_pyc.stat().st_nlink == 2
+    assert os.getxattr(b_pyc, "user.venv-dedupe-test") == b"b's label"  # ...label and all
+    assert valid(b_pyc)
+    assert_imports_from_valid_pycs(b, ALPHA)
