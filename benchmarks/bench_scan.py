@@ -24,7 +24,9 @@ What one run does
                   child (os.wait4, so no other child counts),
                   bytes_reclaimed / apparent_bytes_reclaimed from its JSON, and the change of
                   allocated size of (tree + store) by du and by a walk of regular files
-       rerun      the same again on the deduplicated tree, best of 3 (must link nothing)
+       rerun      the same again on the deduplicated tree, 3 times (must link nothing); the
+                  first of them counts (the next cron run); then once with --full, which
+                  walks every venv instead of taking unchanged ones from their memos
        jdupes     `jdupes -r -L -q ROOT` on another fresh copy: time, reclaimed (du)
        hardlink   util-linux `hardlink -q -t ROOT` on another fresh copy (-t: mtimes may
                   differ, as ours may; mode and owner must still match)
@@ -351,10 +353,8 @@ class ToolFailed(Exception):
     pass
 
 
-def run_tool(tree: Path, store: Path, dry_run: bool = False) -> tuple[Run, dict]:
-    cmd = [*tool_command(), "scan", "--json", "--store", str(store), str(tree)]
-    if dry_run:
-        cmd.insert(-1, "--dry-run")
+def run_tool(tree: Path, store: Path, *options: str) -> tuple[Run, dict]:
+    cmd = [*tool_command(), "scan", "--json", "--store", str(store), *options, str(tree)]
     run = run_measured(cmd)
     try:
         result = json.loads(run.stdout)
@@ -401,7 +401,7 @@ def measure_tool(rundir: Path, report: dict) -> None:
     report["import_dedupe_rss_bytes"] = base.maxrss
 
     log("venv-dedupe --dry-run on the fresh copy")
-    dry_run, dry = run_tool(tree, store, dry_run=True)
+    dry_run, dry = run_tool(tree, store, "--dry-run")
     report["dry_run"] = summary(dry_run, dry)
 
     du_before, overhead_before = du_bytes([tree, store]), store_overhead(store)
@@ -422,13 +422,16 @@ def measure_tool(rundir: Path, report: dict) -> None:
     report["first_run"] = first_summary
 
     report["find_deduplicated_tree"] = find_walk(tree)
-    log("venv-dedupe reruns (no change), best of 3")
+    log("venv-dedupe reruns (no change): three, then one with --full")
     reruns = [run_tool(tree, store) for _ in range(3)]
-    best = min(reruns, key=lambda rr: rr[0].seconds)
-    rerun = summary(*best)
+    # The first rerun is what the next cron run pays; the target is judged on it.
+    rerun = summary(*reruns[0])
+    rerun["venvs_unchanged"] = reruns[0][1].get("venvs_unchanged")
+    rerun["seconds_of_3"] = [round(r[0].seconds, 3) for r in reruns]
     rerun["files_linked_max_of_3"] = max(r[1].get("files_linked", -1) for r in reruns)
     rerun["bytes_reclaimed_max_of_3"] = max(r[1].get("bytes_reclaimed", -1) for r in reruns)
     report["rerun"] = rerun
+    report["rerun_full"] = summary(*run_tool(tree, store, "--full"))
 
 
 def measure_external(name: str, cmd: list[str], pristine: Path, rundir: Path) -> dict:
@@ -535,6 +538,9 @@ def evaluate(report: dict) -> None:
         rss = first["peak_rss_bytes"] - report["import_dedupe_rss_bytes"]
         r = {
             "rerun_over_find": ratio(rerun["seconds"], report["find_deduplicated_tree"]["seconds"]),
+            "rerun_full_over_find": ratio(
+                report["rerun_full"]["seconds"], report["find_deduplicated_tree"]["seconds"]
+            ),
             "first_run_over_jdupes_time": ratio(first["seconds"], jd and jd["seconds"]),
             "first_run_over_hardlink_time": ratio(first["seconds"], hl and hl["seconds"]),
             "reclaimed_ours_over_jdupes": ratio(
@@ -621,7 +627,8 @@ def render(report: dict) -> str:
         row("venv-dedupe --dry-run", report["dry_run"])
         row("venv-dedupe first run", report["first_run"])
         row("find walk, deduplicated tree (best of 3)", report["find_deduplicated_tree"])
-        row("venv-dedupe rerun (best of 3)", report["rerun"])
+        row("venv-dedupe rerun (first of 3)", report["rerun"])
+        row("venv-dedupe rerun --full (no memos)", report["rerun_full"])
     for name in ("jdupes", "hardlink"):
         if report.get(name):
             row(report[name]["command"], report[name])
@@ -648,7 +655,9 @@ def render(report: dict) -> str:
             f"  venvs found {first['venvs_found']}, skipped venvs {first['skipped_venvs']}, "
             f"errors {first['errors']}, warnings {first['warnings']}, "
             f"exit code {first['exit_code']}",
-            f"  rerun files_linked (max of 3) {report['rerun']['files_linked_max_of_3']}",
+            f"  rerun files_linked (max of 3) {report['rerun']['files_linked_max_of_3']}, "
+            f"venvs taken from memos in the first rerun {report['rerun']['venvs_unchanged']}, "
+            f"seconds of the 3 reruns {report['rerun']['seconds_of_3']}",
         ]
     if report.get("first_run"):
         first, allocated = report["first_run"], t["allocated_bytes"]
