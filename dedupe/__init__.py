@@ -1,5 +1,8 @@
 """venv-dedupe: share identical files across Python virtualenvs, proven against RECORD."""
 
+# Before the imports: dedupe.memo keys memos by it.
+__version__ = "0.1.0"
+
 from .errors import DedupeError, StoreError, StoreLockedError, UsageError
 from .maintenance import (
     DetachResult,
@@ -13,8 +16,6 @@ from .maintenance import (
     verify,
 )
 from .scan import Problem, PycReport, ScanResult, StoreReport, VenvReport, VenvSkip, scan
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DedupeError",

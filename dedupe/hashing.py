@@ -60,9 +60,12 @@ def digest_file(path: str, algorithm: str, expected: os.stat_result | None = Non
             raise FileChanged(f"{path!r} changed after it was examined")
         h = hashlib.new(algorithm)
         # Reads sized to the file: most installed files are a few KiB, and a fresh
-        # CHUNK-sized buffer per file costs more than hashing them.
-        while data := os.read(fd, min(before.st_size + 1, CHUNK)):
+        # CHUNK-sized buffer per file costs more than hashing them. A file that grew or
+        # shrank meanwhile fails the fstat comparison below.
+        left = before.st_size
+        while left > 0 and (data := os.read(fd, min(left, CHUNK))):
             h.update(data)
+            left -= len(data)
         if not same_file(os.fstat(fd), before):
             raise FileChanged(f"{path!r} changed while it was read")
         return h.digest()

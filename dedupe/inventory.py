@@ -271,7 +271,8 @@ def inventory(
             record_path = os.path.join(site_packages, dist_info, "RECORD")
             dist = dist_info[: -len(".dist-info")]
             if trace is not None:
-                trace.stamp(f"{base}/{dist_info}/RECORD")
+                trace.stamp(f"{base}/{dist_info}")  # RECORD made, removed or replaced
+                trace.stamp(f"{base}/{dist_info}/RECORD", may_be_absent=True)  # edited
             try:
                 text = read_text(record_path)
             except FileNotFoundError:

@@ -123,27 +123,51 @@ def _same_content_inode(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
-Discard = Callable[[str], None]  # removes a displaced file's temp name
+# Removes the temp name of a displaced file (given its lstat): unlink_now, or an Unlinker.
+Discard = Callable[[str, os.stat_result], None]
+
+
+def unlink_now(path: str, st: os.stat_result) -> None:
+    os.unlink(path)
 
 
 class Unlinker:
-    """Removes the temp names of displaced files in background threads.
+    """Frees displaced files in background threads, out of their venv folders.
 
     Freeing a file's blocks is the largest single cost of a first run: a few hundred
-    microseconds per file in the kernel on a filesystem mounted with `discard`. The scan
-    goes on meanwhile; a name left by a kill is a leftover the next run removes. close()
-    waits for every removal; failures are kept as (path, message).
+    microseconds per file in the kernel on a filesystem mounted with `discard`. So the
+    file's last name is renamed into the store's trash folder at once (its venv folder
+    must not grow by the temp names of files waiting to be freed) and unlinked there by a
+    thread while the scan goes on. A file with other names is unlinked at once: that
+    frees nothing, and its other names must see their new link count and ctime before
+    the scan stats them. A name left in the trash by a kill is removed by the next run.
+    close() waits for every removal; failures are kept as (path, message).
     """
 
-    def __init__(self, threads: int = 4, backlog: int = 4096) -> None:
+    def __init__(self, trash: str, threads: int = 4, backlog: int = 256) -> None:
+        self._trash = trash
+        self._trash_made = False
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="venv-dedupe-unlink")
-        self._backlog = threading.BoundedSemaphore(backlog)  # bounds the queue's memory
+        self._backlog = threading.BoundedSemaphore(backlog)  # bounds the trash and the queue
         self.failures: list[tuple[str, str]] = []
 
-    def __call__(self, path: str) -> None:
+    def __call__(self, path: str, st: os.stat_result) -> None:
+        if not self._trash_made:  # made on first use, as a dry run foresees
+            make_folders(self._trash)
+            self._trash_made = True
+        if st.st_nlink > 1:
+            os.unlink(path)
+            return
         self._backlog.acquire()
         try:
-            self._pool.submit(self._unlink, path)
+            binned = os.path.join(self._trash, os.path.basename(path))
+            try:
+                os.rename(path, binned)
+            except OSError:
+                os.unlink(path)
+                self._backlog.release()
+                return
+            self._pool.submit(self._unlink, binned)
         except BaseException:
             self._backlog.release()
             raise
@@ -151,8 +175,10 @@ class Unlinker:
     def _unlink(self, path: str) -> None:
         try:
             os.unlink(path)
+        except FileNotFoundError:
+            pass
         except OSError as exc:
-            self.failures.append((path, f"cannot remove the replaced copy: {exc.strerror}"))
+            self.failures.append((path, f"cannot remove a replaced copy: {exc.strerror}"))
         finally:
             self._backlog.release()
 
@@ -175,7 +201,7 @@ def _swap_in(
         return
     displaced = os.lstat(tmp)
     if _same_content_inode(displaced, expected):
-        discard(tmp)
+        discard(tmp, displaced)
         return
     # Someone replaced the file between our check and the swap: give it back.
     _exchange(tmp, path)
@@ -184,7 +210,7 @@ def _swap_in(
     raise Failed("changed-during-scan", f"{path!r} was replaced during the scan", error=False)
 
 
-def replace(action: Link, discard: Discard = os.unlink) -> None:
+def replace(action: Link, discard: Discard = unlink_now) -> None:
     """Atomically replace the file by a link to its store object; the file's own inode
     goes through discard."""
     folder, name = os.path.split(action.path)
@@ -229,8 +255,8 @@ def _write_temp(folder: str, data: bytes, like: str, like_st: os.stat_result) ->
     and mode of the file like (still the inode like_st describes)."""
     src = os.open(like, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if os.fstat(src).st_ino != like_st.st_ino:
-            raise Failed("changed-during-scan", f"{like!r} was replaced", error=False)
+        if not same_file(os.fstat(src), like_st):
+            raise Failed("changed-during-scan", f"{like!r} changed", error=False)
         tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
         fd = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -270,7 +296,7 @@ def create_pyc(action: CreatePyc) -> int:
             os.unlink(tmp)
 
 
-def rewrite_pyc(action: RewritePyc, discard: Discard = os.unlink) -> None:
+def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
     """Replace a venv's pyc by a private copy whose header names the new source stat."""
     folder = os.path.dirname(action.path)
     try:
@@ -329,7 +355,7 @@ def make_private(path: str, object_ino: int) -> os.stat_result:
         copy_ino = _private_copy(path, st, tmp)
         _hook("copied")
         _check_unchanged(path, st)
-        _swap_in(tmp, path, st, copy_ino, os.unlink)
+        _swap_in(tmp, path, st, copy_ino, unlink_now)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             if os.lstat(tmp).st_ino != st.st_ino:  # never unlink a name of the object here
@@ -386,19 +412,27 @@ def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:
                 f"{st.st_gid}: run as root or as that user",
                 error=True,
             ) from None
-    _copy_xattrs(src, dst)
+    wanted = _xattrs(src)
+    for name, value in wanted:
+        with contextlib.suppress(OSError):
+            os.setxattr(dst, name, value)
+    if _xattrs(dst) != wanted:
+        # A copy without its original's ACL or label must not stand in for it (and the
+        # planner links further files to a pyc object on the word of these attributes).
+        raise Failed(
+            "xattrs-differ",
+            f"cannot give the copy of {path!r} the extended attributes of its original",
+            error=True,
+        )
     os.fchmod(dst, stat.S_IMODE(st.st_mode))
 
 
-def _copy_xattrs(src: int, dst: int) -> None:
-    """Copy extended attributes (SELinux labels, capabilities) where the filesystem has them."""
+def _xattrs(fd: int) -> tuple[tuple[str, bytes], ...]:
+    """Extended attributes (ACLs, SELinux labels, capabilities), where the filesystem has them."""
     try:
-        names = os.listxattr(src)
+        return tuple(sorted((name, os.getxattr(fd, name)) for name in os.listxattr(fd)))
     except OSError:
-        return
-    for name in names:
-        with contextlib.suppress(OSError):
-            os.setxattr(dst, name, os.getxattr(src, name))
+        return ()
 
 
 def remove_unused(path: str, ino: int) -> os.stat_result | None:

@@ -613,7 +613,6 @@ def verify(
                     try:
                         link.quarantine(obj.path, destination)
                         moved_to = destination
-                        memo.drop_all(store_)
                     except OSError as exc:
                         errors.append(
                             Problem(obj.path, f"cannot move it out of the store: {exc.strerror}")
@@ -628,6 +627,8 @@ def verify(
                         moved_to,
                     )
                 )
+            if any(d.moved_to for d in damaged if d.store == store_.path):
+                memo.drop_all(store_)
         finally:
             store_.unlock()
     return VerifyResult(

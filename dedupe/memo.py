@@ -39,6 +39,7 @@ from typing import Any
 
 import xxhash
 
+from . import __version__
 from .discovery import Venv
 from .store import CACHE_DIR, TMP_PREFIX, Store
 
@@ -60,10 +61,14 @@ class Trace:
         self.stamps: list[Stamp] = []
         self.complete = True  # False when something could not be stamped: no memo then
 
-    def stamp(self, rel: str) -> None:
-        """Stamp the venv-relative path rel ('' is the venv root)."""
+    def stamp(self, rel: str, may_be_absent: bool = False) -> None:
+        """Stamp the venv-relative path rel ('' is the venv root). may_be_absent: a
+        missing file needs no stamp, since its folder's stamp shows it appear."""
         try:
             st = os.lstat(_join(self.root, rel))
+        except FileNotFoundError:
+            self.complete = self.complete and may_be_absent
+            return
         except OSError:
             self.complete = False
             return
@@ -98,8 +103,10 @@ def _name(venv: Venv) -> str:
 
 
 def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
+    # The tool's version too: another release may classify files otherwise.
     return {
         "format": MEMO_FORMAT,
+        "version": __version__,
         "root": venv.root,
         "device": venv.device,
         "site_packages": list(venv.site_packages),
@@ -140,6 +147,9 @@ class Memos:
                 ):
                     return None
             memo = data["memo"]
+            candidates = base64.b64decode(memo["candidates"], validate=True)
+            if len(candidates) % CANDIDATE.size:
+                return None
             return Memo(
                 memo["scanned"],
                 memo["eligible"],
@@ -149,7 +159,7 @@ class Memos:
                 memo["pyc_work"],
                 memo["skipped"],
                 tuple((path, message) for path, message in memo["warnings"]),
-                base64.b64decode(memo["candidates"]),
+                candidates,
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -167,21 +177,21 @@ class Memos:
             ensure_ascii=True,
             separators=(",", ":"),
         ).encode("ascii")
-        os.makedirs(self.folder, mode=0o700, exist_ok=True)
         final = os.path.join(self.folder, _name(venv))
         tmp = os.path.join(self.folder, f"{TMP_PREFIX}{os.getpid()}-{_name(venv)}")
         try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
             with open(tmp, "wb") as f:
                 f.write(xxhash.xxh3_64_hexdigest(body).encode("ascii") + b"\n" + body)
             os.replace(tmp, final)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            return False
+            return False  # losing a memo costs the next run a walk, nothing else
         return True
 
     def forget(self, venv: Venv) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.folder, _name(venv)))
 
 

@@ -129,7 +129,8 @@ def render_text(result: ScanResult) -> str:
         out.append(
             f"the store's folders {'would take' if r.dry_run else 'took'} "
             f"{human_size(r.store_overhead_bytes)}: net "
-            f"{human_size(r.bytes_reclaimed - r.store_overhead_bytes)}, the change du shows"
+            f"{human_size(r.bytes_reclaimed - r.store_overhead_bytes)}, the change du shows "
+            "(beside the memos the scan keeps, see below)"
         )
     for s in r.stores:
         if s.exists:
@@ -137,6 +138,7 @@ def render_text(result: ScanResult) -> str:
                 f"store {display(s.path)}: {s.objects:,} objects, saving "
                 f"{human_size(s.bytes_saved)} in total"
                 + (f"; {s.unused_objects:,} unused" if s.unused_objects else "")
+                + (f"; memos {human_size(s.scan_state_bytes)}" if s.scan_state_bytes else "")
             )
         else:
             out.append(f"store {display(s.path)}: {would}created")

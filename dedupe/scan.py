@@ -24,6 +24,10 @@ from .inventory import (
 )
 from .memo import CANDIDATE, Memo, Memos, Trace
 from .plan import (
+    PYC_HASH_BASED,
+    PYC_STALE,
+    PYC_UNRECOGNISED,
+    XATTRS_DIFFER,
     Adopt,
     AlreadyShared,
     Census,
@@ -39,6 +43,7 @@ from .plan import (
     census_prefix,
 )
 from .store import (
+    TRASH_DIR,
     Store,
     StoreIndex,
     can_create,
@@ -100,6 +105,7 @@ class StoreReport:
     unused_objects: int  # link count 1: no venv uses them
     bytes_saved: int  # allocated bytes that sharing saves now, over all objects
     exists: bool
+    scan_state_bytes: int  # the scan's memos and trash folder, not in store_overhead_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,7 @@ class ScanResult:
     apparent_bytes_reclaimed: int
     pyc: PycReport
     store_overhead_bytes: int  # the store's new folders: measured, or estimated in a dry run
+    # (the scan's memos are apart: StoreReport.scan_state_bytes)
     skipped: dict[str, int]
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
@@ -147,6 +154,20 @@ class _Tally:
     pyc: Counter[str] = field(default_factory=Counter)
     pyc_skipped: Counter[str] = field(default_factory=Counter)
     unchanged: bool = False  # taken from the memo of an earlier run, not walked
+
+    def memo(self, warnings: tuple[tuple[str, str], ...], candidates: bytes) -> Memo:
+        """Pass 1's result, as recall takes it back."""
+        return Memo(
+            self.scanned,
+            self.eligible,
+            self.shared,
+            self.pyc["scanned"],
+            self.pyc["shared"],
+            self.pyc_work,
+            dict(self.skipped),
+            warnings,
+            candidates,
+        )
 
     def recall(self, memo: Memo, census: Census, device: int) -> None:
         """Take pass 1's result for the venv, and count its candidates in the census."""
@@ -306,7 +327,9 @@ def _store_report(store: Store) -> StoreReport:
         objects += 1
         unused += st.st_nlink == 1
         saved += saved_bytes(st)
-    return StoreReport(store.path, objects, unused, saved, os.path.isdir(store.path))
+    return StoreReport(
+        store.path, objects, unused, saved, os.path.isdir(store.path), store.scan_state_bytes()
+    )
 
 
 def scan(
@@ -358,13 +381,18 @@ def scan(
         # Pass 1: RECORD, directory listings and stat only; no file is read. A venv whose
         # folders and RECORDs are as an earlier run left them is taken from its memo.
         for i, (venv, tally) in enumerate(zip(venvs, tallies, strict=True)):
+            inodes = stores.indexes[venv.device].inodes
             memo = None if full else memos[venv.device].load(venv, share_pyc)
+            if memo is not None and any(ino in inodes for _, ino, _ in memo.iter_candidates()):
+                memo = None  # a remembered candidate became a store object since
             tally.unchanged = memo is not None
-            if memo is None:
-                memo, temps = _examine(venv, stores.indexes[venv.device].inodes, share_pyc)
+            if memo is not None:
+                tally.recall(memo, census, venv.device)
+            else:
+                walker = _Walk(venv, inodes, share_pyc, None if dry_run else memos[venv.device])
+                memo = walker.run(tally, census)
                 if not dry_run:
-                    leftovers += sum(link.remove_leftover(p) for p in temps)
-            tally.recall(memo, census, venv.device)
+                    leftovers += sum(link.remove_leftover(p) for p in walker.leftovers)
             warnings += [Problem(path, message) for path, message in memo.warnings]
             if progress:
                 progress("examine", i + 1, len(venvs))
@@ -379,7 +407,8 @@ def scan(
         ]
         for tally in tallies:
             tally.candidate_keys = array("Q")
-        run = _Run(Planner(census, stores.by_device, stores.indexes), dry_run, share_pyc)
+        planner = Planner(census, stores.by_device, stores.indexes)
+        run = _Run(planner, stores.by_device, dry_run, share_pyc)
         try:
             for i, (venv, tally) in enumerate(todo):
                 store_ = stores.by_device[venv.device]
@@ -393,14 +422,18 @@ def scan(
                     progress("link", i + 1, len(todo))
         finally:
             run.close()
-        if not dry_run:
-            # Memos for the next run, of the venvs walked: after pass 2, since linking
-            # moves the folders it links in, and with the objects this run made.
-            walked = [v for v, t in zip(venvs, tallies, strict=True) if not t.unchanged]
-            for device in {venv.device for venv in walked}:
-                index = stores.by_device[device].load_index() if todo else stores.indexes[device]
-                for venv in (v for v in walked if v.device == device):
-                    _remember(venv, index.inodes, share_pyc, memos[device])
+        if not dry_run and todo:
+            # Pass 2 linked in these venvs, moving their folders: walk them once more for
+            # their memos, knowing the objects this run made and the pycs it left alone.
+            for device in {venv.device for venv, _tally in todo}:
+                store_ = stores.by_device[device]
+                try:
+                    inodes = store_.inodes()
+                    for venv, _tally in todo:
+                        if venv.device == device:
+                            _Walk(venv, inodes, share_pyc, memos[device], run.settled_pycs).run()
+                except (OSError, StoreError) as exc:
+                    warnings.append(Problem(store_.path, f"memos for the next run not kept: {exc}"))
         for tally in tallies:
             tally.unique = tally.eligible - tally.shared - tally.linked - tally.stored
             # Pycs not accounted for above belong to sources that are not shared.
@@ -447,80 +480,98 @@ def scan(
     )
 
 
-def _examine(
-    venv: Venv, inodes: set[int], share_pyc: bool, trace: Trace | None = None
-) -> tuple[Memo, list[str]]:
-    """Pass 1 over one venv: what it holds, and the temp files a killed run left in it."""
-    scanned = eligible = shared = pyc_scanned = pyc_shared = 0
-    pyc_work = False
-    skipped: Counter[str] = Counter()
-    warnings: list[tuple[str, str]] = []
-    candidates = bytearray()
-    leftovers: list[str] = []
-    for item in inventory(venv, inodes, venv.device, trace):
-        if isinstance(item, (Candidate, Shared, Skipped)):
-            scanned += 1
-            pyc_scanned += len(item.pycs)
-            shared_pycs = sum(1 for p in item.pycs if p.ino in inodes)
-            pyc_shared += shared_pycs
-        if isinstance(item, Candidate):
-            eligible += 1
-            st = item.st
-            ckey = census_key(st.st_dev, item.key)
-            candidates += CANDIDATE.pack(ckey, st.st_ino, st.st_nlink > 1)
-        elif isinstance(item, Shared):
-            eligible += 1
-            shared += 1
-            # Unshared pycs of a shared source: Python wrote them since. Without pyc
-            # sharing there is nothing to do: the scan that linked the source kept its
-            # pycs valid, and Python writes valid ones.
-            pyc_work |= share_pyc and shared_pycs < len(item.pycs)
-        elif isinstance(item, Skipped):
-            skipped[item.reason] += 1
-        elif isinstance(item, BadInput):
-            warnings.append((item.path, item.message))
-        elif isinstance(item, Leftover):
-            leftovers.append(item.path)
-    memo = Memo(
-        scanned,
-        eligible,
-        shared,
-        pyc_scanned,
-        pyc_shared,
-        pyc_work,
-        dict(skipped),
-        tuple(warnings),
-        bytes(candidates),
-    )
-    return memo, leftovers
+class _Walk:
+    """Pass 1 over one walked venv: its counts, candidates and the temp files a killed
+    run left in it. With memos (a real run), stamp what it looks at and keep a memo."""
+
+    def __init__(
+        self,
+        venv: Venv,
+        inodes: set[int],
+        share_pyc: bool,
+        memos: Memos | None,
+        settled_pycs: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
+        self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
+        self.memos = memos
+        self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
+        self.leftovers: list[str] = []
+
+    def run(self, tally: _Tally | None = None, census: Census | None = None) -> Memo:
+        venv, inodes = self.venv, self.inodes
+        tally = tally if tally is not None else _Tally(venv.root)
+        trace = clock = None
+        if self.memos is not None:
+            try:
+                clock = self.memos.store.clock_ns()  # before the first stamp
+                trace = Trace(venv.root)
+            except OSError:
+                pass  # no memo: the next run walks this venv again
+        warnings: list[tuple[str, str]] = []
+        candidates = bytearray()
+        for item in inventory(venv, inodes, venv.device, trace):
+            if isinstance(item, (Candidate, Shared, Skipped)):
+                tally.scanned += 1
+                tally.pyc["scanned"] += len(item.pycs)
+                tally.pyc["shared"] += sum(1 for p in item.pycs if p.ino in inodes)
+            if isinstance(item, Candidate):
+                tally.eligible += 1
+                st = item.st
+                ckey = census_key(st.st_dev, item.key)
+                if census is not None:
+                    census.add(ckey, st.st_dev, st.st_ino, st.st_nlink > 1, item.key)
+                tally.candidate_keys.append(census_prefix(ckey))
+                if trace is not None:
+                    candidates += CANDIDATE.pack(ckey, st.st_ino, st.st_nlink > 1)
+            elif isinstance(item, Shared):
+                tally.eligible += 1
+                tally.shared += 1
+                # Unshared pycs of a shared source: Python wrote them since. Without pyc
+                # sharing there is nothing to do: the scan that linked the source kept its
+                # pycs valid, and Python writes valid ones.
+                tally.pyc_work |= self.share_pyc and any(
+                    p.ino not in inodes and p.ino not in self.settled_pycs for p in item.pycs
+                )
+            elif isinstance(item, Skipped):
+                tally.skipped[item.reason] += 1
+            elif isinstance(item, BadInput):
+                warnings.append((item.path, item.message))
+            elif isinstance(item, Leftover):
+                self.leftovers.append(item.path)
+        memo = tally.memo(tuple(warnings), bytes(candidates))
+        if self.memos is not None and trace is not None and clock is not None:
+            if self.leftovers:
+                self.memos.forget(venv)  # removing them changes the venv: walk it next time
+            else:
+                self.memos.save(venv, self.share_pyc, trace, clock, memo)
+        return memo
 
 
-def _remember(venv: Venv, inodes: set[int], share_pyc: bool, memos: Memos) -> None:
-    """Walk the venv once more, stamping what it looks at, and keep the memo."""
-    clock = memos.store.clock_ns()  # before the first stamp
-    trace = Trace(venv.root)
-    memo, leftovers = _examine(venv, inodes, share_pyc, trace)
-    if leftovers:
-        memos.forget(venv)  # another run was killed meanwhile: walk it next time
-    else:
-        memos.save(venv, share_pyc, trace, clock, memo)
+# Why pass 2 leaves a pyc alone for as long as the pyc is there: no pyc work for memos.
+_PYC_SETTLED = frozenset({PYC_STALE, PYC_HASH_BASED, PYC_UNRECOGNISED, XATTRS_DIFFER})
 
 
 class _Run:
     """Pass 2: asks the planner, carries decisions out (unless a dry run), counts."""
 
-    def __init__(self, planner: Planner, dry_run: bool, share_pyc: bool) -> None:
+    def __init__(
+        self, planner: Planner, stores: dict[int, Store], dry_run: bool, share_pyc: bool
+    ) -> None:
         self.planner = planner
         self.dry_run = dry_run
         self.share_pyc = share_pyc
         self.errors: list[Problem] = []
-        self._unlinker = None if dry_run else link.Unlinker()
+        self.settled_pycs: set[int] = set()  # left alone for a reason the next run keeps
+        self._unlinkers = {
+            device: link.Unlinker(os.path.join(store.path, TRASH_DIR))
+            for device, store in stores.items()
+        }
 
     def close(self) -> None:
         """Wait until the replaced copies are gone (du must see them gone)."""
-        if self._unlinker is not None:
-            self._unlinker.close()
-            self.errors += [Problem(path, error) for path, error in self._unlinker.failures]
+        for unlinker in self._unlinkers.values():
+            unlinker.close()
+            self.errors += [Problem(path, error) for path, error in unlinker.failures]
 
     def candidate(self, store: Store, candidate: Candidate, tally: _Tally) -> None:
         ckey = census_key(candidate.st.st_dev, candidate.key)
@@ -592,6 +643,8 @@ class _Run:
         for decision in decisions:
             if isinstance(decision, Refused):
                 self._refused(decision, tally.pyc_skipped)
+                if decision.reason in _PYC_SETTLED:
+                    self.settled_pycs.add(pyc.ino)
                 return
             if isinstance(decision, AlreadyShared):
                 tally.pyc["shared"] += 1
@@ -651,14 +704,12 @@ class _Run:
                 decision = dataclasses.replace(
                     decision, object_ino=os.lstat(decision.object_path).st_ino
                 )
-            assert self._unlinker is not None
-            link.replace(decision, self._unlinker)
+            link.replace(decision, self._unlinkers[decision.st.st_dev])
             self.planner.observe(decision.object_path)
         elif isinstance(decision, CreatePyc):
             self.planner.observe(decision.object_path, link.create_pyc(decision))
         elif isinstance(decision, RewritePyc):
-            assert self._unlinker is not None
-            link.rewrite_pyc(decision, self._unlinker)
+            link.rewrite_pyc(decision, self._unlinkers[decision.st.st_dev])
 
     def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
         skipped[decision.reason] += 1

@@ -12,6 +12,8 @@ A pyc object is one valid compilation of a source object, shared by every venv w
 source is that object: grouped by what makes a pyc valid, never by its raw bytes.
     scan-cache/<hash of venv path>.json
 What the last scan found in each venv (dedupe.memo); losing it costs only time.
+    trash/
+Replaced venv files on their way out (link.Unlinker); empty when no run is under way.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ FORMAT = "venv-dedupe store 1\n"
 TMP_PREFIX = ".venv-dedupe-tmp-"
 DEFAULT_STORE_NAME = ".venv-dedupe-store"
 CACHE_DIR = "scan-cache"
+TRASH_DIR = "trash"
 LOCK_POLL_SECONDS = 0.2
 
 
@@ -170,7 +173,8 @@ class Store:
         yield from self.iter_pycs()
 
     def leftovers(self) -> list[str]:
-        """Temp files a killed run left in the store (a pyc object or a memo half written)."""
+        """Temp files a killed run left in the store: a pyc object or a memo half written,
+        a replaced venv file in the trash."""
         found = [
             entry.path
             for top in ("objects", "pyc")
@@ -180,6 +184,9 @@ class Store:
         cache = os.path.join(self.path, CACHE_DIR)
         with contextlib.suppress(OSError):
             found += [os.path.join(cache, n) for n in os.listdir(cache) if n.startswith(TMP_PREFIX)]
+        trash = os.path.join(self.path, TRASH_DIR)
+        with contextlib.suppress(OSError):
+            found += [os.path.join(trash, n) for n in os.listdir(trash)]
         return found
 
     def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
@@ -213,18 +220,36 @@ class Store:
             generations.sort()
         return StoreIndex(objects, inodes, pycs, sources_by_inode)
 
+    def inodes(self) -> set[int]:
+        """The inode numbers of every object, source and pyc: all an inventory needs."""
+        return {entry.inode() for _key, _generation, entry in self.iter_all()}
+
     def folder_bytes(self) -> int:
-        """Allocated bytes of the store's own folders and files (memos included), objects
-        excluded: what the store costs beside the objects, so that reclaimed bytes can be
-        squared with du."""
+        """Allocated bytes of the store's own folders and files, objects excluded: what the
+        store costs beside the objects, so that reclaimed bytes can be squared with du.
+        The scan's own state (memos, trash folder) is left out: see scan_state_bytes."""
         total = 0
-        own_files = (self.path, os.path.join(self.path, CACHE_DIR))
         for folder, dirs, files in os.walk(self.path):
-            names = files if folder in own_files else []
+            if folder == self.path:
+                dirs[:] = [d for d in dirs if d not in (CACHE_DIR, TRASH_DIR)]
+            names = files if folder == self.path else []
             for name in [folder, *(os.path.join(folder, n) for n in names)]:
                 with contextlib.suppress(OSError):
                     total += os.lstat(name).st_blocks * 512
             dirs.sort()
+        return total
+
+    def scan_state_bytes(self) -> int:
+        """Allocated bytes of the scan's memos (scan-cache/) and its trash folder: they
+        change with every run that walks a venv, whatever it links."""
+        total = 0
+        for top in (CACHE_DIR, TRASH_DIR):
+            folder = os.path.join(self.path, top)
+            with contextlib.suppress(OSError):
+                total += os.lstat(folder).st_blocks * 512
+                for entry in os.scandir(folder):
+                    with contextlib.suppress(OSError):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
         return total
 
     def lock(self, *, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:

@@ -103,6 +103,12 @@ def test_a_new_copy_of_a_remembered_unique_file_is_linked(
     assert shared.st_ino == beta_ino  # A's own inode became the object
     assert shared.st_ino in store_objects(store_dir)
     assert result.files_stored > 0 and result.files_linked > 0
+    # A's memo was renewed after pass 2 adopted its file: the next runs take A from it
+    # and count beta as shared, as a full walk does.
+    next_clock_tick(tmp_path)
+    after = scan([venv_root], store=store_dir)
+    assert unchanged(after) == {"a": True, "b": True, "d": True}
+    assert counts(after) == counts(scan([venv_root], store=store_dir, full=True))
 
 
 def _uninstall_beta(a: Venv) -> None:
@@ -242,3 +248,52 @@ def test_verify_repair_forgets_every_memo(
     after = scan([venv_root], store=store_dir)
     assert after.venvs_unchanged == 0
     assert after.files_already_shared == before.files_already_shared - 3
+
+
+def test_a_venv_without_a_record_gets_a_memo(
+    trio: tuple[Venv, ...], venv_root: Path, store_dir: Path, tmp_path: Path
+) -> None:
+    a, _b, _c = trio
+    (record,) = a.site_packages.glob("beta-*.dist-info/RECORD")
+    record.unlink()
+    remembered = settled_scan(venv_root, store_dir, tmp_path)
+    assert remembered.venvs_unchanged == 3
+    assert remembered.skipped.get("missing-record") == 1
+    assert [w.path for w in remembered.warnings] == [str(record)]  # said on every run
+
+
+def test_hash_based_pycs_do_not_keep_a_venv_in_pass_2(
+    make_venvs: MakeVenvs, venv_root: Path, store_dir: Path, tmp_path: Path
+) -> None:
+    """Checked-hash pycs (pip under SOURCE_DATE_EPOCH) of shared sources are never
+    shared; the memo must not ask for pyc work on every run because of them."""
+    make_venvs(venv_root, a=["alpha==1.0"])
+    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+    try:
+        (c,) = make_venvs(venv_root, c=["alpha==1.0"])
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    result = settled_scan(venv_root, store_dir, tmp_path)
+
+    assert result.pyc.skipped.get("pyc-hash-based", 0) == 0  # not looked at again...
+    store = open_store(str(store_dir), create=False)
+    assert store is not None
+    (venv,) = (v for v in find_venvs([str(venv_root)]).venvs if v.root == str(c.path))
+    memo = Memos(store).load(venv, share_pyc=True)
+    assert memo is not None and not memo.pyc_work  # ...since its memo asks for no pyc work
+    full = scan([venv_root], store=store_dir, full=True)
+    assert full.pyc.skipped.get("pyc-hash-based", 0) > 0  # a full walk does look
+
+
+def test_a_memo_that_cannot_be_written_costs_only_the_memo(
+    pair: tuple[Venv, ...], venv_root: Path, store_dir: Path, tmp_path: Path
+) -> None:
+    scan([venv_root], store=store_dir)
+    shutil.rmtree(store_dir / CACHE_DIR, ignore_errors=True)
+    (store_dir / CACHE_DIR).write_text("a file where the memo folder goes")
+    next_clock_tick(tmp_path)
+
+    for _ in range(2):
+        result = scan([venv_root], store=store_dir)
+        assert result.errors == () and result.venvs_unchanged == 0
+    assert result.files_already_shared > 0
