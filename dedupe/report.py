@@ -76,7 +76,7 @@ def render_text(result: ScanResult) -> str:
     if r.venvs_unchanged:
         out.append(
             f"{r.venvs_unchanged} of them unchanged since the last scan (folders and RECORDs "
-            "as it left them): counted from its notes, not walked again"
+            "as it left them): counted from its memos, not walked to be examined"
         )
     if r.venvs:
         width = min(max(len(display(v.path)) for v in r.venvs), 60)

@@ -86,7 +86,7 @@ class PycReport:
 @dataclass(frozen=True, slots=True)
 class VenvReport:
     path: str
-    unchanged: bool  # as the last run left it: taken from its memo, not walked
+    unchanged: bool  # as the last run left it: pass 1 took it from its memo
     files_scanned: int
     files_eligible: int
     files_linked: int
@@ -113,7 +113,7 @@ class ScanResult:
     dry_run: bool
     roots: tuple[str, ...]
     venvs: tuple[VenvReport, ...]
-    venvs_unchanged: int  # taken from an earlier run's memo, not walked
+    venvs_unchanged: int  # pass 1 took them from an earlier run's memo
     skipped_venvs: tuple[VenvSkip, ...]
     stores: tuple[StoreReport, ...]
     files_scanned: int
@@ -153,7 +153,7 @@ class _Tally:
     pyc_work: bool = False  # a shared source has a pyc that is not shared yet
     pyc: Counter[str] = field(default_factory=Counter)
     pyc_skipped: Counter[str] = field(default_factory=Counter)
-    unchanged: bool = False  # taken from the memo of an earlier run, not walked
+    unchanged: bool = False  # pass 1 took it from the memo of an earlier run
 
     def memo(self, warnings: tuple[tuple[str, str], ...], candidates: bytes) -> Memo:
         """Pass 1's result, as recall takes it back."""
