@@ -7,11 +7,11 @@ import contextlib
 import ctypes
 import errno
 import os
+import queue
 import secrets
 import stat
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from .hashing import same_content, same_file
 from .plan import Adopt, CreatePyc, Link, RewritePyc
@@ -146,44 +146,45 @@ class Unlinker:
 
     def __init__(self, trash: str, threads: int = 4, backlog: int = 256) -> None:
         self._trash = trash
-        self._trash_made = False
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="venv-dedupe-unlink")
-        self._backlog = threading.BoundedSemaphore(backlog)  # bounds the trash and the queue
+        self._threads_wanted = threads
+        self._threads: list[threading.Thread] = []  # started on first use, with the trash
+        # Bounded: the trash and the queue hold at most backlog files waiting to be freed.
+        self._queue: queue.Queue[str | None] = queue.Queue(backlog)
         self.failures: list[tuple[str, str]] = []
 
     def __call__(self, path: str, st: os.stat_result) -> None:
-        if not self._trash_made:  # made on first use, as a dry run foresees
-            make_folders(self._trash)
-            self._trash_made = True
+        if not self._threads:
+            make_folders(self._trash)  # on first use, as a dry run foresees
+            for _ in range(self._threads_wanted):
+                worker = threading.Thread(target=self._work, name="venv-dedupe-unlink", daemon=True)
+                worker.start()
+                self._threads.append(worker)
         if st.st_nlink > 1:
             os.unlink(path)
             return
-        self._backlog.acquire()
+        binned = os.path.join(self._trash, os.path.basename(path))
         try:
-            binned = os.path.join(self._trash, os.path.basename(path))
-            try:
-                os.rename(path, binned)
-            except OSError:
-                os.unlink(path)
-                self._backlog.release()
-                return
-            self._pool.submit(self._unlink, binned)
-        except BaseException:
-            self._backlog.release()
-            raise
-
-    def _unlink(self, path: str) -> None:
-        try:
+            os.rename(path, binned)
+        except OSError:
             os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            self.failures.append((path, f"cannot remove a replaced copy: {exc.strerror}"))
-        finally:
-            self._backlog.release()
+            return
+        self._queue.put(binned)
+
+    def _work(self) -> None:
+        while (path := self._queue.get()) is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.failures.append((path, f"cannot remove a replaced copy: {exc.strerror}"))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        for _ in self._threads:
+            self._queue.put(None)
+        for worker in self._threads:
+            worker.join()
+        self._threads.clear()
 
 
 def _swap_in(
