@@ -48,6 +48,18 @@ def same_content(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
+def xattrs(target: str | int) -> tuple[tuple[str, bytes], ...]:
+    """Extended attributes (ACLs, SELinux labels, capabilities) of a path (never followed)
+    or an open descriptor, sorted; none where the filesystem has none."""
+    try:
+        if isinstance(target, int):
+            return tuple(sorted((n, os.getxattr(target, n)) for n in os.listxattr(target)))
+        names = os.listxattr(target, follow_symlinks=False)
+        return tuple(sorted((n, os.getxattr(target, n, follow_symlinks=False)) for n in names))
+    except OSError:
+        return ()
+
+
 def digest_file(path: str, algorithm: str, expected: os.stat_result | None = None) -> bytes:
     """The file's digest in the given algorithm, read through a descriptor that was
     checked to be the expected inode (no symlink followed, no FIFO blocking us)."""

@@ -13,7 +13,7 @@ import stat
 import threading
 from collections.abc import Callable
 
-from .hashing import same_content, same_file
+from .hashing import same_content, same_file, xattrs
 from .plan import Adopt, CreatePyc, Link, RewritePyc
 from .store import TMP_PREFIX
 
@@ -413,11 +413,11 @@ def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:
                 f"{st.st_gid}: run as root or as that user",
                 error=True,
             ) from None
-    wanted = _xattrs(src)
+    wanted = xattrs(src)
     for name, value in wanted:
         with contextlib.suppress(OSError):
             os.setxattr(dst, name, value)
-    if _xattrs(dst) != wanted:
+    if xattrs(dst) != wanted:
         # A copy without its original's ACL or label must not stand in for it (and the
         # planner links further files to a pyc object on the word of these attributes).
         raise Failed(
@@ -426,14 +426,6 @@ def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:
             error=True,
         )
     os.fchmod(dst, stat.S_IMODE(st.st_mode))
-
-
-def _xattrs(fd: int) -> tuple[tuple[str, bytes], ...]:
-    """Extended attributes (ACLs, SELinux labels, capabilities), where the filesystem has them."""
-    try:
-        return tuple(sorted((name, os.getxattr(fd, name)) for name in os.listxattr(fd)))
-    except OSError:
-        return ()
 
 
 def remove_unused(path: str, ino: int) -> os.stat_result | None:

@@ -24,6 +24,7 @@ from .hashing import (
     read_whole,
     same_content,
     same_file,
+    xattrs,
 )
 from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
 from .store import ObjectKey, PycKey, Store, StoreIndex
@@ -43,14 +44,6 @@ def _writable(folder: str) -> bool:
     return os.access(
         folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids
     )
-
-
-def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-        return tuple(sorted((n, os.getxattr(path, n, follow_symlinks=False)) for n in names))
-    except OSError:
-        return ()
 
 
 def census_prefix(ckey: bytes) -> int:
@@ -234,9 +227,9 @@ class Planner:
             obj.proven = True
             if obj.damaged:
                 return Refused(candidate.path, STORE_OBJECT_DAMAGED, obj.damaged)
-        xattrs = self._xattrs_differ(candidate.path, obj)
-        if xattrs is not None:
-            return xattrs
+        differ = self._xattrs_differ(candidate.path, obj)
+        if differ is not None:
+            return differ
         if obj is None or obj.nlink >= self._max_links(store):
             generation = 0 if obj is None else obj.generation + 1
             new = _Object(
@@ -246,7 +239,7 @@ class Planner:
                 st.st_nlink + 1,
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
-                xattrs=_xattrs(candidate.path),
+                xattrs=xattrs(candidate.path),
             )
             self._objects[candidate.key] = new
             self._by_path[new.path] = new
@@ -307,8 +300,8 @@ class Planner:
         if obj is None:
             return None
         if obj.xattrs is None:
-            obj.xattrs = _xattrs(obj.path)
-        if _xattrs(path) != obj.xattrs:
+            obj.xattrs = xattrs(obj.path)
+        if xattrs(path) != obj.xattrs:
             return Refused(path, XATTRS_DIFFER)
         return None
 
@@ -454,7 +447,7 @@ class Planner:
         path = store.pyc_path(key, 0)
         self._note_folders(store, path)
         if fits_object:
-            new = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=_xattrs(pyc.path))
+            new = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=xattrs(pyc.path))
             self._pyc_objects[key] = self._by_path[path] = new
             return [Adopt(pyc.path, pst, path)]
         try:
@@ -463,7 +456,7 @@ class Planner:
             return None
         # A new inode: its number is only known once written, so later venvs of this run
         # compare against -1 and link to it by path.
-        new = _Object(0, path, -1, 2, True, xattrs=_xattrs(pyc.path))
+        new = _Object(0, path, -1, 2, True, xattrs=xattrs(pyc.path))
         self._pyc_objects[key] = self._by_path[path] = new
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
         return [

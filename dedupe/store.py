@@ -181,12 +181,12 @@ class Store:
             for _algorithm, _shard, entry in self._iter(top)
             if entry.name.startswith(TMP_PREFIX)
         ]
-        cache = os.path.join(self.path, CACHE_DIR)
-        with contextlib.suppress(OSError):
-            found += [os.path.join(cache, n) for n in os.listdir(cache) if n.startswith(TMP_PREFIX)]
-        trash = os.path.join(self.path, TRASH_DIR)
-        with contextlib.suppress(OSError):
-            found += [os.path.join(trash, n) for n in os.listdir(trash)]
+        for top, prefix in ((CACHE_DIR, TMP_PREFIX), (TRASH_DIR, "")):
+            folder = os.path.join(self.path, top)
+            with contextlib.suppress(OSError):
+                found += [
+                    os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(prefix)
+                ]
         return found
 
     def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
