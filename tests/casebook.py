@@ -18,6 +18,7 @@ from pathlib import Path
 
 import helpers
 from helpers import Venv
+from store_helpers import edit_in_place
 from wheelbuilder import record_hash
 
 DIST_INFO = "alpha-1.0.dist-info"
@@ -116,13 +117,7 @@ def edit_same_size(relpath: str) -> Damage:
     """Change one character in place: same size, same inode, only the hash can tell."""
 
     def damage(venv: Venv, _: Context) -> None:
-        path = venv.file(relpath)
-        data = path.read_bytes()
-        index = data.index(b"_TABLE = (\n    '") + len(b"_TABLE = (\n    '")
-        with path.open("r+b") as out:
-            out.seek(index)
-            out.write(b"x" if data[index : index + 1] != b"x" else b"y")
-        assert path.read_bytes() != data and len(path.read_bytes()) == len(data)
+        edit_in_place(venv.file(relpath))
 
     return damage
 

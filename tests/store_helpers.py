@@ -1,9 +1,13 @@
 """Helpers for the maintenance tests: a store's objects (sources and pycs), what they save
-by definition, and an in-place edit that reaches every name of a shared inode."""
+by definition, an in-place edit that reaches every name of a shared inode, and the store's
+lock held as another run holds it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -38,3 +42,16 @@ def edit_in_place(path: Path) -> None:
         out.seek(index)
         out.write(b"x" if data[index : index + 1] != b"x" else b"y")
     assert path.read_bytes() != data and len(path.read_bytes()) == len(data)
+
+
+@contextmanager
+def hold_lock(store: Path) -> Iterator[int]:
+    """The store's lock, held by this process as another run would: its pid inside."""
+    fd = os.open(store / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        yield os.getpid()
+    finally:
+        os.close(fd)

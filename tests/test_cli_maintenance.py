@@ -3,7 +3,6 @@ lock options, and the store's refusal of loose ownership or permissions."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from helpers import (
     snapshot,
     snapshot_diff,
 )
-from store_helpers import edit_in_place, object_files, saving_of_objects
+from store_helpers import edit_in_place, hold_lock, object_files, saving_of_objects
 
 UTIL = "alpha/util.py"
 
@@ -159,14 +158,8 @@ def test_gc_json_reports_bytes_freed(
 
 @pytest.fixture
 def held_lock(two: tuple[Venv, ...], store_dir: Path) -> Iterator[int]:
-    fd = os.open(store_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    try:
-        yield os.getpid()
-    finally:
-        os.close(fd)
+    with hold_lock(store_dir) as pid:
+        yield pid
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from helpers import (
     snapshot_diff,
     temp_leftovers,
 )
-from store_helpers import edit_in_place, object_files, saving_of_objects
+from store_helpers import edit_in_place, hold_lock, object_files, saving_of_objects
 
 from dedupe import StoreError, StoreLockedError, maintenance, scan
 from dedupe.maintenance import (
@@ -338,15 +338,8 @@ def test_gc_without_a_store_uses_the_user_store(
 
 @pytest.fixture
 def held_lock(three: tuple[Venv, ...], store_dir: Path) -> Iterator[int]:
-    """The store's lock, held by this process as another run would: its pid inside."""
-    fd = os.open(store_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    try:
-        yield os.getpid()
-    finally:
-        os.close(fd)
+    with hold_lock(store_dir) as pid:
+        yield pid
 
 
 def test_a_held_lock_fails_at_once_without_waiting(held_lock: int, store_dir: Path) -> None:
