@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import itertools
 import os
 import queue
 import secrets
@@ -33,6 +34,26 @@ class Failed(Exception):
 
 class TooManyLinks(Exception):
     """The object reached the filesystem's link limit (EMLINK)."""
+
+
+# Temp names: a random part drawn once per process (names stay unguessable; a forked
+# worker draws its own) and a counter, so a name costs no system call. A name that
+# exists already is never reused: the link or create fails with EEXIST, and the next
+# number is taken.
+_token = secrets.token_hex(8)
+_numbers = itertools.count()
+
+
+def _new_token() -> None:
+    global _token
+    _token = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_token)
+
+
+def _temp_name(folder: str) -> str:
+    return os.path.join(folder, f"{TMP_PREFIX}{_token}.{next(_numbers):x}")
 
 
 def _hook(stage: str) -> None:
@@ -138,18 +159,22 @@ class Unlinker:
     microseconds per file in the kernel on a filesystem mounted with `discard`. So the
     file's last name is renamed into the store's trash folder at once (its venv folder
     must not grow by the temp names of files waiting to be freed) and unlinked there by a
-    thread while the scan goes on. A file with other names is unlinked at once: that
-    frees nothing, and its other names must see their new link count and ctime before
-    the scan stats them. A name left in the trash by a kill is removed by the next run.
-    close() waits for every removal; failures are kept as (path, message).
+    thread while the scan goes on; the threads are handed names in batches, since waking
+    one costs about as much as the rename. A file with other names is unlinked at once:
+    that frees nothing, and its other names must see their new link count and ctime
+    before the scan stats them. A name left in the trash by a kill is removed by the next
+    run. close() waits for every removal; failures are kept as (path, message).
     """
 
-    def __init__(self, trash: str, threads: int = 4, backlog: int = 256) -> None:
+    BATCH = 64
+
+    def __init__(self, trash: str, threads: int = 4, backlog: int = 8) -> None:
         self._trash = trash
         self._threads_wanted = threads
         self._threads: list[threading.Thread] = []  # started on first use, with the trash
-        # Bounded: the trash and the queue hold at most backlog files waiting to be freed.
-        self._queue: queue.Queue[str | None] = queue.Queue(backlog)
+        # Bounded: the trash holds at most (backlog + threads + 1) * BATCH waiting files.
+        self._queue: queue.Queue[list[str] | None] = queue.Queue(backlog)
+        self._batch: list[str] = []
         self.failures: list[tuple[str, str]] = []
 
     def __call__(self, path: str, st: os.stat_result) -> None:
@@ -168,18 +193,25 @@ class Unlinker:
         except OSError:
             os.unlink(path)
             return
-        self._queue.put(binned)
+        self._batch.append(binned)
+        if len(self._batch) >= self.BATCH:
+            self._queue.put(self._batch)
+            self._batch = []
 
     def _work(self) -> None:
-        while (path := self._queue.get()) is not None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                self.failures.append((path, f"cannot remove a replaced copy: {exc.strerror}"))
+        while (batch := self._queue.get()) is not None:
+            for path in batch:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    self.failures.append((path, f"cannot remove a replaced copy: {exc.strerror}"))
 
     def close(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
         for _ in self._threads:
             self._queue.put(None)
         for worker in self._threads:
@@ -217,13 +249,17 @@ def replace(action: Link, discard: Discard = unlink_now) -> None:
     folder, name = os.path.split(action.path)
     # The temp name sits in the file's own folder so that rename() is atomic and stays on
     # one filesystem; its prefix lets the next run recognise leftovers of a killed run.
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
-    try:
-        os.link(action.object_path, tmp, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno == errno.EMLINK:
-            raise TooManyLinks(action.object_path) from None
-        raise _os_failure(exc, f"cannot link into {folder!r}") from None
+    while True:
+        tmp = _temp_name(folder)
+        try:
+            os.link(action.object_path, tmp, follow_symlinks=False)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EMLINK:
+                raise TooManyLinks(action.object_path) from None
+            raise _os_failure(exc, f"cannot link into {folder!r}") from None
     try:
         _hook("linked")
         if os.lstat(tmp).st_ino != action.object_ino:
@@ -258,10 +294,15 @@ def _write_temp(folder: str, data: bytes, like: str, like_st: os.stat_result) ->
     try:
         if not same_file(os.fstat(src), like_st):
             raise Failed("changed-during-scan", f"{like!r} changed", error=False)
-        tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
+        while True:
+            tmp = _temp_name(folder)
+            try:
+                fd = os.open(
+                    tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+                )
+                break
+            except FileExistsError:
+                continue
         try:
             with os.fdopen(fd, "wb", closefd=False) as f:
                 f.write(data)
@@ -351,7 +392,7 @@ def make_private(path: str, object_ino: int) -> os.stat_result:
         raise Failed(
             "changed-during-scan", f"{path!r} is no longer linked to the store", error=False
         )
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+    tmp = _temp_name(folder)
     try:
         copy_ino = _private_copy(path, st, tmp)
         _hook("copied")

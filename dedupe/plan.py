@@ -208,6 +208,8 @@ class Planner:
         self.new_folders: set[str] = set()  # store folders that adopting creates
         self._pyc_objects: dict[PycKey, _Object | None] = {}
         self._by_path: dict[str, _Object] = {}  # every object this run knows, by path
+        self._old_folders: set[str] = set()  # store folders that were there already
+        self._pycache_writable: dict[str, bool] = {}  # asked once per folder
 
     def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
         if not self._census.worth(ckey):
@@ -245,7 +247,7 @@ class Planner:
             self._by_path[new.path] = new
             self._note_folders(store, new.path)
             return Adopt(candidate.path, st, new.path)
-        if candidate.pycs and not _writable(os.path.dirname(candidate.pycs[0].path)):
+        if candidate.pycs and not self._writable(os.path.dirname(candidate.pycs[0].path)):
             # Linking changes the source's mtime; pycs we may not replace would go stale
             # and be recompiled on every import.
             return Refused(candidate.path, PYCACHE_READ_ONLY)
@@ -305,10 +307,17 @@ class Planner:
             return Refused(path, XATTRS_DIFFER)
         return None
 
+    def _writable(self, folder: str) -> bool:
+        found = self._pycache_writable.get(folder)
+        if found is None:
+            found = self._pycache_writable[folder] = _writable(folder)
+        return found
+
     def _note_folders(self, store: Store, object_path: str) -> None:
         folder = os.path.dirname(object_path)
         while folder != store.path and folder not in self.new_folders:
-            if os.path.isdir(folder):
+            if folder in self._old_folders or os.path.isdir(folder):
+                self._old_folders.add(folder)
                 break
             self.new_folders.add(folder)
             folder = os.path.dirname(folder)
