@@ -8,7 +8,6 @@ importer to check it). Nothing here reads or writes files.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import struct
 from dataclasses import dataclass
@@ -82,17 +81,6 @@ def with_source_stat(pyc: bytes, mtime_ns: int, size: int) -> bytes:
     return pyc[:8] + stamp + pyc[16:]
 
 
-def pyc_suffixes(source_name: str, pycache_names: list[str]) -> list[tuple[str, str]]:
-    """(pyc name, suffix) of the pycs of source_name ('mod.py') in a __pycache__ listing;
-    suffix is the cache tag and optimisation level, e.g. 'cpython-311.opt-1'."""
-    stem, ext = os.path.splitext(source_name)
-    if ext != ".py":
-        return []
-    prefix = stem + "."
-    found = []
-    for name in pycache_names:
-        if name.startswith(prefix) and name.endswith(".pyc"):
-            suffix = name[len(prefix) : -4]
-            if _SUFFIX.fullmatch(suffix):
-                found.append((name, suffix))
-    return sorted(found)
+def is_pyc_suffix(suffix: str) -> bool:
+    """Whether suffix is a cache tag and optimisation level, e.g. 'cpython-311.opt-1'."""
+    return _SUFFIX.fullmatch(suffix) is not None

@@ -12,7 +12,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .bytecode import pyc_suffixes
+from .bytecode import is_pyc_suffix
 from .discovery import Venv
 from .hashing import read_small
 from .memo import Trace
@@ -153,15 +153,15 @@ class _Tree:
         listing: _Listing = {}
         try:
             with os.scandir(path) as it:
-                for e in it:
-                    if e.is_symlink():
-                        kind = "l"
-                    elif e.is_dir(follow_symlinks=False):
-                        kind = "d"
-                    elif e.is_file(follow_symlinks=False):
+                for e in it:  # regular files first: most entries are
+                    if e.is_file(follow_symlinks=False):
                         kind = "f"
                         if e.name.startswith(TMP_PREFIX):
                             self.leftovers.append(e.path)
+                    elif e.is_dir(follow_symlinks=False):
+                        kind = "d"
+                    elif e.is_symlink():
+                        kind = "l"
                     else:
                         kind = "o"
                     listing[e.name] = (e.inode(), kind)
@@ -224,13 +224,13 @@ class _Tree:
         if isinstance(listing, str):
             return None
         found: dict[str, list[Pyc]] = {}
+        folder_path = f"{self.root}/{pycache}/"
         for pyc_name, (ino, kind) in listing.items():
             if kind == "f" and pyc_name.endswith(".pyc"):
-                stem = pyc_name.split(".", 1)[0]
-                for _, suffix in pyc_suffixes(stem + ".py", [pyc_name]):
-                    found.setdefault(stem, []).append(
-                        Pyc(os.path.join(self.root, pycache, pyc_name), ino, suffix)
-                    )
+                stem, _, rest = pyc_name.partition(".")
+                suffix = rest[:-4]  # 'mod.cpython-311.opt-1.pyc' -> 'cpython-311.opt-1'
+                if is_pyc_suffix(suffix):
+                    found.setdefault(stem, []).append(Pyc(folder_path + pyc_name, ino, suffix))
         return {stem: tuple(sorted(pycs, key=lambda p: p.path)) for stem, pycs in found.items()}
 
 
@@ -256,11 +256,23 @@ def dist_infos(site_packages: str) -> list[str]:
 _KIND_REASON = {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}
 
 
+def share_of(size: int, shares: int) -> int:
+    """Which of shares parts a file of this size belongs to: one size, one part, and
+    sizes spread evenly (Fibonacci hashing)."""
+    return (((size * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32) % shares
+
+
 def inventory(
-    venv: Venv, store_inodes: set[int], store_device: int, trace: Trace | None = None
+    venv: Venv,
+    store_inodes: set[int],
+    store_device: int,
+    trace: Trace | None = None,
+    share: tuple[int, int] | None = None,
 ) -> Iterator[Item]:
     """Yield every RECORD entry of the venv, classified; each venv path at most once.
-    With a trace, stamp every folder listed and every RECORD read, before it is."""
+    With a trace, stamp every folder listed and every RECORD read, before it is. With
+    share (part, parts), Candidate and Shared items come only for files whose size is in
+    that part (share_of): a worker's part of pass 2."""
     tree = _Tree(venv.root, trace)
     seen: set[str] = set()
     for site_packages in venv.site_packages:
@@ -291,7 +303,9 @@ def inventory(
                     yield Skipped(record_path, MALFORMED_RECORD)
                     yield BadInput(record_path, problem)
             for entry in entries:
-                item = _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device)
+                item = _classify(
+                    venv, tree, base, entry, dist, seen, store_inodes, store_device, share
+                )
                 if item is not None:
                     yield item
     for path in tree.leftovers:
@@ -307,6 +321,7 @@ def _classify(
     seen: set[str],
     store_inodes: set[int],
     store_device: int,
+    share: tuple[int, int] | None = None,
 ) -> Item | None:
     """The entry's classification; None for a RECORD line about a .pyc, since pycs are
     found beside their sources instead (uv does not list them, pip does)."""
@@ -336,19 +351,29 @@ def _classify(
     kind, ino = tree.lookup(folder, name)
     if kind != "f":
         return Skipped(path, _KIND_REASON.get(kind, NOT_REGULAR))
+    stored = ino in store_inodes and venv.device == store_device
+    if (
+        share is not None
+        and not stored
+        and entry.size is not None
+        and share_of(entry.size, share[1]) != share[0]
+    ):
+        return None  # another part's: a Candidate's size is its RECORD size
     pycs = tree.pycs(folder, name)
     if pycs is None:
         return Skipped(path, PYCACHE_UNREADABLE)
     if entry.size == 0:
         return Skipped(path, ZERO_BYTES, pycs)
-    if ino in store_inodes and venv.device == store_device:
-        return Shared(path, ino, pycs)
+    if stored and share is None:
+        return Shared(path, ino, pycs)  # with shares: by the object's size, below
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return Skipped(path, MISSING)
     except OSError:
         return Skipped(path, UNREADABLE, pycs)
+    if share is not None and share_of(st.st_size, share[1]) != share[0]:
+        return None
     if stat.S_ISLNK(st.st_mode):
         return Skipped(path, SYMLINK)
     if not stat.S_ISREG(st.st_mode):
