@@ -52,6 +52,7 @@ from .store import (
     open_store,
     saved_bytes,
 )
+from .workers import WorkerError, can_fork, default_jobs, run_parts
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -169,6 +170,15 @@ class _Tally:
             candidates,
         )
 
+    def merge(self, part: _Tally) -> None:
+        """Add what a part of pass 2 counted (from zero) for this venv."""
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(part, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif type(mine) is int:
+                setattr(self, f.name, mine + theirs)
+
     def recall(self, memo: Memo, census: Census, device: int) -> None:
         """Take pass 1's result for the venv, and count its candidates in the census."""
         self.scanned += memo.scanned
@@ -213,6 +223,30 @@ def _pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
         counts["apparent"],
         dict(sorted(skipped.items())),
     )
+
+
+class _Counter:
+    """Progress of one phase: venvs done out of total, told to the progress callback. With
+    parts, every part walks every venv: each tick of all parts counts one venv."""
+
+    def __init__(self, phase: str, total: int, progress: Progress | None, parts: int = 1) -> None:
+        self.phase, self.total, self.progress, self.parts = phase, total, progress, parts
+        self.ticks = 0
+
+    def tick(self, _step: object = None) -> None:
+        self.ticks += 1
+        if self.progress and self.ticks % self.parts == 0:
+            self.progress(self.phase, self.ticks // self.parts, self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class _Linked:
+    """What one part of pass 2 did: counts per venv (from zero), errors, and the rest."""
+
+    tallies: list[_Tally]
+    errors: list[Problem]
+    settled_pycs: set[int]
+    new_folders: set[str]
 
 
 class _Stores:
@@ -313,6 +347,9 @@ class _Stores:
         for store in self.by_device.values():
             store.unlock()
 
+    def locks(self) -> frozenset[int]:
+        return frozenset(s.lock_fd for s in self.by_device.values() if s.lock_fd is not None)
+
     def reports(self) -> tuple[StoreReport, ...]:
         return tuple(_store_report(s) for s in self.by_device.values())
 
@@ -339,6 +376,7 @@ def scan(
     dry_run: bool = False,
     share_pyc: bool = True,
     full: bool = False,
+    jobs: int | None = None,
     progress: Progress | None = None,
     lock_timeout: float = 0.0,
     on_lock_wait: Callable[[str], None] | None = None,
@@ -349,10 +387,17 @@ def scan(
     share_pyc (the default), the .pyc files of shared sources are shared too; without it
     they stay private, but are kept valid for their newly linked source. A venv whose
     folders and RECORD files are as an earlier run left them is taken from that run's
-    memo instead of being walked (see dedupe.memo); full walks every venv. When another
+    memo instead of being walked (see dedupe.memo); full walks every venv. The work is
+    shared out between jobs processes (default: one per CPU, see dedupe.workers). When another
     run holds a store's lock, wait up to lock_timeout seconds (telling on_lock_wait once),
     then raise StoreLockedError.
     """
+    if jobs is None:
+        jobs = default_jobs()
+    elif jobs < 1:
+        raise UsageError(f"jobs must be at least 1, not {jobs}")
+    elif not can_fork():
+        jobs = 1  # parts in one process would only repeat the walks
     root_list = [os.fspath(r) for r in roots] or [str(p) for p in default_roots()]
     if not root_list:
         raise UsageError("no roots given and none of the well-known venv folders exists")
@@ -379,26 +424,53 @@ def scan(
                 leftovers += sum(link.remove_leftover(p) for p in store_.leftovers())
 
         # Pass 1: RECORD, directory listings and stat only; no file is read. A venv whose
-        # folders and RECORDs are as an earlier run left them is taken from its memo.
-        for i, (venv, tally) in enumerate(zip(venvs, tallies, strict=True)):
-            inodes = stores.indexes[venv.device].inodes
+        # folders and RECORDs are as an earlier run left them is taken from its memo; the
+        # others are walked, shared out between the workers.
+        warned: dict[int, tuple[tuple[str, str], ...]] = {}
+        walk: list[int] = []
+        examined = _Counter("examine", len(venvs), progress)
+        for i, venv in enumerate(venvs):
             memo = None if full else memos[venv.device].load(venv, share_pyc)
+            inodes = stores.indexes[venv.device].inodes
             if memo is not None and any(ino in inodes for _, ino, _ in memo.iter_candidates()):
                 memo = None  # a remembered candidate became a store object since
-            tally.unchanged = memo is not None
-            if memo is not None:
-                tally.recall(memo, census, venv.device)
+            if memo is None:
+                walk.append(i)
             else:
-                walker = _Walk(venv, inodes, share_pyc, None if dry_run else memos[venv.device])
-                memo = walker.run(tally, census)
-                if not dry_run:
-                    leftovers += sum(link.remove_leftover(p) for p in walker.leftovers)
-            warnings += [Problem(path, message) for path, message in memo.warnings]
-            if progress:
-                progress("examine", i + 1, len(venvs))
+                tallies[i].unchanged = True
+                tallies[i].recall(memo, census, venv.device)
+                warned[i] = memo.warnings
+                examined.tick()
+
+        def examine(part: int, emit: Callable[[tuple[int, Memo, int]], None]) -> None:
+            for i in walk[part::jobs]:
+                venv = venvs[i]
+                walker = _Walk(
+                    venv,
+                    stores.indexes[venv.device].inodes,
+                    share_pyc,
+                    None if dry_run else memos[venv.device],
+                )
+                memo = walker.run()
+                removed = 0 if dry_run else sum(map(link.remove_leftover, walker.leftovers))
+                emit((i, memo, removed))
+
+        def walked(step: tuple[int, Memo, int]) -> None:
+            nonlocal leftovers
+            i, memo, removed = step
+            tallies[i].recall(memo, census, venvs[i].device)
+            warned[i] = memo.warnings
+            leftovers += removed
+            examined.tick()
+
+        run_parts(examine, min(jobs, len(walk)), walked, stores.locks())
+        for i in sorted(warned):
+            warnings += [Problem(path, message) for path, message in warned[i]]
 
         # Pass 2: only venvs that hold a file worth linking, or a shared source's pyc
-        # that is not shared yet, are walked again.
+        # that is not shared yet, are walked again. Each worker takes the files of some
+        # sizes (so every copy of a content, and every name of an inode, meets one
+        # planner), in the same order as one process would: the same decisions.
         worthwhile = census.worthwhile_prefixes()
         todo = [
             (venv, tally)
@@ -407,33 +479,41 @@ def scan(
         ]
         for tally in tallies:
             tally.candidate_keys = array("Q")
-        planner = Planner(census, stores.by_device, stores.indexes)
-        run = _Run(planner, stores.by_device, dry_run, share_pyc)
-        try:
-            for i, (venv, tally) in enumerate(todo):
-                store_ = stores.by_device[venv.device]
-                inodes = stores.indexes[venv.device].inodes
-                for item in inventory(venv, inodes, venv.device):
-                    if isinstance(item, Candidate):
-                        run.candidate(store_, item, tally)
-                    elif isinstance(item, Shared) and any(p.ino not in inodes for p in item.pycs):
-                        run.shared_source(store_, item, tally, inodes)
-                if progress:
-                    progress("link", i + 1, len(todo))
-        finally:
-            run.close()
+        link_jobs = jobs if todo else 0
+        linked = _Counter("link", len(todo), progress, max(link_jobs, 1))
+
+        def link_part(part: int, emit: Callable[[None], None]) -> _Linked:
+            planner = Planner(census, stores.by_device, stores.indexes)
+            run = _Run(planner, stores.by_device, dry_run, share_pyc)
+            counts = [_Tally(venv.root) for venv, _tally in todo]
+            share = (part, link_jobs) if link_jobs > 1 else None
+            try:
+                for (venv, _tally), tally in zip(todo, counts, strict=True):
+                    store_ = stores.by_device[venv.device]
+                    inodes = stores.indexes[venv.device].inodes
+                    for item in inventory(venv, inodes, venv.device, share=share):
+                        if isinstance(item, Candidate):
+                            run.candidate(store_, item, tally)
+                        elif isinstance(item, Shared) and any(
+                            p.ino not in inodes for p in item.pycs
+                        ):
+                            run.shared_source(store_, item, tally, inodes)
+                    emit(None)
+            finally:
+                run.close()
+            return _Linked(counts, run.errors, run.settled_pycs, planner.new_folders)
+
+        errors: list[Problem] = []
+        settled_pycs: set[int] = set()
+        new_folders: set[str] = set()
+        for result in run_parts(link_part, link_jobs, linked.tick, stores.locks()):
+            for (_venv, tally), counts in zip(todo, result.tallies, strict=True):
+                tally.merge(counts)
+            errors += result.errors
+            settled_pycs |= result.settled_pycs
+            new_folders |= result.new_folders
         if not dry_run and todo:
-            # Pass 2 linked in these venvs, moving their folders: walk them once more for
-            # their memos, knowing the objects this run made and the pycs it left alone.
-            for device in {venv.device for venv, _tally in todo}:
-                store_ = stores.by_device[device]
-                try:
-                    inodes = store_.inodes()
-                    for venv, _tally in todo:
-                        if venv.device == device:
-                            _Walk(venv, inodes, share_pyc, memos[device], run.settled_pycs).run()
-                except (OSError, StoreError) as exc:
-                    warnings.append(Problem(store_.path, f"memos for the next run not kept: {exc}"))
+            warnings += _renew_memos(todo, stores, memos, share_pyc, settled_pycs, jobs)
         for tally in tallies:
             tally.unique = tally.eligible - tally.shared - tally.linked - tally.stored
             # Pycs not accounted for above belong to sources that are not shared.
@@ -444,7 +524,7 @@ def scan(
             )
             if left:
                 tally.pyc_skipped["pyc-source-not-shared"] += left
-        overhead = stores.overhead(run.planner.new_folders)
+        overhead = stores.overhead(new_folders)
     finally:
         stores.close()
 
@@ -475,7 +555,7 @@ def scan(
         pyc=_pyc_report(pyc, pyc_skipped),
         store_overhead_bytes=overhead,
         skipped=dict(sorted(skipped.items())),
-        errors=tuple(run.errors),
+        errors=tuple(errors),
         warnings=tuple(warnings),
     )
 
@@ -497,9 +577,9 @@ class _Walk:
         self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
         self.leftovers: list[str] = []
 
-    def run(self, tally: _Tally | None = None, census: Census | None = None) -> Memo:
+    def run(self) -> Memo:
         venv, inodes = self.venv, self.inodes
-        tally = tally if tally is not None else _Tally(venv.root)
+        tally = _Tally(venv.root)
         trace = clock = None
         if self.memos is not None:
             try:
@@ -517,12 +597,9 @@ class _Walk:
             if isinstance(item, Candidate):
                 tally.eligible += 1
                 st = item.st
-                ckey = census_key(st.st_dev, item.key)
-                if census is not None:
-                    census.add(ckey, st.st_dev, st.st_ino, st.st_nlink > 1, item.key)
-                tally.candidate_keys.append(census_prefix(ckey))
-                if trace is not None:
-                    candidates += CANDIDATE.pack(ckey, st.st_ino, st.st_nlink > 1)
+                candidates += CANDIDATE.pack(
+                    census_key(st.st_dev, item.key), st.st_ino, st.st_nlink > 1
+                )
             elif isinstance(item, Shared):
                 tally.eligible += 1
                 tally.shared += 1
@@ -545,6 +622,38 @@ class _Walk:
             else:
                 self.memos.save(venv, self.share_pyc, trace, clock, memo)
         return memo
+
+
+def _renew_memos(
+    todo: list[tuple[Venv, _Tally]],
+    stores: _Stores,
+    memos: dict[int, Memos],
+    share_pyc: bool,
+    settled_pycs: set[int],
+    jobs: int,
+) -> list[Problem]:
+    """Pass 2 linked in these venvs, moving their folders: walk them once more for their
+    memos, knowing the objects this run made and the pycs it left alone."""
+    problems = []
+    inodes: dict[int, set[int]] = {}
+    for device in {venv.device for venv, _tally in todo}:
+        store = stores.by_device[device]
+        try:
+            inodes[device] = store.inodes()
+        except (OSError, StoreError) as exc:
+            problems.append(Problem(store.path, f"memos for the next run not kept: {exc}"))
+    renew = [venv for venv, _tally in todo if venv.device in inodes]
+
+    def walk(part: int, emit: Callable[[None], None]) -> None:
+        for venv in renew[part::jobs]:
+            _Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs).run()
+
+    try:
+        run_parts(walk, min(jobs, len(renew)), locks=stores.locks())
+    except (WorkerError, OSError, StoreError) as exc:
+        # Everything is linked and counted: only the next run's shortcut is lost.
+        problems.append(Problem(renew[0].root, f"memos for the next run not kept: {exc}"))
+    return problems
 
 
 # Why pass 2 leaves a pyc alone for as long as the pyc is there: no pyc work for memos.

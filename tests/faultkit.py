@@ -9,7 +9,8 @@ and the problems reported. ``sleep`` ({stage: seconds}) makes each hook of that 
 sleep up to that long, to widen the windows a concurrent writer can hit; ``mark`` names a
 file created at the first hook call, when the run holds the store's lock (with
 ``release``, the run then waits there until that file exists); ``between``
-is a pause in seconds between the scans of a loop.
+is a pause in seconds between the scans of a loop. Scans run in one process unless
+``jobs`` says otherwise: hooks, counts and kills are those of one process.
 
 Kill modes (``config["kill"]["mode"]``):
 
@@ -158,15 +159,16 @@ if mode == "line":
 def run():
     op = config["op"]
     wait = config.get("lock_timeout", 0.0)
+    jobs = config.get("jobs", 1)
     if op == "scan":
-        r = scan([config["root"]], store=config["store"], lock_timeout=wait)
+        r = scan([config["root"]], store=config["store"], lock_timeout=wait, jobs=jobs)
         errors = [[p.path, p.error] for p in r.errors]
         return {"errors": errors, "linked": r.files_linked, "stored": r.files_stored}
     if op == "scan-loop":
         runs = linked = 0
         errors = []
         while not os.path.exists(config["stop"]):
-            r = scan([config["root"]], store=config["store"], lock_timeout=wait)
+            r = scan([config["root"]], store=config["store"], lock_timeout=wait, jobs=jobs)
             runs += 1
             linked += r.files_linked + r.files_stored
             errors += [[p.path, p.error] for p in r.errors]

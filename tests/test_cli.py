@@ -151,10 +151,11 @@ def test_default_output_is_text(unchanged_root: Path, store_dir: Path) -> None:
         pytest.param(["scan", "--no-such-option"], id="unknown-option"),
         pytest.param(["no-such-command"], id="unknown-command"),
         pytest.param([], id="no-command"),
+        pytest.param(["scan", "--jobs", "0", "{root}"], id="zero-jobs"),
     ],
 )
 def test_bad_usage_exits_2(args: list[str], venv_root: Path) -> None:
-    run = run_cli(*args)
+    run = run_cli(*(a.format(root=venv_root) for a in args))
     assert run.returncode == 2, run
     assert run.stderr.strip() != ""
 

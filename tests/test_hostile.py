@@ -314,7 +314,7 @@ def test_a_file_written_between_hash_and_replace_keeps_its_bytes(
             written.append(name)
 
     monkeypatch.setattr(dedupe.link, "fault_hook", hook)
-    result = scan([venv_root], store=store_dir)
+    result = scan([venv_root], store=store_dir, jobs=1)  # the hook's list lives in this process
     monkeypatch.setattr(dedupe.link, "fault_hook", None)
 
     assert written == [stage], "the hook never saw the target file"

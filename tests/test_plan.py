@@ -46,7 +46,7 @@ def test_an_object_edited_in_place_during_the_run_is_not_linked_to_again(
             done.append("edited")
 
     link.fault_hook = edit_after_first_link
-    result = scan([venv_root], store=store_dir)
+    result = scan([venv_root], store=store_dir, jobs=1)  # `done` lives in this process
 
     assert done
     for venv in (c, d):

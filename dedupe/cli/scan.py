@@ -35,6 +35,13 @@ def register(commands: Any) -> None:
         action="store_true",
         help="walk every venv, even those whose folders and RECORDs are as the last scan left them",
     )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes to share the work between (default: one per CPU, at most 8)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     add_lock_options(p)
@@ -50,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             share_pyc=args.share_pyc,
             full=args.full,
+            jobs=args.jobs,
             progress=progress,
             lock_timeout=lock_timeout(args),
             on_lock_wait=say_waiting,

@@ -1,0 +1,201 @@
+"""Forked worker processes that share the scan's passes between CPU cores.
+
+A scan is mostly system calls and Python between them, one file at a time, and Python
+runs one thread at a time: only processes use a second core. Each pass splits its work
+into parts that need nothing from each other (venvs for the walks; file sizes for pass
+2) and runs every part in a child forked after the parent has built what all parts read
+(store indexes, census). Forking keeps that state without copying or pickling it; what a
+part finds travels back, pickled, through a pipe, one message per step.
+
+Workers hold the store's lock with the parent (a flock belongs to the open file, which
+fork shares; they close the locks of scans in this process's other threads), so no other
+run starts while one of them still works, and they die with the parent
+(PR_SET_PDEATHSIG): a killed scan leaves no orphan linking on its own. Every replace a
+worker makes is as atomic as the parent's, so killing any of them at any instant leaves
+every venv whole, as DESIGN.md invariant 6 asks.
+
+Only Linux forks here: elsewhere every scan runs in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import pickle
+import signal
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from multiprocessing.connection import Connection, Pipe, wait
+from typing import Any, NoReturn, TypeVar, cast
+
+from .errors import DedupeError
+from .store import LOCK_FDS_GUARD, close_other_locks
+
+T = TypeVar("T")
+Emit = Callable[[Any], None]  # a part hands the parent one step's result
+
+MAX_JOBS = 8  # each pass-2 worker reads every RECORD: more workers repeat that work
+_PR_SET_PDEATHSIG = 1
+# Looked up now: a dlopen in a child forked from a threaded process is not safe.
+_prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("linux") else None
+
+
+class WorkerError(DedupeError):
+    """A worker process died or failed in a way its part could not report."""
+
+
+def can_fork() -> bool:
+    return sys.platform.startswith("linux")
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use (at most MAX_JOBS); 1 where workers cannot fork."""
+    if not can_fork():
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_JOBS))
+
+
+def run_parts(
+    work: Callable[[int, Emit], T],
+    parts: int,
+    on_step: Emit = lambda step: None,
+    locks: frozenset[int] = frozenset(),
+) -> list[T]:
+    """[work(0, emit), ..., work(parts - 1, emit)], each part in a forked child (in this
+    process when parts is 1). A part calls emit(step) after each step, and the parent
+    calls on_step(step) as it arrives. When a part fails or dies, the others are killed
+    and the failure is raised here. The children keep the store lock descriptors locks
+    and close any other."""
+    if parts <= 1:
+        return [work(part, on_step) for part in range(parts)]
+    assert can_fork(), "workers fork on Linux only"
+    children: dict[Connection, tuple[int, int]] = {}  # reader -> (part, pid)
+    results: dict[int, T] = {}
+    failure: BaseException | None = None
+    # Pages stay shared with the children only while nobody writes them: the collector
+    # would, in every child, on every object the parent holds.
+    gc.freeze()
+    try:
+        for part in range(parts):
+            _start(part, work, locks, children)
+        while children and failure is None:
+            for ready in wait(list(children)):
+                reader = cast(Connection, ready)
+                part, pid = children[reader]
+                try:
+                    kind, value = reader.recv()
+                except (EOFError, OSError):
+                    kind, value = "failed", _died(pid)
+                if kind == "step":
+                    on_step(value)
+                    continue
+                del children[reader]
+                reader.close()
+                _reap(pid)
+                if kind == "done":
+                    results[part] = value
+                else:
+                    failure = value
+    except BaseException as exc:
+        failure = exc
+    finally:
+        # The others would go on linking for nothing (or for a run that is over): stop
+        # them, and wait until they are gone, since they hold the store's lock with us.
+        for reader, (_part, pid) in children.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+            reader.close()
+        gc.unfreeze()
+    if failure is not None:
+        raise failure
+    return [results[part] for part in range(parts)]
+
+
+def _start(
+    part: int,
+    work: Callable[[int, Emit], T],
+    locks: frozenset[int],
+    children: dict[Connection, tuple[int, int]],
+) -> None:
+    """Fork the child of one part and note it in children. SIGINT waits until the child
+    is inside its try (so Ctrl-C cannot send it on through the parent's code) and the
+    parent has noted it. Under LOCK_FDS_GUARD, no fork of a scan in another thread
+    takes our pipe along, and ours takes no lock descriptor that is not in the set."""
+    parent = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with LOCK_FDS_GUARD:
+            reader, writer = Pipe(duplex=False)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about fork() in a process with threads. The child
+                # runs only our code, which takes no lock another thread could hold.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:
+                _child(part, work, reader, writer, locks, parent, mask)
+            children[reader] = (part, pid)
+            writer.close()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _child(
+    part: int,
+    work: Callable[[int, Emit], T],
+    reader: Connection,
+    writer: Connection,
+    locks: frozenset[int],
+    parent: int,
+    mask: set[int | signal.Signals],
+) -> NoReturn:
+    code = 1
+    try:
+        reader.close()
+        close_other_locks(locks)
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == parent:  # else the parent died before prctl took effect
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            result = work(part, lambda step: writer.send(("step", step)))
+            writer.send(("done", result))
+            code = 0
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            writer.send(("failed", _reportable(exc)))
+    finally:
+        os._exit(code)  # no atexit handlers, no flush of the parent's buffers
+
+
+def _reportable(exc: BaseException) -> BaseException:
+    """The exception itself when the parent can handle it as from one process (a
+    DedupeError, Ctrl-C); else a WorkerError with its traceback: a bug, named."""
+    if isinstance(exc, (DedupeError, KeyboardInterrupt)):
+        with contextlib.suppress(Exception):
+            pickle.loads(pickle.dumps(exc))
+            return exc
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    return WorkerError(f"a worker process failed: {exc!r}\n{trace}")
+
+
+def _reap(pid: int) -> int:
+    """Wait for the child; its wait status (0 when already reaped)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def _died(pid: int) -> WorkerError:
+    status = _reap(pid)
+    if os.WIFSIGNALED(status):
+        how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        how = f"exited with status {os.waitstatus_to_exitcode(status)}"
+    return WorkerError(
+        f"a worker process {how} before it finished; every file is whole, rerun to finish"
+    )
