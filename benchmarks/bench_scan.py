@@ -20,8 +20,10 @@ What one run does
        find       `find ROOT -type f -printf '%s\\n'`, best of 3: the metadata-walk baseline,
                   on the fresh tree and again on the deduplicated one (used for the ratio)
        dry run    `venv-dedupe scan --json --dry-run --store STORE ROOT`
-       first run  the same without --dry-run: wall and CPU time and peak RSS of that one
-                  child (os.wait4, so no other child counts),
+       first run  the same without --dry-run: wall and CPU time (os.wait4: the child and
+                  its workers), peak memory as the PSS of its process tree sampled every
+                  PSS_SAMPLE_SECONDS (pages the forked workers share count once), and the
+                  largest single peak RSS,
                   bytes_reclaimed / apparent_bytes_reclaimed from its JSON, and the change of
                   allocated size of (tree + store) by du and by a walk of regular files
        rerun      the same again on the deduplicated tree, 3 times (must link nothing); the
@@ -36,7 +38,8 @@ How to read it
   "reclaimed" is always allocated bytes (st_blocks * 512, each inode once), the figure `du`
   shows. The "Targets" block compares with the goals of DESIGN.md "Speed and memory":
     rerun / find <= 1.5; first run / jdupes time < 1; reclaimed ours / jdupes >= 0.9;
-    (peak RSS - RSS of `python -c 'import dedupe'`) / distinct files <= RSS_PER_FILE_TARGET.
+    (peak PSS - PSS of an idle `python -c 'import dedupe'`) / distinct files
+    <= MEMORY_PER_FILE_TARGET.
   The "Exactness checks" (exit code 1 when one fails, or when venv-dedupe fails): dry run ==
   real run, du change == bytes_reclaimed, the rerun links nothing, no errors, all venvs found.
   du's change of (tree + store) also counts the growth of the store's own directories and
@@ -57,6 +60,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,7 +99,7 @@ DEPENDENCY_PINS = [
 # fmt: on
 P_INCLUDE = 0.75  # chance that a venv gets a given distribution at all
 P_VERSION_A = 0.6  # chance that it gets version A rather than B
-RSS_PER_FILE_TARGET = 500  # bytes per distinct file ("a few hundred at most")
+MEMORY_PER_FILE_TARGET = 500  # bytes per distinct file ("a few hundred at most")
 
 
 def log(msg: str) -> None:
@@ -110,29 +114,63 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 class Run(NamedTuple):
-    """One finished child: wall time, its own peak RSS (from wait4), exit code, output."""
+    """One finished child: wall time, peak memory, exit code, output."""
 
     seconds: float
     cpu_seconds: float  # user + system, of the child and its reaped children
-    maxrss: int
+    maxrss: int  # from wait4: the largest peak RSS of the child or one of its descendants
     returncode: int
     stdout: str
     stderr: str
+    peak_pss: int | None = None  # sampled: the most its process tree held at once (PSS)
+
+
+PSS_SAMPLE_SECONDS = 0.05
+
+
+def tree_pss(pid: int) -> int:
+    """Proportional set size of pid and its descendants: pages shared between them (a
+    forked worker's copy-on-write pages) count once in all, not once per process."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
 
 
 def run_measured(cmd: list[str], keep_stdout: bool = True) -> Run:
-    """Run cmd and reap it with os.wait4, so ru_maxrss is that child's alone."""
+    """Run cmd and reap it with os.wait4 (ru_maxrss of that child alone), sampling the PSS
+    of its process tree meanwhile (venv-dedupe forks workers)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out if keep_stdout else subprocess.DEVNULL, stderr=err)
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(PSS_SAMPLE_SECONDS):
+                peak[0] = max(peak[0], tree_pss(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
+        done.set()
+        sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
         text = [f.read().decode(errors="replace") for f in (out, err)]
         cpu = usage.ru_utime + usage.ru_stime
-        return Run(seconds, cpu, usage.ru_maxrss * 1024, proc.returncode, *text)
+        return Run(seconds, cpu, usage.ru_maxrss * 1024, proc.returncode, *text, peak[0] or None)
 
 
 def find_walk(tree: Path) -> dict:
@@ -382,6 +420,7 @@ def summary(run: Run, result: dict) -> dict:
         seconds=round(run.seconds, 3),
         cpu_seconds=round(run.cpu_seconds, 3),
         peak_rss_bytes=run.maxrss,
+        peak_pss_bytes=run.peak_pss,
         exit_code=run.returncode,
         venvs_found=len(result.get("venvs", [])),
         skipped_venvs=len(result.get("skipped_venvs", [])),
@@ -397,8 +436,9 @@ def measure_tool(rundir: Path, report: dict) -> None:
     """All venv-dedupe figures, on the fresh copy RUNDIR/tree, store RUNDIR/store."""
     tree, store = rundir / "tree", rundir / "store"
 
-    base = run_measured([sys.executable, "-c", "import dedupe"])
+    base = run_measured([sys.executable, "-c", "import dedupe, time; time.sleep(1)"])
     report["import_dedupe_rss_bytes"] = base.maxrss
+    report["import_dedupe_pss_bytes"] = base.peak_pss
 
     log("venv-dedupe --dry-run on the fresh copy")
     dry_run, dry = run_tool(tree, store, "--dry-run")
@@ -449,6 +489,7 @@ def measure_external(name: str, cmd: list[str], pristine: Path, rundir: Path) ->
         "seconds": round(run.seconds, 3),
         "cpu_seconds": round(run.cpu_seconds, 3),
         "peak_rss_bytes": run.maxrss,
+        "peak_pss_bytes": run.peak_pss,
         "exit_code": run.returncode,
         "bytes_reclaimed": before[1] - after[1],
         "apparent_bytes_reclaimed": before[0] - after[0],
@@ -535,7 +576,9 @@ def evaluate(report: dict) -> None:
     checks: dict = {}
     if first:
         dry, rerun = report["dry_run"], report["rerun"]
-        rss = first["peak_rss_bytes"] - report["import_dedupe_rss_bytes"]
+        # Memory is the peak PSS of the whole process tree (the scan and its workers) over
+        # that of an idle interpreter that imported dedupe.
+        memory = first["peak_pss_bytes"] - report["import_dedupe_pss_bytes"]
         r = {
             "rerun_over_find": ratio(rerun["seconds"], report["find_deduplicated_tree"]["seconds"]),
             "rerun_full_over_find": ratio(
@@ -549,9 +592,9 @@ def evaluate(report: dict) -> None:
             "reclaimed_ours_over_hardlink": ratio(
                 first["bytes_reclaimed"], hl and hl["bytes_reclaimed"]
             ),
-            "rss_bytes_over_interpreter": rss,
-            "rss_bytes_per_distinct_file": ratio(rss, tree["distinct_files"]),
-            "rss_bytes_per_regular_file": ratio(rss, tree["regular_files"]),
+            "memory_bytes_over_interpreter": memory,
+            "memory_bytes_per_distinct_file": ratio(memory, tree["distinct_files"]),
+            "memory_bytes_per_regular_file": ratio(memory, tree["regular_files"]),
         }
 
         def met(name: str, test) -> bool:
@@ -563,8 +606,8 @@ def evaluate(report: dict) -> None:
             "reclaimed_ours_over_jdupes >= 0.9": met(
                 "reclaimed_ours_over_jdupes", lambda v: v >= 0.9
             ),
-            f"rss_bytes_per_distinct_file <= {RSS_PER_FILE_TARGET}": met(
-                "rss_bytes_per_distinct_file", lambda v: v <= RSS_PER_FILE_TARGET
+            f"memory_bytes_per_distinct_file <= {MEMORY_PER_FILE_TARGET}": met(
+                "memory_bytes_per_distinct_file", lambda v: v <= MEMORY_PER_FILE_TARGET
             ),
         }
         reclaimed = first["bytes_reclaimed"]
@@ -611,19 +654,30 @@ def render(report: dict) -> str:
         f"  allocated (du -sB1)      {t['allocated_bytes']:>14,}  {mib(t['allocated_bytes'])}",
         "",
         "reclaimed = allocated bytes (st_blocks * 512) freed; cpu = user + system of the child",
-        f"{'Measurement':<40}{'wall s':>9}{'cpu s':>9}{'peak RSS':>12}{'reclaimed':>15}",
+        f"{'Measurement':<40}{'wall s':>9}{'cpu s':>9}{'peak RSS':>12}{'peak PSS':>12}"
+        f"{'reclaimed':>15}",
     ]
 
     def row(label: str, e: dict) -> None:
         wall, cpu, rss = e.get("seconds"), e.get("cpu_seconds"), e.get("peak_rss_bytes")
+        pss = e.get("peak_pss_bytes")
         rec = "" if e.get("bytes_reclaimed") is None else f"{e['bytes_reclaimed']:,}"
         wall = "" if wall is None else f"{wall:.3f}"
         cpu = "" if cpu is None else f"{cpu:.2f}"
-        lines.append(f"{label:<40}{wall:>9}{cpu:>9}{mib(rss) if rss else '':>12}{rec:>15}")
+        lines.append(
+            f"{label:<40}{wall:>9}{cpu:>9}{mib(rss) if rss else '':>12}"
+            f"{mib(pss) if pss else '':>12}{rec:>15}"
+        )
 
     row("find walk, fresh tree (best of 3)", report["find_fresh_tree"])
     if report.get("first_run"):
-        row("python -c 'import dedupe'", {"peak_rss_bytes": report["import_dedupe_rss_bytes"]})
+        row(
+            "python -c 'import dedupe'",
+            {
+                "peak_rss_bytes": report["import_dedupe_rss_bytes"],
+                "peak_pss_bytes": report["import_dedupe_pss_bytes"],
+            },
+        )
         row("venv-dedupe --dry-run", report["dry_run"])
         row("venv-dedupe first run", report["first_run"])
         row("find walk, deduplicated tree (best of 3)", report["find_deduplicated_tree"])
