@@ -227,7 +227,7 @@ def _pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
 
 class _Counter:
     """Progress of one phase: venvs done out of total, told to the progress callback. With
-    parts, every part walks every venv: each tick of all parts counts one venv."""
+    parts, every part walks every venv and ticks for it: parts ticks count one venv."""
 
     def __init__(self, phase: str, total: int, progress: Progress | None, parts: int = 1) -> None:
         self.phase, self.total, self.progress, self.parts = phase, total, progress, parts
