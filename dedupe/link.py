@@ -13,6 +13,7 @@ import secrets
 import stat
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from .hashing import same_content, same_file, xattrs
 from .plan import Adopt, CreatePyc, Link, RewritePyc
@@ -21,6 +22,8 @@ from .store import TMP_PREFIX
 # Test hook: called with a stage name between the steps of a replace, so fault tests can
 # kill the process at the moments that matter (after the temp link, before the rename).
 fault_hook = None
+
+T = TypeVar("T")
 
 
 class Failed(Exception):
@@ -54,6 +57,17 @@ os.register_at_fork(after_in_child=_new_token)
 
 def _temp_name(folder: str) -> str:
     return os.path.join(folder, f"{TMP_PREFIX}{_token}.{next(_numbers):x}")
+
+
+def _at_temp_name(folder: str, make: Callable[[str], T]) -> tuple[str, T]:
+    """(tmp, make(tmp)) for the first temp name in folder that make does not find taken
+    (FileExistsError)."""
+    while True:
+        tmp = _temp_name(folder)
+        try:
+            return tmp, make(tmp)
+        except FileExistsError:
+            continue
 
 
 def _hook(stage: str) -> None:
@@ -249,17 +263,14 @@ def replace(action: Link, discard: Discard = unlink_now) -> None:
     folder, name = os.path.split(action.path)
     # The temp name sits in the file's own folder so that rename() is atomic and stays on
     # one filesystem; its prefix lets the next run recognise leftovers of a killed run.
-    while True:
-        tmp = _temp_name(folder)
-        try:
-            os.link(action.object_path, tmp, follow_symlinks=False)
-            break
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if exc.errno == errno.EMLINK:
-                raise TooManyLinks(action.object_path) from None
-            raise _os_failure(exc, f"cannot link into {folder!r}") from None
+    try:
+        tmp, _ = _at_temp_name(
+            folder, lambda name: os.link(action.object_path, name, follow_symlinks=False)
+        )
+    except OSError as exc:
+        if exc.errno == errno.EMLINK:
+            raise TooManyLinks(action.object_path) from None
+        raise _os_failure(exc, f"cannot link into {folder!r}") from None
     try:
         _hook("linked")
         if os.lstat(tmp).st_ino != action.object_ino:
@@ -294,15 +305,8 @@ def _write_temp(folder: str, data: bytes, like: str, like_st: os.stat_result) ->
     try:
         if not same_file(os.fstat(src), like_st):
             raise Failed("changed-during-scan", f"{like!r} changed", error=False)
-        while True:
-            tmp = _temp_name(folder)
-            try:
-                fd = os.open(
-                    tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-                )
-                break
-            except FileExistsError:
-                continue
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        tmp, fd = _at_temp_name(folder, lambda name: os.open(name, flags, 0o600))
         try:
             with os.fdopen(fd, "wb", closefd=False) as f:
                 f.write(data)
