@@ -72,27 +72,19 @@ class Census:
         self._multi_link: set[tuple[int, int]] = set()
         self._stored: dict[int, set[bytes]] = {}
 
-    def add(
-        self, ckey: bytes, device: int, ino: int, multi_link: bool, key: ObjectKey | None = None
-    ) -> None:
-        """Count one candidate inode (multi_link: it had other links when stat'ed). key is
-        its ObjectKey, unknown for candidates taken from a memo."""
+    def add(self, ckey: bytes, device: int, ino: int, multi_link: bool) -> None:
+        """Count one candidate inode (multi_link: it had other links when stat'ed)."""
         if multi_link:
             if (device, ino) in self._multi_link:
                 return  # another name of an inode already counted
             self._multi_link.add((device, ino))
         count = self._counts.get(ckey)
         if count is None:
-            if key is not None:
-                index = self._indexes.get(device)
-                stored = index is not None and key in index.objects
-            else:
-                stored = ckey in self._stored_keys(device)
-            count = 1 if stored else 0
+            count = 1 if ckey in self._stored_keys(device) else 0
         self._counts[ckey] = count + 1
 
     def _stored_keys(self, device: int) -> set[bytes]:
-        # Made once, and only when a memo's candidate needs it: memos keep census keys.
+        # Made once per device: pass 1 hands candidates over by census key (dedupe.memo).
         found = self._stored.get(device)
         if found is None:
             index = self._indexes.get(device)

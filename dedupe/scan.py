@@ -52,7 +52,7 @@ from .store import (
     open_store,
     saved_bytes,
 )
-from .workers import WorkerError, can_fork, default_jobs, run_parts
+from .workers import WorkerError, can_fork, default_jobs, run_each, run_parts
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -442,18 +442,17 @@ def scan(
                 warned[i] = memo.warnings
                 examined.tick()
 
-        def examine(part: int, emit: Callable[[tuple[int, Memo, int]], None]) -> None:
-            for i in walk[part::jobs]:
-                venv = venvs[i]
-                walker = _Walk(
-                    venv,
-                    stores.indexes[venv.device].inodes,
-                    share_pyc,
-                    None if dry_run else memos[venv.device],
-                )
-                memo = walker.run()
-                removed = 0 if dry_run else sum(map(link.remove_leftover, walker.leftovers))
-                emit((i, memo, removed))
+        def examine(i: int) -> tuple[int, Memo, int]:
+            venv = venvs[i]
+            walker = _Walk(
+                venv,
+                stores.indexes[venv.device].inodes,
+                share_pyc,
+                None if dry_run else memos[venv.device],
+            )
+            memo = walker.run()
+            removed = 0 if dry_run else sum(map(link.remove_leftover, walker.leftovers))
+            return i, memo, removed
 
         def walked(step: tuple[int, Memo, int]) -> None:
             nonlocal leftovers
@@ -463,7 +462,7 @@ def scan(
             leftovers += removed
             examined.tick()
 
-        run_parts(examine, min(jobs, len(walk)), walked, stores.locks())
+        run_each(examine, walk, jobs, walked, stores.locks())
         for i in sorted(warned):
             warnings += [Problem(path, message) for path, message in warned[i]]
 
@@ -644,12 +643,11 @@ def _renew_memos(
             problems.append(Problem(store.path, f"memos for the next run not kept: {exc}"))
     renew = [venv for venv, _tally in todo if venv.device in inodes]
 
-    def walk(part: int, emit: Callable[[None], None]) -> None:
-        for venv in renew[part::jobs]:
-            _Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs).run()
+    def walk(venv: Venv) -> None:
+        _Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs).run()
 
     try:
-        run_parts(walk, min(jobs, len(renew)), locks=stores.locks())
+        run_each(walk, renew, jobs, locks=stores.locks())
     except (WorkerError, OSError, StoreError) as exc:
         # Everything is linked and counted: only the next run's shortcut is lost.
         problems.append(Problem(renew[0].root, f"memos for the next run not kept: {exc}"))

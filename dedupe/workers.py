@@ -28,7 +28,7 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -36,6 +36,8 @@ from .errors import DedupeError
 from .store import LOCK_FDS_GUARD, close_other_locks
 
 T = TypeVar("T")
+X = TypeVar("X")
+R = TypeVar("R")
 Emit = Callable[[Any], None]  # a part hands the parent one step's result
 
 MAX_JOBS = 8  # each pass-2 worker reads every RECORD: more workers repeat that work
@@ -114,6 +116,24 @@ def run_parts(
     if failure is not None:
         raise failure
     return [results[part] for part in range(parts)]
+
+
+def run_each(
+    do: Callable[[X], R],
+    items: Sequence[X],
+    jobs: int,
+    on_result: Callable[[R], None] = lambda result: None,
+    locks: frozenset[int] = frozenset(),
+) -> None:
+    """do(item) for every item, the items dealt out between up to jobs parts (run_parts);
+    on_result(do(item)) in the parent as each arrives."""
+    parts = min(jobs, len(items))
+
+    def work(part: int, emit: Emit) -> None:
+        for item in items[part::parts]:
+            emit(do(item))
+
+    run_parts(work, parts, on_result, locks)
 
 
 def _start(
