@@ -18,12 +18,12 @@ import xxhash
 
 from . import bytecode
 from .hashing import (
+    CONTENT_PART,
     FileChanged,
     digest_file,
+    fingerprint,
     read_header,
     read_whole,
-    same_content,
-    same_file,
     xattrs,
 )
 from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
@@ -181,10 +181,11 @@ class _Object:
     proven: bool  # bytes checked against the name in this run
     damaged: str | None = None
     mtime_ns: int = 0
-    # The object's stat when it was last known good (proven, or just after our own link
-    # changed its ctime). Anything else that touches the inode moves ctime: a write
-    # through some venv's name during the run, a chmod, even a write that restores mtime.
-    seen: os.stat_result | None = None
+    # The object's stat (its fingerprint) when it was last known good (proven, or just
+    # after our own link changed its ctime). Anything else that touches the inode moves
+    # ctime: a write through some venv's name during the run, a chmod, even a write that
+    # restores mtime.
+    seen: bytes | None = None
     source: SourceObject | None = None  # pyc objects: the source they are valid for
     xattrs: tuple[tuple[str, bytes], ...] | None = None
 
@@ -201,7 +202,9 @@ class Planner:
         self._pyc_objects: dict[PycKey, _Object | None] = {}
         self._by_path: dict[str, _Object] = {}  # every object this run knows, by path
         self._old_folders: set[str] = set()  # store folders that were there already
-        self._pycache_writable: dict[str, bool] = {}  # asked once per folder
+        # The last __pycache__ asked about: a RECORD lists a folder's files together, and
+        # a cache of every folder would hold a path per folder of every venv.
+        self._pycache_writable = ("", False)
 
     def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
         if not self._census.worth(ckey):
@@ -268,7 +271,7 @@ class Planner:
         if obj is None:
             return
         try:
-            now = os.lstat(object_path)
+            now = fingerprint(os.lstat(object_path))
         except OSError:
             obj.seen, obj.proven = None, False
             return
@@ -276,7 +279,7 @@ class Planner:
             obj.ino = ino
         # Our link moved only ctime and the link count. If anything a write or chmod
         # moves differs from the proven state, someone else touched the inode since.
-        if obj.seen is not None and not same_content(now, obj.seen):
+        if obj.seen is not None and now[:CONTENT_PART] != obj.seen[:CONTENT_PART]:
             obj.proven = False
         obj.seen = now
 
@@ -284,7 +287,7 @@ class Planner:
         if obj.seen is None:
             return True  # planned in this run (a dry run), or just adopted: nothing to compare
         try:
-            return same_file(os.lstat(obj.path), obj.seen)
+            return fingerprint(os.lstat(obj.path)) == obj.seen
         except OSError:
             return False
 
@@ -300,10 +303,11 @@ class Planner:
         return None
 
     def _writable(self, folder: str) -> bool:
-        found = self._pycache_writable.get(folder)
-        if found is None:
-            found = self._pycache_writable[folder] = _writable(folder)
-        return found
+        last, writable = self._pycache_writable
+        if folder != last:
+            writable = _writable(folder)
+            self._pycache_writable = (folder, writable)
+        return writable
 
     def _note_folders(self, store: Store, object_path: str) -> None:
         folder = os.path.dirname(object_path)
@@ -519,7 +523,9 @@ class Planner:
             if ost is not None:
                 # An object that is there but unusable stays in the way of its name: the
                 # group is then kept private (and valid), never linked to it.
-                obj = _Object(generation, path, ost.st_ino, ost.st_nlink, True, seen=ost)
+                obj = _Object(
+                    generation, path, ost.st_ino, ost.st_nlink, True, seen=fingerprint(ost)
+                )
                 obj.damaged = self._check_pyc_object(path, key, source)
                 self._by_path[path] = obj
         self._pyc_objects[key] = obj
@@ -540,7 +546,7 @@ class Planner:
                 )
         except (OSError, FileChanged) as exc:
             return f"cannot check store object {obj.path!r}: {exc}"
-        obj.ino, obj.nlink, obj.seen = ost.st_ino, ost.st_nlink, ost
+        obj.ino, obj.nlink, obj.seen = ost.st_ino, ost.st_nlink, fingerprint(ost)
         return None
 
     def _max_links(self, store: Store) -> int:

@@ -476,6 +476,7 @@ def scan(
             for venv, tally in zip(venvs, tallies, strict=True)
             if tally.pyc_work or any(k in worthwhile for k in tally.candidate_keys)
         ]
+        del worthwhile  # before the workers fork: freed later, its pages would be copied
         for tally in tallies:
             tally.candidate_keys = array("Q")
         link_jobs = jobs if todo else 0
