@@ -3,9 +3,10 @@
 A scan is mostly system calls and Python between them, one file at a time, and Python
 runs one thread at a time: only processes use a second core. Each pass splits its work
 into parts that need nothing from each other (venvs for the walks; file sizes for pass
-2) and runs every part in a child forked after the parent has built what all parts read
-(store indexes, census). Forking keeps that state without copying or pickling it; what a
-part finds travels back, pickled, through a pipe, one message per step.
+2), runs the first part itself and every other part in a child forked after the parent
+has built what all parts read (store indexes, census). Forking keeps that state without
+copying or pickling it; what a child finds travels back, pickled, through a pipe, one
+message per step.
 
 Workers hold the store's lock with the parent (a flock belongs to the open file, which
 fork shares; they close the locks of scans in this process's other threads), so no other
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import gc
 import os
 import pickle
@@ -42,6 +44,7 @@ Emit = Callable[[Any], None]  # a part hands the parent one step's result
 
 MAX_JOBS = 8  # each pass-2 worker reads every RECORD: more workers repeat that work
 _PR_SET_PDEATHSIG = 1
+_PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
 # Looked up now: a dlopen in a child forked from a threaded process is not safe.
 _prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("linux") else None
 
@@ -67,43 +70,52 @@ def run_parts(
     on_step: Emit = lambda step: None,
     locks: frozenset[int] = frozenset(),
 ) -> list[T]:
-    """[work(0, emit), ..., work(parts - 1, emit)], each part in a forked child (in this
-    process when parts is 1). A part calls emit(step) after each step, and the parent
-    calls on_step(step) as it arrives. When a part fails or dies, the others are killed
-    and the failure is raised here. The children keep the store lock descriptors locks
-    and close any other."""
+    """[work(0, emit), ..., work(parts - 1, emit)]: part 0 in this process, every other
+    part in a forked child. A part calls emit(step) after each step, and the parent calls
+    on_step(step) as it arrives (a child's, when this process's part next emits or is
+    done). When a part fails or dies, the others are killed (or, this process's, stopped
+    at its next step) and the failure is raised here. The children keep the store lock
+    descriptors locks and close any other."""
     if parts <= 1:
         return [work(part, on_step) for part in range(parts)]
     assert can_fork(), "workers fork on Linux only"
     children: dict[Connection, tuple[int, int]] = {}  # reader -> (part, pid)
     results: dict[int, T] = {}
-    failure: BaseException | None = None
+
+    def collect(timeout: float | None) -> None:
+        """Take what the children sent within timeout seconds; raise a part's failure."""
+        for ready in wait(list(children), timeout):
+            reader = cast(Connection, ready)
+            part, pid = children[reader]
+            try:
+                kind, value = reader.recv()
+            except (EOFError, OSError):
+                kind, value = "failed", _died(pid)
+            if kind == "step":
+                on_step(value)
+                continue
+            del children[reader]
+            reader.close()
+            _reap(pid)
+            if kind != "done":
+                raise value
+            results[part] = value
+
+    def emit(step: Any) -> None:
+        on_step(step)
+        collect(0)
+
     # Pages stay shared with the children only while nobody writes them: the collector
     # would, in every child, on every object the parent holds.
     gc.freeze()
     try:
-        for part in range(parts):
+        for part in range(1, parts):
             _start(part, work, locks, children)
-        while children and failure is None:
-            for ready in wait(list(children)):
-                reader = cast(Connection, ready)
-                part, pid = children[reader]
-                try:
-                    kind, value = reader.recv()
-                except (EOFError, OSError):
-                    kind, value = "failed", _died(pid)
-                if kind == "step":
-                    on_step(value)
-                    continue
-                del children[reader]
-                reader.close()
-                _reap(pid)
-                if kind == "done":
-                    results[part] = value
-                else:
-                    failure = value
-    except BaseException as exc:
-        failure = exc
+        # This process is a worker too: a child of its own would only wait here, and
+        # each child costs the pages of the interpreter that it touches and so copies.
+        results[0] = work(0, emit)
+        while children:
+            collect(None)
     finally:
         # The others would go on linking for nothing (or for a run that is over): stop
         # them, and wait until they are gone, since they hold the store's lock with us.
@@ -113,8 +125,6 @@ def run_parts(
             _reap(pid)
             reader.close()
         gc.unfreeze()
-    if failure is not None:
-        raise failure
     return [results[part] for part in range(parts)]
 
 
@@ -151,6 +161,10 @@ def _start(
     try:
         with LOCK_FDS_GUARD:
             reader, writer = Pipe(duplex=False)
+            with contextlib.suppress(OSError):
+                # A child's steps wait in the pipe while the parent works on its own part:
+                # room for a few (a walked venv's memo is a few hundred KiB at most).
+                fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
             with warnings.catch_warnings():
                 # Python 3.12+ warns about fork() in a process with threads. The child
                 # runs only our code, which takes no lock another thread could hold.

@@ -14,7 +14,8 @@ is a pause in seconds between the scans of a loop. Scans run in one process unle
 
 Kill modes (``config["kill"]["mode"]``):
 
-* ``hook``: at the Nth ``fault_hook`` call (of ``stage``, or of any stage);
+* ``hook``: at the Nth ``fault_hook`` call (of ``stage``, or of any stage; with
+  ``in_child``, only calls in a forked worker count);
 * ``line``: before the Nth line executed in the given dedupe modules (and functions;
   until the first call of the function ``until``), so every instant between two system
   calls of those modules can be chosen. With ``when`` ({"exists": path, "missing":
@@ -52,6 +53,7 @@ import dedupe.link as link
 from dedupe import detach, gc, scan
 
 kill = config.get("kill") or {"mode": "none"}
+main_pid = os.getpid()
 mode, target = kill.get("mode", "none"), kill.get("n", 0)
 hooks, calls = {}, {}
 seen = 0
@@ -75,7 +77,11 @@ def hook(stage):
             assert time.monotonic() < deadline, "never released"
             time.sleep(0.005)
     hooks[stage] = hooks.get(stage, 0) + 1
-    if mode == "hook" and kill.get("stage") in (None, stage):
+    if (
+        mode == "hook"
+        and kill.get("stage") in (None, stage)
+        and not (kill.get("in_child") and os.getpid() == main_pid)
+    ):
         seen += 1
         if seen == target:
             die()

@@ -58,7 +58,7 @@ def reaped(pid: int) -> bool:
     return False
 
 
-def test_each_part_runs_in_its_own_child_and_results_come_back_in_order() -> None:
+def test_the_first_part_runs_here_the_others_in_children_and_results_come_in_order() -> None:
     ticks: list[int] = []
 
     def work(part: int, emit: Callable[[int], None]) -> tuple[int, int, int]:
@@ -68,11 +68,34 @@ def test_each_part_runs_in_its_own_child_and_results_come_back_in_order() -> Non
 
     results = run_parts(work, 3, ticks.append)
     assert [r[0] for r in results] == [0, 1, 2]
-    pids = {r[1] for r in results}
-    assert len(pids) == 3 and os.getpid() not in pids
-    assert {r[2] for r in results} == {os.getpid()}
+    assert results[0][1] == os.getpid()
+    children = {r[1] for r in results[1:]}
+    assert len(children) == 2 and os.getpid() not in children
+    assert {r[2] for r in results[1:]} == {os.getpid()}
     assert sorted(ticks) == [0, 1, 1, 2, 2, 2]
-    assert all(reaped(pid) for pid in pids)
+    assert all(reaped(pid) for pid in children)
+
+
+def test_a_child_sends_its_steps_without_waiting_for_this_process(tmp_path: Path) -> None:
+    """A child's steps wait in the pipe while this process works on its own part: steps
+    larger than a default pipe (64 KiB) do not hold the child up until then."""
+    sent = tmp_path / "sent"
+    seen: list[int] = []
+
+    def work(part: int, emit: Callable[[object], None]) -> bool:
+        if part == 1:
+            for i in range(4):
+                emit((i, b"x" * 200_000))
+            sent.touch()
+            return True
+        deadline = time.monotonic() + 30
+        while not sent.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # busy with its own part: takes nothing from the pipe
+        return sent.exists()
+
+    results = run_parts(work, 2, lambda step: seen.append(step[0]))
+    assert results == [True, True]
+    assert seen == [0, 1, 2, 3]
 
 
 def test_one_part_runs_in_this_process() -> None:
@@ -83,15 +106,20 @@ def test_a_failing_part_raises_its_error_and_stops_the_others(tmp_path: Path) ->
     pid_file = tmp_path / "sleeper"
 
     def work(part: int, emit: Callable[[object], None]) -> None:
-        if part == 0:
+        if part == 0:  # this process: stopped at its next step
+            for _ in range(60_000):
+                emit(None)
+                time.sleep(0.01)
+            raise AssertionError("the failure of part 2 never reached part 0")
+        if part == 1:
             pid_file.write_text(str(os.getpid()))
             time.sleep(600)
         while not pid_file.exists():
             time.sleep(0.01)
         raise StoreError(f"part {part} failed")
 
-    with pytest.raises(StoreError, match="part 1 failed"):
-        run_parts(work, 2)
+    with pytest.raises(StoreError, match="part 2 failed"):
+        run_parts(work, 3)
     assert reaped(int(pid_file.read_text()))  # killed and waited for before the raise
 
 
@@ -109,7 +137,8 @@ def test_an_error_that_cannot_be_pickled_still_comes_back() -> None:
         pass
 
     def work(part: int, emit: Callable[[object], None]) -> None:
-        raise Local("the detail")
+        if part == 1:
+            raise Local("the detail")
 
     with pytest.raises(WorkerError, match="the detail"):
         run_parts(work, 2)
@@ -134,7 +163,7 @@ def test_children_keep_only_their_own_scans_lock(tmp_path: Path) -> None:
             return targets & locks
 
         expected = {str(tmp_path / "ours" / "lock")}
-        assert run_parts(work, 2, locks=frozenset({ours.lock_fd})) == [expected] * 2
+        assert run_parts(work, 3, locks=frozenset({ours.lock_fd}))[1:] == [expected] * 2
     finally:
         ours.unlock()
         other.unlock()
@@ -152,21 +181,21 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
             open(os.path.join({str(pids)!r}, str(os.getpid())), "w").close()
             time.sleep(600)
 
-        run_parts(work, 2)
+        run_parts(work, 3)
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     parent = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.monotonic() + 60
-        while len(list(pids.iterdir())) < 2:
+        while len(list(pids.iterdir())) < 3:
             assert parent.poll() is None and time.monotonic() < deadline, "no workers"
             time.sleep(0.01)
     finally:
         parent.kill()
         parent.wait()
-    for child in pids.iterdir():
-        assert gone(int(child.name)), f"worker {child.name} outlived its parent"
+    for worker in pids.iterdir():
+        assert gone(int(worker.name)), f"worker {worker.name} outlived its parent"
 
 
 # --- scans with workers ---------------------------------------------------------------------
@@ -230,7 +259,7 @@ def test_one_or_three_workers_share_the_same_files_and_count_the_same(
 def test_a_killed_worker_fails_the_scan_and_the_next_scan_finishes(
     make_venvs: MakeVenvs, tmp_path: Path
 ) -> None:
-    """SIGKILL of a worker mid-run (at its third replace): the scan stops its siblings and
+    """SIGKILL of a forked worker mid-run (at its third replace): the scan stops its siblings and
     fails with exit status 1 and a message; every file is whole; the next scan finishes
     the job and leaves no temp name."""
     root, store = tmp_path / "venvs", tmp_path / "store"
@@ -242,7 +271,7 @@ def test_a_killed_worker_fails_the_scan_and_the_next_scan_finishes(
             "root": str(root),
             "store": str(store),
             "jobs": 2,
-            "kill": {"mode": "hook", "stage": "linked", "n": 3},
+            "kill": {"mode": "hook", "stage": "linked", "n": 3, "in_child": True},
         }
     )
     wait_ready(child)
