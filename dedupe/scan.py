@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import os
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from . import link
 from .discovery import Venv, default_roots, find_venvs
@@ -369,6 +372,30 @@ def _store_report(store: Store) -> StoreReport:
     )
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _collector_paused(run: Callable[P, R]) -> Callable[P, R]:
+    """Run without Python's cyclic garbage collector. A scan allocates millions of small
+    objects and makes no reference cycles (a scan under gc.disable() leaves nothing for
+    gc.collect() to find), so every collection, the full ones walking each object the
+    planner keeps, was pure cost: about 5% of a first run's CPU time."""
+
+    @functools.wraps(run)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
+
+
+@_collector_paused
 def scan(
     roots: Sequence[str | os.PathLike[str]] = (),
     *,

@@ -8,6 +8,7 @@ each. The tests below each check one property of that history.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
@@ -373,3 +374,30 @@ def test_result_is_frozen(scenario: Scenario) -> None:
     first_field = fields(scenario.real)[0].name
     with pytest.raises(AttributeError):
         setattr(scenario.real, first_field, None)
+
+
+def test_a_scan_runs_without_the_cyclic_collector_and_leaves_no_cycles(
+    pair: tuple[Venv, ...], venv_root: Path, store_dir: Path
+) -> None:
+    # The scan pauses the collector for its speed; that is only free of cost while the
+    # scan makes no garbage that only the collector could free.
+    collecting: set[bool] = set()
+    gc.collect()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        result = scan(
+            [venv_root],
+            store=store_dir,
+            jobs=1,
+            progress=lambda *_: collecting.add(gc.isenabled()),
+        )
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert result.files_linked > 0 and result.pyc.linked > 0
+    assert collecting == {False}
+
+    scan([venv_root], store=store_dir, progress=lambda *_: collecting.add(gc.isenabled()))
+    assert collecting == {False}
+    assert gc.isenabled()  # as it was before the scan
