@@ -124,6 +124,19 @@ def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) ->
     return None
 
 
+def _plain_bytecode(path: str) -> bool:
+    """A RECORD path of a .pyc that stays inside site-packages with no component that
+    string_reason or _classify would look at twice ('.', '..', '~', '__editable__')."""
+    return (
+        path.endswith((".pyc", ".pyo"))
+        and not path.startswith((".", "/"))
+        and "/." not in path
+        and "//" not in path
+        and "~" not in path
+        and "__editable__" not in path
+    )
+
+
 _Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
 
 
@@ -277,6 +290,11 @@ def inventory(
     seen: set[str] = set()
     for site_packages in venv.site_packages:
         base = os.path.relpath(site_packages, venv.root)
+        # pip lists every .pyc it compiled: a third of all RECORD lines, each of which
+        # _classify drops as bytecode unless its path is unusual or lies in a folder of
+        # per-install files.
+        in_base = [*base.split(os.sep), "m.pyc"]
+        plain_bytecode_skips = string_reason(in_base, None, False) == BYTECODE
         if trace is not None:
             trace.stamp(base)
         for dist_info in dist_infos(site_packages):
@@ -303,6 +321,8 @@ def inventory(
                     yield Skipped(record_path, MALFORMED_RECORD)
                     yield BadInput(record_path, problem)
             for entry in entries:
+                if plain_bytecode_skips and _plain_bytecode(entry.path):
+                    continue  # what _classify decides for it, at a tenth of the cost
                 item = _classify(
                     venv, tree, base, entry, dist, seen, store_inodes, store_device, share
                 )

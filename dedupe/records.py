@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import csv
 import hashlib
 import re
@@ -19,6 +19,7 @@ STRONG_ALGORITHMS = frozenset(
 WEAK_ALGORITHMS = frozenset({"md5", "sha1", "sha224"})
 
 _B64_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _DIGEST_SIZES = {
     name: hashlib.new(name).digest_size
     for name in hashlib.algorithms_guaranteed
@@ -36,7 +37,10 @@ class RecordHash:
 
     @property
     def digest(self) -> bytes:
-        return base64.urlsafe_b64decode(self.encoded + "=" * (-len(self.encoded) % 4))
+        # base64.urlsafe_b64decode, without its layers of Python calls: pass 1 decodes
+        # one digest per candidate. The characters were checked when the line was parsed.
+        data = self.encoded.encode("ascii").translate(_FROM_URLSAFE)
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
 
     @property
     def is_strong(self) -> bool:

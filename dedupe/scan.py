@@ -616,32 +616,38 @@ class _Walk:
                 pass  # no memo: the next run walks this venv again
         warnings: list[tuple[str, str]] = []
         candidates = bytearray()
+        pycs = pycs_shared = 0
         for item in inventory(venv, inodes, venv.device, trace):
-            if isinstance(item, (Candidate, Shared, Skipped)):
-                tally.scanned += 1
-                tally.pyc["scanned"] += len(item.pycs)
-                tally.pyc["shared"] += sum(1 for p in item.pycs if p.ino in inodes)
-            if isinstance(item, Candidate):
-                tally.eligible += 1
-                st = item.st
-                candidates += CANDIDATE.pack(
-                    census_key(st.st_dev, item.key), st.st_ino, st.st_nlink > 1
-                )
-            elif isinstance(item, Shared):
-                tally.eligible += 1
-                tally.shared += 1
-                # Unshared pycs of a shared source: Python wrote them since. Without pyc
-                # sharing there is nothing to do: the scan that linked the source kept its
-                # pycs valid, and Python writes valid ones.
-                tally.pyc_work |= self.share_pyc and any(
-                    p.ino not in inodes and p.ino not in self.settled_pycs for p in item.pycs
-                )
-            elif isinstance(item, Skipped):
-                tally.skipped[item.reason] += 1
-            elif isinstance(item, BadInput):
-                warnings.append((item.path, item.message))
-            elif isinstance(item, Leftover):
-                self.leftovers.append(item.path)
+            match item:
+                case Candidate(st=st, key=key):
+                    candidates += CANDIDATE.pack(
+                        census_key(st.st_dev, key), st.st_ino, st.st_nlink > 1
+                    )
+                    tally.eligible += 1
+                case Shared():
+                    tally.eligible += 1
+                    tally.shared += 1
+                    # Unshared pycs of a shared source: Python wrote them since. Without
+                    # pyc sharing there is nothing to do: the scan that linked the source
+                    # kept its pycs valid, and Python writes valid ones.
+                    tally.pyc_work |= self.share_pyc and any(
+                        p.ino not in inodes and p.ino not in self.settled_pycs for p in item.pycs
+                    )
+                case Skipped(reason=reason):
+                    tally.skipped[reason] += 1
+                case BadInput(path=path, message=message):
+                    warnings.append((path, message))
+                    continue
+                case Leftover(path=path):
+                    self.leftovers.append(path)
+                    continue
+            # A source file: one of Candidate, Shared, Skipped.
+            tally.scanned += 1
+            if item.pycs:
+                pycs += len(item.pycs)
+                pycs_shared += sum(1 for p in item.pycs if p.ino in inodes)
+        tally.pyc["scanned"] += pycs
+        tally.pyc["shared"] += pycs_shared
         memo = tally.memo(tuple(warnings), bytes(candidates))
         if self.memos is not None and trace is not None and clock is not None:
             if self.leftovers:

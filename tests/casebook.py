@@ -160,6 +160,17 @@ def record_outside(absolute: bool) -> Damage:
     return damage
 
 
+def record_bytecode(*paths: str) -> Damage:
+    """RECORD lines about .pyc files that are not plain bytecode of the venv: each must be
+    counted as the skip its path calls for, not dropped as bytecode (pip lists every .pyc,
+    and the scan drops the plain ones before it resolves their paths)."""
+
+    def damage(venv: Venv, _: Context) -> None:
+        append_record_lines(venv, *(f"{path},," for path in paths))
+
+    return damage
+
+
 def symlink_file(relpath: str) -> Damage:
     def damage(venv: Venv, ctx: Context) -> None:
         target = outside_copy(venv, relpath, ctx)
@@ -255,6 +266,26 @@ CASES: tuple[Case, ...] = (
     Case("mode-0664", chmod("alpha/data/table.csv", 0o664), None, ("alpha/data/table.csv",)),
     Case("outside-relative", record_outside(absolute=False), "outside-venv", ()),
     Case("outside-absolute", record_outside(absolute=True), "outside-venv", ()),
+    Case(
+        "outside-pyc",
+        record_bytecode(
+            "../../../../../elsewhere/__pycache__/gone.cpython-311.pyc",
+            "/elsewhere/__pycache__/gone.cpython-311.pyc",
+        ),
+        "outside-venv",
+        (),
+        count=2,
+    ),
+    Case(
+        "per-install-pyc",
+        record_bytecode(
+            "~lpha/__pycache__/core.cpython-311.pyc",  # a leftover of an interrupted pip
+            "../../../bin/__pycache__/tool.cpython-311.pyc",  # in the scripts folder
+        ),
+        "per-install",
+        (),
+        count=2,
+    ),
     Case("symlink-file", symlink_file("alpha/util.py"), "symlink", ()),
     Case("symlink-folder", symlink_folder("alpha/data"), "symlink", ()),
     # Recorded paths that are no longer regular files.
