@@ -67,9 +67,19 @@ def xattrs(target: str | int) -> tuple[tuple[str, bytes], ...]:
         return ()
 
 
-def digest_file(path: str, algorithm: str, expected: os.stat_result | None = None) -> bytes:
+def digest_file(
+    path: str,
+    algorithm: str,
+    expected: os.stat_result | None = None,
+    hoped: bytes | None = None,
+) -> bytes:
     """The file's digest in the given algorithm, read through a descriptor that was
-    checked to be the expected inode (no symlink followed, no FIFO blocking us)."""
+    checked to be the expected inode (no symlink followed, no FIFO blocking us).
+
+    FileChanged when the file changed while it was read, except when the digest is the
+    hoped one: a caller that passes hoped stats the file again before it acts on it (the
+    planner's Link and Adopt), so only another digest needs telling apart from a write
+    that was under way."""
     fd = os.open(path, _READ)
     try:
         before = os.fstat(fd)
@@ -85,9 +95,10 @@ def digest_file(path: str, algorithm: str, expected: os.stat_result | None = Non
         while left > 0 and (data := os.read(fd, min(left, CHUNK))):
             h.update(data)
             left -= len(data)
-        if not same_file(os.fstat(fd), before):
+        digest = h.digest()
+        if digest != hoped and not same_file(os.fstat(fd), before):
             raise FileChanged(f"{path!r} changed while it was read")
-        return h.digest()
+        return digest
     finally:
         os.close(fd)
 

@@ -329,7 +329,7 @@ class Planner:
 
     def _prove(self, path: str, key: ObjectKey, st: os.stat_result) -> Refused | None:
         try:
-            digest = digest_file(path, key.algorithm, expected=st)
+            digest = digest_file(path, key.algorithm, expected=st, hoped=key.digest)
         except FileChanged:
             return Refused(path, CHANGED_DURING_SCAN)
         except OSError as exc:
