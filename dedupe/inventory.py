@@ -125,8 +125,9 @@ def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) ->
 
 
 def _plain_bytecode(path: str) -> bool:
-    """A RECORD path of a .pyc that stays inside site-packages with no component that
-    string_reason or _classify would look at twice ('.', '..', '~', '__editable__')."""
+    """A relative RECORD path of a .pyc with nothing that would make _classify count it
+    as a skip instead of dropping it as bytecode: no '.' or '..' component (it could climb
+    out of the venv), no '//', no '~' (pip's leftovers) and no '__editable__'."""
     return (
         path.endswith((".pyc", ".pyo"))
         and not path.startswith((".", "/"))
@@ -322,7 +323,7 @@ def inventory(
                     yield BadInput(record_path, problem)
             for entry in entries:
                 if plain_bytecode_skips and _plain_bytecode(entry.path):
-                    continue  # what _classify decides for it, at a tenth of the cost
+                    continue  # what _classify would decide, without resolving the path
                 item = _classify(
                     venv, tree, base, entry, dist, seen, store_inodes, store_device, share
                 )
