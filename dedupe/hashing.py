@@ -29,7 +29,12 @@ def same_file(a: os.stat_result, b: os.stat_result) -> bool:
 def same_content(a: os.stat_result, b: os.stat_result) -> bool:
     """same_file but for ctime: what our own link, rename or unlink of a name moves
     (with the link count) is left out; a write, chmod or chown still shows."""
-    return fingerprint(a)[:CONTENT_PART] == fingerprint(b)[:CONTENT_PART]
+    return same_content_fingerprint(fingerprint(a), fingerprint(b))
+
+
+def same_content_fingerprint(a: bytes, b: bytes) -> bool:
+    """same_content for two fingerprints (all but ctime)."""
+    return a[:_CONTENT_PART] == b[:_CONTENT_PART]
 
 
 # What identifies an inode's state: device, inode, size, mtime, mode, owner, group, and
@@ -39,7 +44,7 @@ _FINGERPRINT = struct.Struct("<QQqqIIIq")
 
 
 def fingerprint(st: os.stat_result) -> bytes:
-    """The stat's identifying fields, packed; the first CONTENT_PART bytes leave ctime out."""
+    """The stat's identifying fields, packed; the first _CONTENT_PART bytes leave ctime out."""
     return _FINGERPRINT.pack(
         st.st_dev,
         st.st_ino,
@@ -52,7 +57,7 @@ def fingerprint(st: os.stat_result) -> bytes:
     )
 
 
-CONTENT_PART = _FINGERPRINT.size - 8  # all but ctime
+_CONTENT_PART = _FINGERPRINT.size - 8  # all but ctime
 
 
 def xattrs(target: str | int) -> tuple[tuple[str, bytes], ...]:

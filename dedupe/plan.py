@@ -18,12 +18,12 @@ import xxhash
 
 from . import bytecode
 from .hashing import (
-    CONTENT_PART,
     FileChanged,
     digest_file,
     fingerprint,
     read_header,
     read_whole,
+    same_content_fingerprint,
     xattrs,
 )
 from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
@@ -279,7 +279,7 @@ class Planner:
             obj.ino = ino
         # Our link moved only ctime and the link count. If anything a write or chmod
         # moves differs from the proven state, someone else touched the inode since.
-        if obj.seen is not None and now[:CONTENT_PART] != obj.seen[:CONTENT_PART]:
+        if obj.seen is not None and not same_content_fingerprint(now, obj.seen):
             obj.proven = False
         obj.seen = now
 
