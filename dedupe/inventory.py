@@ -16,31 +16,12 @@ from .bytecode import is_pyc_suffix
 from .discovery import Venv
 from .hashing import read_small
 from .memo import Trace
+from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
 from .store import TMP_PREFIX, ObjectKey
 
 MAX_RECORD_BYTES = 64 << 20
 
-# Skip reasons: the keys of the report's `skipped` counts.
-PER_INSTALL = "per-install"
-ZERO_BYTES = "zero-bytes"
-OUTSIDE_VENV = "outside-venv"
-SYMLINK = "symlink"
-NOT_REGULAR = "not-regular-file"
-MISSING = "missing"
-UNREADABLE = "unreadable"
-CHANGED_SINCE_INSTALL = "changed-since-install"
-CHANGED_DURING_SCAN = "changed-during-scan"
-NO_HASH = "no-hash"
-BYTECODE = "bytecode"
-WEAK_HASH = "weak-hash"
-UNKNOWN_HASH = "unknown-hash"
-MALFORMED_RECORD = "malformed-record"
-MISSING_RECORD = "missing-record"
-OTHER_FILESYSTEM = "other-filesystem"
-LINK_FAILED = "link-failed"
-DUPLICATE_ENTRY = "duplicate-entry"
-PYCACHE_UNREADABLE = "pycache-unreadable"
 
 # Files each install writes for itself: sharing them saves nothing or breaks the venv.
 _DIST_INFO_PRIVATE = frozenset(
@@ -81,7 +62,7 @@ class Shared:
 @dataclass(frozen=True, slots=True)
 class Skipped:
     path: str
-    reason: str
+    reason: Reason
     pycs: tuple[Pyc, ...] = ()  # a skipped source's pycs stay as they are
 
 
@@ -103,7 +84,7 @@ class Leftover:
 Item = Candidate | Shared | Skipped | BadInput | Leftover
 
 
-def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) -> str | None:
+def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) -> Reason | None:
     """The skip reason that the venv-relative path and hash alone decide, if any."""
     name = parts[-1]
     if (
@@ -114,13 +95,13 @@ def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) ->
         or parts[0] in _SCRIPT_DIRS
         or ("~" in "".join(parts) and any(part.startswith("~") for part in parts))
     ):
-        return PER_INSTALL
+        return Reason.PER_INSTALL
     if name.endswith((".pyc", ".pyo")):
-        return BYTECODE
+        return Reason.BYTECODE
     if entry_hash_alg is None:
-        return NO_HASH
+        return Reason.NO_HASH
     if not strong:
-        return WEAK_HASH if entry_hash_alg in WEAK_ALGORITHMS else UNKNOWN_HASH
+        return Reason.WEAK_HASH if entry_hash_alg in WEAK_ALGORITHMS else Reason.UNKNOWN_HASH
     return None
 
 
@@ -267,7 +248,7 @@ def dist_infos(site_packages: str) -> list[str]:
         return []
 
 
-_KIND_REASON = {"l": SYMLINK, "missing": MISSING, "unreadable": UNREADABLE}
+_KIND_REASON = {"l": Reason.SYMLINK, "missing": Reason.MISSING, "unreadable": Reason.UNREADABLE}
 
 
 def share_of(size: int, shares: int) -> int:
@@ -295,7 +276,7 @@ def inventory(
         # _classify drops as bytecode unless its path is unusual or lies in a folder of
         # per-install files.
         in_base = [*base.split(os.sep), "m.pyc"]
-        plain_bytecode_skips = string_reason(in_base, None, False) == BYTECODE
+        plain_bytecode_skips = string_reason(in_base, None, False) == Reason.BYTECODE
         if trace is not None:
             trace.stamp(base)
         for dist_info in dist_infos(site_packages):
@@ -307,11 +288,11 @@ def inventory(
             try:
                 text = read_text(record_path)
             except FileNotFoundError:
-                yield Skipped(record_path, MISSING_RECORD)
+                yield Skipped(record_path, Reason.MISSING_RECORD)
                 yield BadInput(record_path, "no RECORD: this distribution's files are not shared")
                 continue
             except OSError as exc:
-                yield Skipped(record_path, MALFORMED_RECORD)
+                yield Skipped(record_path, Reason.MALFORMED_RECORD)
                 yield BadInput(record_path, f"cannot read RECORD: {exc.strerror or exc}")
                 continue
             try:
@@ -319,7 +300,7 @@ def inventory(
             except RecordError as exc:
                 entries = exc.entries
                 for problem in exc.problems:
-                    yield Skipped(record_path, MALFORMED_RECORD)
+                    yield Skipped(record_path, Reason.MALFORMED_RECORD)
                     yield BadInput(record_path, problem)
             for entry in entries:
                 if plain_bytecode_skips and _plain_bytecode(entry.path):
@@ -347,16 +328,16 @@ def _classify(
     """The entry's classification; None for a RECORD line about a .pyc, since pycs are
     found beside their sources instead (uv does not list them, pip does)."""
     if entry.path.startswith("/"):
-        return Skipped(entry.path, OUTSIDE_VENV)
+        return Skipped(entry.path, Reason.OUTSIDE_VENV)
     if entry.path.startswith(".") or "/." in entry.path or "//" in entry.path:
         rel = os.path.normpath(os.path.join(base, entry.path))  # '..', '.', '//' inside
     else:
         rel = f"{base}/{entry.path}"  # what normpath would give, without its cost
     path = f"{venv.root}/{rel}"
     if rel == ".." or rel.startswith("../") or rel == ".":
-        return Skipped(path, OUTSIDE_VENV)
+        return Skipped(path, Reason.OUTSIDE_VENV)
     if rel in seen:
-        return None if rel.endswith(".pyc") else Skipped(path, DUPLICATE_ENTRY)
+        return None if rel.endswith(".pyc") else Skipped(path, Reason.DUPLICATE_ENTRY)
     seen.add(rel)
     parts = rel.split(os.sep)
     file_hash = entry.hash
@@ -366,12 +347,12 @@ def _classify(
         file_hash is not None and file_hash.is_strong,
     )
     if reason is not None:
-        return None if reason == BYTECODE else Skipped(path, reason)
+        return None if reason == Reason.BYTECODE else Skipped(path, reason)
     assert file_hash is not None
     folder, _, name = rel.rpartition(os.sep)
     kind, ino = tree.lookup(folder, name)
     if kind != "f":
-        return Skipped(path, _KIND_REASON.get(kind, NOT_REGULAR))
+        return Skipped(path, _KIND_REASON.get(kind, Reason.NOT_REGULAR))
     stored = ino in store_inodes and venv.device == store_device
     if (
         share is not None
@@ -382,31 +363,31 @@ def _classify(
         return None  # another part's: a Candidate's size is its RECORD size
     pycs = tree.pycs(folder, name)
     if pycs is None:
-        return Skipped(path, PYCACHE_UNREADABLE)
+        return Skipped(path, Reason.PYCACHE_UNREADABLE)
     if entry.size == 0:
-        return Skipped(path, ZERO_BYTES, pycs)
+        return Skipped(path, Reason.ZERO_BYTES, pycs)
     if stored and share is None:
         return Shared(path, ino, pycs)  # with shares: by the object's size, below
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return Skipped(path, MISSING)
+        return Skipped(path, Reason.MISSING)
     except OSError:
-        return Skipped(path, UNREADABLE, pycs)
+        return Skipped(path, Reason.UNREADABLE, pycs)
     if share is not None and share_of(st.st_size, share[1]) != share[0]:
         return None
     if stat.S_ISLNK(st.st_mode):
-        return Skipped(path, SYMLINK)
+        return Skipped(path, Reason.SYMLINK)
     if not stat.S_ISREG(st.st_mode):
-        return Skipped(path, NOT_REGULAR)
+        return Skipped(path, Reason.NOT_REGULAR)
     if st.st_ino in store_inodes and st.st_dev == store_device:
         return Shared(path, st.st_ino, pycs)
     if st.st_size == 0:
-        reason = ZERO_BYTES
+        reason = Reason.ZERO_BYTES
     elif entry.size is not None and st.st_size != entry.size:
-        reason = CHANGED_SINCE_INSTALL
+        reason = Reason.CHANGED_SINCE_INSTALL
     elif st.st_dev != store_device:
-        reason = OTHER_FILESYSTEM
+        reason = Reason.OTHER_FILESYSTEM
     else:
         key = ObjectKey(
             file_hash.algorithm, file_hash.digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from .hashing import same_content, same_file, xattrs
 from .plan import Adopt, CreatePyc, Link, RewritePyc
+from .reasons import Reason
 from .store import TMP_PREFIX
 
 # Test hook: called with a stage name between the steps of a replace, so fault tests can
@@ -29,7 +30,7 @@ T = TypeVar("T")
 class Failed(Exception):
     """The action was not carried out; nothing changed. reason is a skip reason."""
 
-    def __init__(self, reason: str, message: str, *, error: bool) -> None:
+    def __init__(self, reason: Reason, message: str, *, error: bool) -> None:
         super().__init__(message)
         self.reason = reason
         self.error = error
@@ -76,7 +77,7 @@ def _hook(stage: str) -> None:
 
 
 def _os_failure(exc: OSError, what: str) -> Failed:
-    return Failed("link-failed", f"{what}: {exc.strerror or exc}", error=True)
+    return Failed(Reason.LINK_FAILED, f"{what}: {exc.strerror or exc}", error=True)
 
 
 def make_folders(folder: str) -> None:
@@ -98,9 +99,9 @@ def _check_unchanged(path: str, expected: os.stat_result) -> None:
     try:
         now = os.lstat(path)
     except OSError:
-        raise Failed("changed-during-scan", f"{path!r} vanished", error=False) from None
+        raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} vanished", error=False) from None
     if not same_file(now, expected):
-        raise Failed("changed-during-scan", f"{path!r} changed after it was read", error=False)
+        raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} changed after it was read", error=False)
 
 
 def adopt(action: Adopt) -> None:
@@ -125,7 +126,7 @@ def adopt(action: Adopt) -> None:
         with contextlib.suppress(OSError):
             os.unlink(action.object_path)
         raise Failed(
-            "changed-during-scan", f"{action.path!r} changed while it was stored", error=False
+            Reason.CHANGED_DURING_SCAN, f"{action.path!r} changed while it was stored", error=False
         )
 
 
@@ -254,7 +255,7 @@ def _swap_in(
     _exchange(tmp, path)
     if os.lstat(tmp).st_ino == object_ino:
         os.unlink(tmp)
-    raise Failed("changed-during-scan", f"{path!r} was replaced during the scan", error=False)
+    raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} was replaced during the scan", error=False)
 
 
 def replace(action: Link, discard: Discard = unlink_now) -> None:
@@ -275,7 +276,7 @@ def replace(action: Link, discard: Discard = unlink_now) -> None:
         _hook("linked")
         if os.lstat(tmp).st_ino != action.object_ino:
             raise Failed(
-                "changed-during-scan",
+                Reason.CHANGED_DURING_SCAN,
                 f"store object {action.object_path!r} was replaced",
                 error=False,
             )
@@ -304,7 +305,7 @@ def _write_temp(folder: str, data: bytes, like: str, like_st: os.stat_result) ->
     src = os.open(like, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not same_file(os.fstat(src), like_st):
-            raise Failed("changed-during-scan", f"{like!r} changed", error=False)
+            raise Failed(Reason.CHANGED_DURING_SCAN, f"{like!r} changed", error=False)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         tmp, fd = _at_temp_name(folder, lambda name: os.open(name, flags, 0o600))
         try:
@@ -391,10 +392,10 @@ def make_private(path: str, object_ino: int) -> os.stat_result:
     try:
         st = os.lstat(path)
     except OSError:
-        raise Failed("changed-during-scan", f"{path!r} vanished", error=False) from None
+        raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} vanished", error=False) from None
     if not stat.S_ISREG(st.st_mode) or st.st_ino != object_ino:
         raise Failed(
-            "changed-during-scan", f"{path!r} is no longer linked to the store", error=False
+            Reason.CHANGED_DURING_SCAN, f"{path!r} is no longer linked to the store", error=False
         )
     tmp = _temp_name(folder)
     try:
@@ -418,7 +419,7 @@ def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
     try:
         if not same_file(os.fstat(src), st):
             raise Failed(
-                "changed-during-scan", f"{path!r} changed before it was copied", error=False
+                Reason.CHANGED_DURING_SCAN, f"{path!r} changed before it was copied", error=False
             )
         dst = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -430,7 +431,7 @@ def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
                     view = view[os.write(dst, view) :]
             if not same_file(os.fstat(src), st):
                 raise Failed(
-                    "changed-during-scan", f"{path!r} changed while it was copied", error=False
+                    Reason.CHANGED_DURING_SCAN, f"{path!r} changed while it was copied", error=False
                 )
             _take_metadata(dst, src, path, st)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -453,7 +454,7 @@ def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:
             os.fchown(dst, st.st_uid, st.st_gid)
         except PermissionError:
             raise Failed(
-                "link-failed",
+                Reason.LINK_FAILED,
                 f"cannot give the copy of {path!r} its owner uid {st.st_uid} gid "
                 f"{st.st_gid}: run as root or as that user",
                 error=True,
@@ -466,7 +467,7 @@ def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:
         # A copy without its original's ACL or label must not stand in for it (and the
         # planner links further files to a pyc object on the word of these attributes).
         raise Failed(
-            "xattrs-differ",
+            Reason.XATTRS_DIFFER,
             f"cannot give the copy of {path!r} the extended attributes of its original",
             error=True,
         )

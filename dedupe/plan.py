@@ -26,18 +26,9 @@ from .hashing import (
     same_content_fingerprint,
     xattrs,
 )
-from .inventory import CHANGED_DURING_SCAN, CHANGED_SINCE_INSTALL, UNREADABLE, Candidate, Pyc
+from .inventory import Candidate, Pyc
+from .reasons import Reason
 from .store import ObjectKey, PycKey, Store, StoreIndex
-
-STORE_OBJECT_DAMAGED = "store-object-damaged"
-# Why a pyc beside a shared source is left as it is.
-PYC_STALE = "pyc-stale"  # not valid for its source before the scan: Python recompiles it anyway
-PYC_HASH_BASED = "pyc-hash-based"  # PEP 552 hash pyc: stays valid, source bytes do not change
-PYC_UNRECOGNISED = "pyc-unrecognised"
-PYC_UNREADABLE = "pyc-unreadable"
-PYC_CHANGED = "pyc-changed-during-scan"
-PYCACHE_READ_ONLY = "pycache-read-only"
-XATTRS_DIFFER = "xattrs-differ"  # ACLs or security labels differ from the object's
 
 
 def _writable(folder: str) -> bool:
@@ -165,7 +156,7 @@ class Refused:
     """The candidate's bytes could not be proven, or its object is unusable."""
 
     path: str
-    reason: str
+    reason: Reason
     error: str | None = None  # set when this is an error, not an ordinary skip
 
 
@@ -215,7 +206,7 @@ class Planner:
         if obj is not None and obj.ino == st.st_ino:
             return AlreadyShared(candidate.path)
         if obj is not None and obj.damaged:
-            return Refused(candidate.path, STORE_OBJECT_DAMAGED)
+            return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED)
         refused = self._prove(candidate.path, candidate.key, st)
         if refused is not None:
             return refused
@@ -223,7 +214,7 @@ class Planner:
             obj.damaged = self._check_object(obj, candidate.key, st)
             obj.proven = True
             if obj.damaged:
-                return Refused(candidate.path, STORE_OBJECT_DAMAGED, obj.damaged)
+                return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
         differ = self._xattrs_differ(candidate.path, obj)
         if differ is not None:
             return differ
@@ -245,7 +236,7 @@ class Planner:
         if candidate.pycs and not self._writable(os.path.dirname(candidate.pycs[0].path)):
             # Linking changes the source's mtime; pycs we may not replace would go stale
             # and be recompiled on every import.
-            return Refused(candidate.path, PYCACHE_READ_ONLY)
+            return Refused(candidate.path, Reason.PYCACHE_READ_ONLY)
         obj.nlink += 1
         return Link(candidate.path, st, obj.path, obj.ino, self._last_name(st))
 
@@ -299,7 +290,7 @@ class Planner:
         if obj.xattrs is None:
             obj.xattrs = xattrs(obj.path)
         if xattrs(path) != obj.xattrs:
-            return Refused(path, XATTRS_DIFFER)
+            return Refused(path, Reason.XATTRS_DIFFER)
         return None
 
     def _writable(self, folder: str) -> bool:
@@ -331,11 +322,11 @@ class Planner:
         try:
             digest = digest_file(path, key.algorithm, expected=st, hoped=key.digest)
         except FileChanged:
-            return Refused(path, CHANGED_DURING_SCAN)
+            return Refused(path, Reason.CHANGED_DURING_SCAN)
         except OSError as exc:
-            return Refused(path, UNREADABLE, f"cannot read: {exc.strerror or exc}")
+            return Refused(path, Reason.UNREADABLE, f"cannot read: {exc.strerror or exc}")
         if digest != key.digest:
-            return Refused(path, CHANGED_SINCE_INSTALL)
+            return Refused(path, Reason.CHANGED_SINCE_INSTALL)
         return None
 
     def _object(self, store: Store, key: ObjectKey) -> _Object | None:
@@ -388,15 +379,15 @@ class Planner:
             header_bytes, pst = read_header(pyc.path)
             header = bytecode.parse_header(header_bytes)
         except FileChanged:
-            return [Refused(pyc.path, PYC_CHANGED)]
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
         except OSError as exc:
-            return [Refused(pyc.path, PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
+            return [Refused(pyc.path, Reason.PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
         except ValueError:
-            return [Refused(pyc.path, PYC_UNRECOGNISED)]
+            return [Refused(pyc.path, Reason.PYC_UNRECOGNISED)]
         if header.hash_based:
-            return [Refused(pyc.path, PYC_HASH_BASED)]
+            return [Refused(pyc.path, Reason.PYC_HASH_BASED)]
         if not bytecode.valid_for_stat(header, *before):
-            return [Refused(pyc.path, PYC_STALE)]
+            return [Refused(pyc.path, Reason.PYC_STALE)]
         fits_object = bytecode.valid_for_stat(header, source.mtime_ns, source.size)
         if share:
             key = PycKey(
@@ -420,9 +411,9 @@ class Planner:
         try:
             data = read_whole(pyc.path, pst)
         except FileChanged:
-            return [Refused(pyc.path, PYC_CHANGED)]
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
         except OSError as exc:
-            return [Refused(pyc.path, PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
+            return [Refused(pyc.path, Reason.PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
         return [
             RewritePyc(pyc.path, pst, bytecode.with_source_stat(data, source.mtime_ns, source.size))
         ]
@@ -483,11 +474,11 @@ class Planner:
             header_bytes, pst = read_header(pyc.path)
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged):
-            return [Refused(pyc.path, PYC_CHANGED)]
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
         if bytecode.valid_for_stat(header, source.mtime_ns, source.size):
             return []
         if not bytecode.valid_for_stat(header, *before):
-            return [Refused(pyc.path, PYC_CHANGED)]
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
         return self._rewrite(pyc, pst, source)
 
     def _check_pyc_object(self, path: str, key: PycKey, source: SourceObject) -> str | None:

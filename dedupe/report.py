@@ -6,38 +6,15 @@ import dataclasses
 import json
 from typing import Any
 
+from .reasons import Reason
 from .scan import ScanResult
 
-SKIP_REASONS = {
-    "per-install": "written per install (RECORD, scripts, .pth, ...)",
-    "pyc-source-not-shared": "source not shared",
-    "pyc-stale": "stale before the scan (Python recompiles it anyway)",
-    "pyc-hash-based": "hash-based (stays valid: the source bytes do not change)",
-    "pyc-unrecognised": "not a pyc header we know",
-    "pyc-unreadable": "not readable",
-    "pyc-changed-during-scan": "changed during the scan",
-    "pyc-link-failed": "could not be linked",
-    "zero-bytes": "empty files",
-    "outside-venv": "RECORD path outside the venv",
-    "symlink": "symlinks (never followed)",
-    "not-regular-file": "not a regular file",
-    "missing": "recorded file missing",
-    "unreadable": "not readable",
-    "changed-since-install": "changed since install",
-    "changed-during-scan": "changed during the scan",
-    "no-hash": "no hash in RECORD",
-    "weak-hash": "weak hash algorithm in RECORD",
-    "unknown-hash": "unknown hash algorithm in RECORD",
-    "malformed-record": "malformed RECORD lines",
-    "missing-record": "distributions without RECORD",
-    "other-filesystem": "on another filesystem than the store",
-    "link-failed": "could not be linked",
-    "duplicate-entry": "listed twice in RECORDs",
-    "store-object-damaged": "store object damaged",
-    "xattrs-differ": "extended attributes (ACLs, labels) differ from the store object's",
-    "pycache-read-only": "__pycache__ not writable: linking would leave its pycs stale",
-    "pycache-unreadable": "__pycache__ not readable",
-}
+
+def _label(reason: str) -> str:
+    try:
+        return Reason(reason).label
+    except ValueError:  # a reason this version does not know (from a newer memo)
+        return reason
 
 
 def human_size(n: int) -> str:
@@ -106,7 +83,7 @@ def render_text(result: ScanResult) -> str:
     if r.skipped:
         out.append("skipped:")
         for reason, count in sorted(r.skipped.items(), key=lambda kv: -kv[1]):
-            out.append(f"  {count:>9,}  {SKIP_REASONS.get(reason, reason)} [{reason}]")
+            out.append(f"  {count:>9,}  {_label(reason)} [{reason}]")
     p = r.pyc
     if p.scanned:
         out.append(
@@ -116,9 +93,7 @@ def render_text(result: ScanResult) -> str:
             + (f", {p.kept_private:,} kept private" if p.kept_private else "")
         )
         for reason, count in sorted(p.skipped.items(), key=lambda kv: -kv[1]):
-            out.append(
-                f"  {count:>9,}  left as they are: {SKIP_REASONS.get(reason, reason)} [{reason}]"
-            )
+            out.append(f"  {count:>9,}  left as they are: {_label(reason)} [{reason}]")
     verb = "would reclaim" if r.dry_run else "reclaimed"
     out.append(
         f"{verb}: {human_size(r.bytes_reclaimed)} on disk "

@@ -16,7 +16,6 @@ from . import link
 from .discovery import Venv, default_roots, find_venvs
 from .errors import StoreError, StoreLockedError, UsageError
 from .inventory import (
-    LINK_FAILED,
     BadInput,
     Candidate,
     Leftover,
@@ -27,10 +26,6 @@ from .inventory import (
 )
 from .memo import CANDIDATE, Memo, Memos, Trace
 from .plan import (
-    PYC_HASH_BASED,
-    PYC_STALE,
-    PYC_UNRECOGNISED,
-    XATTRS_DIFFER,
     Adopt,
     AlreadyShared,
     Census,
@@ -45,6 +40,7 @@ from .plan import (
     census_key,
     census_prefix,
 )
+from .reasons import Reason
 from .store import (
     TRASH_DIR,
     Store,
@@ -550,7 +546,7 @@ def scan(
                 - sum(tally.pyc_skipped.values())
             )
             if left:
-                tally.pyc_skipped["pyc-source-not-shared"] += left
+                tally.pyc_skipped[Reason.PYC_SOURCE_NOT_SHARED] += left
         overhead = stores.overhead(new_folders)
     finally:
         stores.close()
@@ -689,7 +685,9 @@ def _renew_memos(
 
 
 # Why pass 2 leaves a pyc alone for as long as the pyc is there: no pyc work for memos.
-_PYC_SETTLED = frozenset({PYC_STALE, PYC_HASH_BASED, PYC_UNRECOGNISED, XATTRS_DIFFER})
+_PYC_SETTLED = frozenset(
+    {Reason.PYC_STALE, Reason.PYC_HASH_BASED, Reason.PYC_UNRECOGNISED, Reason.XATTRS_DIFFER}
+)
 
 
 class _Run:
@@ -754,7 +752,7 @@ class _Run:
                     self._pyc(store, source, before, pyc, tally)
             return
         tally.eligible -= 1
-        tally.skipped[LINK_FAILED] += 1
+        tally.skipped[Reason.LINK_FAILED] += 1
         self.errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
 
     def shared_source(self, store: Store, item: Shared, tally: _Tally, inodes: set[int]) -> None:
@@ -827,7 +825,7 @@ class _Run:
             try:
                 self._execute(decision)
             except link.Failed as second:
-                self._failed(pyc.path, second, tally.pyc_skipped, prefix="pyc-")
+                self._failed(pyc.path, second, tally.pyc_skipped, pyc=True)
                 self.errors.append(Problem(pyc.path, "left stale: its source was linked"))
                 return
             tally.pyc["rewritten"] += 1
@@ -857,8 +855,10 @@ class _Run:
         if decision.error:
             self.errors.append(Problem(decision.path, decision.error))
 
-    def _failed(self, path: str, exc: link.Failed, skipped: Counter[str], prefix: str = "") -> None:
-        reason = exc.reason if exc.reason.startswith(prefix) else prefix + exc.reason
+    def _failed(
+        self, path: str, exc: link.Failed, skipped: Counter[str], *, pyc: bool = False
+    ) -> None:
+        reason = exc.reason.for_pyc if pyc else exc.reason
         skipped[reason] += 1
         if exc.error:
             self.errors.append(Problem(path, str(exc)))
