@@ -15,7 +15,8 @@ from .maintenance import (
     status,
     verify,
 )
-from .scan import Problem, PycReport, ScanResult, StoreReport, VenvReport, VenvSkip, scan
+from .problems import Problem, VenvSkip
+from .scan import PycReport, ScanResult, StoreReport, VenvReport, scan
 
 __all__ = [
     "DedupeError",

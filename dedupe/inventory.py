@@ -11,11 +11,11 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from .bytecode import is_pyc_suffix
 from .discovery import Venv
 from .hashing import read_small
-from .memo import Trace
 from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
 from .store import TMP_PREFIX, ObjectKey
@@ -119,6 +119,12 @@ def _plain_bytecode(path: str) -> bool:
     )
 
 
+class Stamps(Protocol):
+    """Told of every folder and RECORD before it is looked at (dedupe.memo.Trace)."""
+
+    def stamp(self, rel: str, may_be_absent: bool = False) -> None: ...
+
+
 _Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
 
 
@@ -133,7 +139,7 @@ class _Tree:
     (not a symlink) that could be listed; files are then looked up in its listing.
     """
 
-    def __init__(self, root: str, trace: Trace | None = None) -> None:
+    def __init__(self, root: str, trace: Stamps | None = None) -> None:
         self.root = root
         self.trace = trace
         # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
@@ -261,7 +267,7 @@ def inventory(
     venv: Venv,
     store_inodes: set[int],
     store_device: int,
-    trace: Trace | None = None,
+    trace: Stamps | None = None,
     share: tuple[int, int] | None = None,
 ) -> Iterator[Item]:
     """Yield every RECORD entry of the venv, classified; each venv path at most once.

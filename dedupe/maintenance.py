@@ -28,9 +28,8 @@ from .discovery import Venv, default_roots, find_venvs
 from .errors import DedupeError, StoreError, UsageError
 from .hashing import FileChanged, digest_file, read_small
 from .inventory import dist_infos, read_text
+from .problems import Problem, VenvSkip
 from .records import RecordError, parse_record
-from .report import human_size
-from .scan import Problem, VenvSkip
 from .store import (
     ObjectKey,
     PycKey,
@@ -41,6 +40,7 @@ from .store import (
     saved_bytes,
     user_store_path,
 )
+from .text import human_size
 
 LockWait = Callable[[str], None]
 

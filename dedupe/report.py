@@ -8,6 +8,7 @@ from typing import Any
 
 from .reasons import Reason
 from .scan import ScanResult
+from .text import display, human_size
 
 
 def _label(reason: str) -> str:
@@ -15,20 +16,6 @@ def _label(reason: str) -> str:
         return Reason(reason).label
     except ValueError:  # a reason this version does not know (from a newer memo)
         return reason
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def display(path: str) -> str:
-    # Non-UTF-8 names carry surrogate escapes; show them as escapes, never crash on them.
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def to_json(result: ScanResult) -> str:

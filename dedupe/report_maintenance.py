@@ -7,15 +7,14 @@ import json
 from typing import Any
 
 from .maintenance import DetachResult, GcResult, StatusResult, VerifyResult
-from .report import display as _display
-from .report import human_size
-from .scan import Problem, VenvSkip
+from .problems import Problem, VenvSkip
+from .text import display, human_size
 
 Result = StatusResult | VerifyResult | DetachResult | GcResult
 
 
 def _fit(path: str, width: int) -> str:
-    path = _display(path)
+    path = display(path)
     return path if len(path) <= width else "..." + path[-(width - 3) :]
 
 
@@ -32,18 +31,18 @@ def _problems(
     errors: tuple[Problem, ...] = (),
     warnings: tuple[Problem, ...] = (),
 ) -> list[str]:
-    lines = [f"note: {_display(n)}" for n in notes]
-    lines += [f"error: {_display(p.path)}: {p.error}" for p in errors]
-    lines += [f"warning: {_display(p.path)}: {p.error}" for p in warnings]
-    lines += [f"skipped venv: {_display(v.path)}: {v.reason}" for v in skipped]
+    lines = [f"note: {display(n)}" for n in notes]
+    lines += [f"error: {display(p.path)}: {p.error}" for p in errors]
+    lines += [f"warning: {display(p.path)}: {p.error}" for p in warnings]
+    lines += [f"skipped venv: {display(v.path)}: {v.reason}" for v in skipped]
     return ["", *lines] if lines else []
 
 
 def render_status(result: StatusResult) -> str:
     r = result
-    out = [f"venv-dedupe status: {len(r.venvs)} venv(s) under {', '.join(map(_display, r.roots))}"]
+    out = [f"venv-dedupe status: {len(r.venvs)} venv(s) under {', '.join(map(display, r.roots))}"]
     if r.venvs:
-        width = min(max(len(_display(v.path)) for v in r.venvs), 60)
+        width = min(max(len(display(v.path)) for v in r.venvs), 60)
         out += ["", f"  {'venv':<{width}}  {'shared files':>12}  {'saves':>10}"]
         for v in r.venvs:
             saves = human_size(v.bytes_saved) if v.store else "no store"
@@ -64,7 +63,7 @@ def render_status(result: StatusResult) -> str:
     out.append("")
     for s in r.stores:
         line = (
-            f"store {_display(s.path)}: {s.objects:,} objects, {s.unused_objects:,} unused"
+            f"store {display(s.path)}: {s.objects:,} objects, {s.unused_objects:,} unused"
             + (
                 f" ({human_size(s.unused_bytes)}: `venv-dedupe gc` removes them)"
                 if s.unused_objects
@@ -85,32 +84,32 @@ def render_status(result: StatusResult) -> str:
 
 def render_verify(result: VerifyResult) -> str:
     r = result
-    stores = ", ".join(map(_display, r.stores)) or "no store"
+    stores = ", ".join(map(display, r.stores)) or "no store"
     out = [
         f"venv-dedupe verify: {r.objects_checked:,} object(s) checked in {stores}: "
         + (f"{len(r.damaged):,} damaged" if r.damaged else "all intact")
     ]
     for d in r.damaged:
-        out += ["", f"damaged: {_display(d.path)}", f"  {d.problem}"]
+        out += ["", f"damaged: {display(d.path)}", f"  {d.problem}"]
         if d.linked_files:
             out.append(f"  its bytes are in {len(d.linked_files):,} venv file(s):")
             for f in d.linked_files:
                 dist = f" ({f.distribution})" if f.distribution else " (in no RECORD)"
-                out.append(f"    {_display(f.path)}{dist}")
+                out.append(f"    {display(f.path)}{dist}")
         missing = d.other_links - len(d.linked_files)
         if missing > 0:
             out.append(f"  {missing:,} other name(s) of it are outside the venvs looked at")
         if d.moved_to:
-            out.append(f"  moved to {_display(d.moved_to)}: no scan will link to it again")
+            out.append(f"  moved to {display(d.moved_to)}: no scan will link to it again")
     if r.repairs:
         out += ["", "to give each venv intact files again, reinstall in it:"]
         for rep in r.repairs:
             if rep.command:
                 out.append(f"  {rep.command}")
             else:
-                paths = ", ".join(map(_display, rep.paths))
+                paths = ", ".join(map(display, rep.paths))
                 out.append(
-                    f"  {_display(rep.venv)}: no RECORD lists {paths}: reinstall what owns it"
+                    f"  {display(rep.venv)}: no RECORD lists {paths}: reinstall what owns it"
                 )
     if r.damaged and r.repair:
         moved = sum(1 for d in r.damaged if d.moved_to)
@@ -134,17 +133,17 @@ def render_detach(result: DetachResult) -> str:
     out = [title]
     for v in r.venvs:
         if v.store is None:
-            out.append(f"  {_display(v.path)}: no store, nothing shared")
+            out.append(f"  {display(v.path)}: no store, nothing shared")
             continue
         done = v.files_shared if r.dry_run else v.files_detached
         out.append(
-            f"  {_display(v.path)}: {verb} {done:,} of {v.files_shared:,} shared file(s) "
+            f"  {display(v.path)}: {verb} {done:,} of {v.files_shared:,} shared file(s) "
             f"private copies ({human_size(v.bytes_needed)})"
         )
     for c in r.space:
         state = "fits" if c.fits else "does NOT fit: a real run refuses"
         out.append(
-            f"space on {_display(c.mount_point)}: {human_size(c.bytes_needed)} needed, "
+            f"space on {display(c.mount_point)}: {human_size(c.bytes_needed)} needed, "
             f"{human_size(c.bytes_available)} free (keeping {human_size(c.margin)} spare): {state}"
         )
     if not r.dry_run and r.files_detached:
@@ -159,7 +158,7 @@ def render_gc(result: GcResult) -> str:
     verb = "would remove" if r.dry_run else "removed"
     freed = "would free" if r.dry_run else "freed"
     out = [
-        f"{title}: store {_display(r.store)}, {r.objects:,} object(s)",
+        f"{title}: store {display(r.store)}, {r.objects:,} object(s)",
         f"{verb} {r.files_removed:,} unused object(s), {freed} {human_size(r.bytes_freed)} "
         f"({human_size(r.apparent_bytes_freed)} apparent size)"
         + (f", and {r.folders_removed:,} empty folder(s)" if r.folders_removed else ""),

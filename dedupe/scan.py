@@ -40,6 +40,7 @@ from .plan import (
     census_key,
     census_prefix,
 )
+from .problems import Problem, VenvSkip
 from .reasons import Reason
 from .store import (
     TRASH_DIR,
@@ -54,18 +55,6 @@ from .store import (
 from .workers import WorkerError, can_fork, default_jobs, run_each, run_parts
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    path: str
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class VenvSkip:
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

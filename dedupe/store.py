@@ -24,13 +24,13 @@ import fcntl
 import os
 import shlex
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StoreError, StoreLockedError
+from .lockfds import close_lock_fd, open_lock_fd
 
 FORMAT = "venv-dedupe store 1\n"
 # Prefix of every temp name we create, in venvs and in the store; the next run removes
@@ -262,11 +262,7 @@ class Store:
         """
         lock_path = os.path.join(self.path, "lock")
         try:
-            with LOCK_FDS_GUARD:
-                fd = os.open(
-                    lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644
-                )
-                _lock_fds.add(fd)
+            fd = open_lock_fd(lock_path)
         except OSError as exc:
             raise StoreError(
                 f"cannot open the lock file {lock_path!r} of store {self.path!r}: "
@@ -277,7 +273,7 @@ class Store:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
-            _close_lock_fd(fd)
+            close_lock_fd(fd)
             raise
         self._lock_fd = fd
 
@@ -319,34 +315,12 @@ class Store:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            _close_lock_fd(self._lock_fd)  # closing the descriptor releases the flock
+            close_lock_fd(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
 
     @property
     def lock_fd(self) -> int | None:
         return self._lock_fd
-
-
-# Every lock descriptor open in this process. A flock lasts as long as any copy of its
-# descriptor, and fork copies them all: a worker forked by one scan closes the locks of
-# scans in other threads of this process (dedupe.workers forks under LOCK_FDS_GUARD, so
-# none is between its open and this set).
-_lock_fds: set[int] = set()
-LOCK_FDS_GUARD = threading.Lock()
-
-
-def _close_lock_fd(fd: int) -> None:
-    with LOCK_FDS_GUARD:
-        _lock_fds.discard(fd)
-        os.close(fd)
-
-
-def close_other_locks(keep: frozenset[int]) -> None:
-    """In a forked child: close the lock descriptors it inherited but for keep. The
-    guard is not taken: the child inherited it held, by the thread that forked."""
-    for fd in _lock_fds - keep:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 def _lock_holder(fd: int) -> str:

@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection, Pipe, wait
 from typing import Any, NoReturn, TypeVar, cast
 
 from .errors import DedupeError
-from .store import LOCK_FDS_GUARD, close_other_locks
+from .lockfds import LOCK_FDS_GUARD, close_other_locks
 
 T = TypeVar("T")
 X = TypeVar("X")

@@ -112,7 +112,11 @@ def test_a_failing_part_raises_its_error_and_stops_the_others(tmp_path: Path) ->
                 time.sleep(0.01)
             raise AssertionError("the failure of part 2 never reached part 0")
         if part == 1:
-            pid_file.write_text(str(os.getpid()))
+            # Whole or absent: part 2 fails as soon as the name exists, and the kill
+            # that follows must not cut the pid short.
+            partial = tmp_path / "sleeper.partial"
+            partial.write_text(str(os.getpid()))
+            partial.rename(pid_file)
             time.sleep(600)
         while not pid_file.exists():
             time.sleep(0.01)
