@@ -60,9 +60,13 @@ def fingerprint(st: os.stat_result) -> bytes:
 _CONTENT_PART = _FINGERPRINT.size - 8  # all but ctime
 
 
-def xattrs(target: str | int) -> tuple[tuple[str, bytes], ...]:
-    """Extended attributes (ACLs, SELinux labels, capabilities) of a path (never followed)
-    or an open descriptor, sorted; none where the filesystem has none."""
+def xattrs(target: str | int, dir_fd: int | None = None) -> tuple[tuple[str, bytes], ...]:
+    """Extended attributes (ACLs, SELinux labels, capabilities) of a path (never followed;
+    relative to dir_fd when given) or an open descriptor, sorted; none where the
+    filesystem has none."""
+    if dir_fd is not None and isinstance(target, str):
+        # The xattr calls take no dir_fd: name the file through the folder's handle.
+        target = f"/proc/self/fd/{dir_fd}/{target}"
     try:
         if isinstance(target, int):
             return tuple(sorted((n, os.getxattr(target, n)) for n in os.listxattr(target)))
@@ -77,6 +81,7 @@ def digest_file(
     algorithm: str,
     expected: os.stat_result | None = None,
     hoped: bytes | None = None,
+    dir_fd: int | None = None,
 ) -> bytes:
     """The file's digest in the given algorithm, read through a descriptor that was
     checked to be the expected inode (no symlink followed, no FIFO blocking us).
@@ -84,8 +89,8 @@ def digest_file(
     FileChanged when the file changed while it was read, except when the digest is the
     hoped one: a caller that passes hoped stats the file again before it acts on it (the
     planner's Link and Adopt), so only another digest needs telling apart from a write
-    that was under way."""
-    fd = os.open(path, _READ)
+    that was under way. path is relative to dir_fd when given."""
+    fd = os.open(path, _READ, dir_fd=dir_fd)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -108,9 +113,9 @@ def digest_file(
         os.close(fd)
 
 
-def read_small(path: str, limit: int) -> bytes:
+def read_small(path: str, limit: int, dir_fd: int | None = None) -> bytes:
     """A regular file's bytes, refusing one larger than limit (OSError either way)."""
-    fd = os.open(path, _READ)
+    fd = os.open(path, _READ, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -127,9 +132,9 @@ def read_small(path: str, limit: int) -> bytes:
     return data
 
 
-def read_whole(path: str, expected: os.stat_result) -> bytes:
+def read_whole(path: str, expected: os.stat_result, dir_fd: int | None = None) -> bytes:
     """A regular file's bytes, if it still is the expected, unmodified inode."""
-    fd = os.open(path, _READ)
+    fd = os.open(path, _READ, dir_fd=dir_fd)
     try:
         if not same_file(os.fstat(fd), expected):
             raise FileChanged(f"{path!r} changed after it was examined")
@@ -139,9 +144,11 @@ def read_whole(path: str, expected: os.stat_result) -> bytes:
         os.close(fd)
 
 
-def read_header(path: str, size: int = 16) -> tuple[bytes, os.stat_result]:
+def read_header(
+    path: str, size: int = 16, dir_fd: int | None = None
+) -> tuple[bytes, os.stat_result]:
     """The first bytes of a regular file and its stat, through one descriptor."""
-    fd = os.open(path, _READ)
+    fd = os.open(path, _READ, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

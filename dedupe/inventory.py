@@ -1,15 +1,16 @@
 """What a venv holds: its RECORD entries, each classified as a candidate or skipped with a reason.
 
-Paths are resolved component by component through directory listings (os.scandir), never
-through the kernel's path walk, so a symlink anywhere on the way is seen and not followed,
-and a file already linked to its store object is known by d_ino without a stat.
+Paths are resolved component by component through directory listings read through folder
+handles (dedupe.tree), never through the kernel's path walk, so a symlink anywhere on the
+way is seen and not followed, and a file already linked to its store object is known by
+d_ino without a stat. Every item names its file by handle and relative path (tree.At).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from .hashing import read_small
 from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
 from .store import TMP_PREFIX, ObjectKey
+from .tree import At, FolderSwapped, Tree
 
 MAX_RECORD_BYTES = 64 << 20
 
@@ -34,29 +36,41 @@ _SCRIPT_DIRS = frozenset({"bin", "Scripts"})
 class Pyc:
     """A .pyc in the __pycache__ beside its source; nothing about it is read yet."""
 
-    path: str
+    at: At
     ino: int  # d_ino from the listing
     suffix: str  # cache tag and optimisation level, e.g. "cpython-311.opt-1"
+
+    @property
+    def path(self) -> str:
+        return self.at.path
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An installed file whose metadata allows sharing; its bytes are not proven yet."""
 
-    path: str
+    at: At
     key: ObjectKey
     st: os.stat_result
     dist: str
     pycs: tuple[Pyc, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return self.at.path
 
 
 @dataclass(frozen=True, slots=True)
 class Shared:
     """A file that already is a store object's inode."""
 
-    path: str
+    at: At
     ino: int
     pycs: tuple[Pyc, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return self.at.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +92,7 @@ class BadInput:
 class Leftover:
     """A temp link left behind by a killed run."""
 
-    path: str
+    at: At
 
 
 Item = Candidate | Shared | Skipped | BadInput | Leftover
@@ -125,11 +139,9 @@ class Stamps(Protocol):
     def stamp(self, rel: str, may_be_absent: bool = False) -> None: ...
 
 
+_NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: else 'missing'
+
 _Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
-
-
-def _or_unreadable(listing: _Listing | None) -> _Listing | str:
-    return "unreadable" if listing is None else listing
 
 
 class _Tree:
@@ -139,35 +151,38 @@ class _Tree:
     (not a symlink) that could be listed; files are then looked up in its listing.
     """
 
-    def __init__(self, root: str, trace: Stamps | None = None) -> None:
-        self.root = root
+    def __init__(self, tree: Tree, trace: Stamps | None = None) -> None:
+        self.tree = tree
         self.trace = trace
         # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
         self._folders: dict[str, _Listing | str] = {}
         self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
-        self.leftovers: list[str] = []
+        self.leftovers: list[At] = []
 
-    def _list(self, rel: str) -> _Listing | None:
+    def _list(self, rel: str, ino: int | None) -> _Listing | str:
+        """The listing, or 'l' for a folder swapped for a symlink (or another folder)
+        since its parent was listed, or 'unreadable'."""
         if self.trace is not None:
             self.trace.stamp(rel)  # before the listing: a change after it moves the stamp
-        path = f"{self.root}/{rel}" if rel else self.root
         listing: _Listing = {}
+        prefix = f"{rel}/" if rel else ""
         try:
-            with os.scandir(path) as it:
-                for e in it:  # regular files first: most entries are
-                    if e.is_file(follow_symlinks=False):
-                        kind = "f"
-                        if e.name.startswith(TMP_PREFIX):
-                            self.leftovers.append(e.path)
-                    elif e.is_dir(follow_symlinks=False):
-                        kind = "d"
-                    elif e.is_symlink():
-                        kind = "l"
-                    else:
-                        kind = "o"
-                    listing[e.name] = (e.inode(), kind)
+            for e in self.tree.scandir(rel, ino):  # regular files first: most entries are
+                if e.is_file(follow_symlinks=False):
+                    kind = "f"
+                    if e.name.startswith(TMP_PREFIX):
+                        self.leftovers.append(At(self.tree, prefix + e.name))
+                elif e.is_dir(follow_symlinks=False):
+                    kind = "d"
+                elif e.is_symlink():
+                    kind = "l"
+                else:
+                    kind = "o"
+                listing[e.name] = (e.inode(), kind)
+        except FolderSwapped:
+            return "l"
         except OSError:
-            return None
+            return "unreadable"
         return listing
 
     def folder(self, rel: str) -> _Listing | str:
@@ -182,13 +197,10 @@ class _Tree:
             if isinstance(parent, str):
                 result: _Listing | str = parent
             else:
-                kind = parent.get(name, (0, "missing"))[1]
-                if kind == "d":
-                    result = _or_unreadable(self._list(rel))
-                else:
-                    result = "l" if kind == "l" else "missing"
+                ino, kind = parent.get(name, (0, "missing"))
+                result = self._list(rel, ino) if kind == "d" else _NOT_FOLDER.get(kind, "missing")
         else:
-            result = _or_unreadable(self._list(""))
+            result = self._list("", None)
         self._folders[rel] = result
         return result
 
@@ -225,20 +237,20 @@ class _Tree:
         if isinstance(listing, str):
             return None
         found: dict[str, list[Pyc]] = {}
-        folder_path = f"{self.root}/{pycache}/"
         for pyc_name, (ino, kind) in listing.items():
             if kind == "f" and pyc_name.endswith(".pyc"):
                 stem, _, rest = pyc_name.partition(".")
                 suffix = rest[:-4]  # 'mod.cpython-311.opt-1.pyc' -> 'cpython-311.opt-1'
                 if is_pyc_suffix(suffix):
-                    found.setdefault(stem, []).append(Pyc(folder_path + pyc_name, ino, suffix))
-        return {stem: tuple(sorted(pycs, key=lambda p: p.path)) for stem, pycs in found.items()}
+                    pyc = Pyc(At(self.tree, f"{pycache}/{pyc_name}"), ino, suffix)
+                    found.setdefault(stem, []).append(pyc)
+        return {stem: tuple(sorted(pycs, key=lambda p: p.at.rel)) for stem, pycs in found.items()}
 
 
-def read_text(path: str, limit: int = MAX_RECORD_BYTES) -> str:
+def read_text(path: str, limit: int = MAX_RECORD_BYTES, dir_fd: int | None = None) -> str:
     """A RECORD (or INSTALLER) as text. surrogateescape keeps undecodable bytes, so a
     non-UTF-8 file name still maps back to the exact bytes on disk through os.fsencode."""
-    return read_small(path, limit).decode("utf-8", "surrogateescape")
+    return read_small(path, limit, dir_fd).decode("utf-8", "surrogateescape")
 
 
 def dist_infos(site_packages: str) -> list[str]:
@@ -269,55 +281,86 @@ def inventory(
     store_device: int,
     trace: Stamps | None = None,
     share: tuple[int, int] | None = None,
+    tree: Tree | None = None,
 ) -> Iterator[Item]:
     """Yield every RECORD entry of the venv, classified; each venv path at most once.
     With a trace, stamp every folder listed and every RECORD read, before it is. With
     share (part, parts), Candidate and Shared items come only for files whose size is in
-    that part (share_of): a worker's part of pass 2."""
-    tree = _Tree(venv.root, trace)
+    that part (share_of): a worker's part of pass 2. tree: the venv's folder handles, when
+    the caller holds them (its trace stamps through them); else the inventory's own."""
+    own = None
+    if tree is None:
+        tree = own = Tree(venv.root)
+    walk = _Tree(tree, trace)
     seen: set[str] = set()
-    for site_packages in venv.site_packages:
-        base = os.path.relpath(site_packages, venv.root)
-        # pip lists every .pyc it compiled: a third of all RECORD lines, each of which
-        # _classify drops as bytecode unless its path is unusual or lies in a folder of
-        # per-install files.
-        in_base = [*base.split(os.sep), "m.pyc"]
-        plain_bytecode_skips = string_reason(in_base, None, False) == Reason.BYTECODE
-        if trace is not None:
-            trace.stamp(base)
-        for dist_info in dist_infos(site_packages):
-            record_path = os.path.join(site_packages, dist_info, "RECORD")
-            dist = dist_info[: -len(".dist-info")]
-            if trace is not None:
-                trace.stamp(f"{base}/{dist_info}")  # RECORD made, removed or replaced
-                trace.stamp(f"{base}/{dist_info}/RECORD", may_be_absent=True)  # edited
-            try:
-                text = read_text(record_path)
-            except FileNotFoundError:
-                yield Skipped(record_path, Reason.MISSING_RECORD)
-                yield BadInput(record_path, "no RECORD: this distribution's files are not shared")
-                continue
-            except OSError as exc:
+    try:
+        for site_packages in venv.site_packages:
+            base = os.path.relpath(site_packages, venv.root)
+            yield from _site_packages(venv, walk, base, seen, store_inodes, store_device, share)
+        for at in walk.leftovers:
+            yield Leftover(at)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _site_packages(
+    venv: Venv,
+    tree: _Tree,
+    base: str,
+    seen: set[str],
+    store_inodes: set[int],
+    store_device: int,
+    share: tuple[int, int] | None,
+) -> Iterator[Item]:
+    # pip lists every .pyc it compiled: a third of all RECORD lines, each of which
+    # _classify drops as bytecode unless its path is unusual or lies in a folder of
+    # per-install files.
+    in_base = [*base.split(os.sep), "m.pyc"]
+    plain_bytecode_skips = string_reason(in_base, None, False) == Reason.BYTECODE
+    listing = tree.folder(base)
+    if isinstance(listing, str):
+        return
+    for dist_info in sorted(n for n, (_, k) in listing.items() if k == "d"):
+        if not dist_info.endswith(".dist-info"):
+            continue
+        rel = f"{base}/{dist_info}"
+        text = yield from _record(tree, rel, listing[dist_info][0])
+        if text is None:
+            continue
+        record_path = tree.tree.path(f"{rel}/RECORD")
+        try:
+            entries = parse_record(text.splitlines())
+        except RecordError as exc:
+            entries = exc.entries
+            for problem in exc.problems:
                 yield Skipped(record_path, Reason.MALFORMED_RECORD)
-                yield BadInput(record_path, f"cannot read RECORD: {exc.strerror or exc}")
-                continue
-            try:
-                entries = parse_record(text.splitlines())
-            except RecordError as exc:
-                entries = exc.entries
-                for problem in exc.problems:
-                    yield Skipped(record_path, Reason.MALFORMED_RECORD)
-                    yield BadInput(record_path, problem)
-            for entry in entries:
-                if plain_bytecode_skips and _plain_bytecode(entry.path):
-                    continue  # what _classify would decide, without resolving the path
-                item = _classify(
-                    venv, tree, base, entry, dist, seen, store_inodes, store_device, share
-                )
-                if item is not None:
-                    yield item
-    for path in tree.leftovers:
-        yield Leftover(path)
+                yield BadInput(record_path, problem)
+        dist = dist_info[: -len(".dist-info")]
+        for entry in entries:
+            if plain_bytecode_skips and _plain_bytecode(entry.path):
+                continue  # what _classify would decide, without resolving the path
+            item = _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device, share)
+            if item is not None:
+                yield item
+
+
+def _record(tree: _Tree, rel: str, ino: int) -> Generator[Item, None, str | None]:
+    """The text of the RECORD in the dist-info folder rel, read through its handle; None
+    (and why, as items) when there is none to use."""
+    record_path = tree.tree.path(f"{rel}/RECORD")
+    if tree.trace is not None:
+        tree.trace.stamp(rel)  # RECORD made, removed or replaced
+        tree.trace.stamp(f"{rel}/RECORD", may_be_absent=True)  # edited
+    try:
+        return read_text("RECORD", dir_fd=tree.tree.fd(rel, ino))
+    except FileNotFoundError:
+        yield Skipped(record_path, Reason.MISSING_RECORD)
+        yield BadInput(record_path, "no RECORD: this distribution's files are not shared")
+    except OSError as exc:
+        yield Skipped(record_path, Reason.MALFORMED_RECORD)
+        yield BadInput(record_path, f"cannot read RECORD: {exc.strerror or exc}")
+    return None
 
 
 def _classify(
@@ -372,12 +415,15 @@ def _classify(
         return Skipped(path, Reason.PYCACHE_UNREADABLE)
     if entry.size == 0:
         return Skipped(path, Reason.ZERO_BYTES, pycs)
+    at = At(tree.tree, rel)
     if stored and share is None:
-        return Shared(path, ino, pycs)  # with shares: by the object's size, below
+        return Shared(at, ino, pycs)  # with shares: by the object's size, below
     try:
-        st = os.lstat(path)
+        st = at.lstat()
     except FileNotFoundError:
         return Skipped(path, Reason.MISSING)
+    except FolderSwapped:
+        return Skipped(path, Reason.CHANGED_DURING_SCAN)
     except OSError:
         return Skipped(path, Reason.UNREADABLE, pycs)
     if share is not None and share_of(st.st_size, share[1]) != share[0]:
@@ -387,7 +433,7 @@ def _classify(
     if not stat.S_ISREG(st.st_mode):
         return Skipped(path, Reason.NOT_REGULAR)
     if st.st_ino in store_inodes and st.st_dev == store_device:
-        return Shared(path, st.st_ino, pycs)
+        return Shared(at, st.st_ino, pycs)
     if st.st_size == 0:
         reason = Reason.ZERO_BYTES
     elif entry.size is not None and st.st_size != entry.size:
@@ -398,5 +444,5 @@ def _classify(
         key = ObjectKey(
             file_hash.algorithm, file_hash.digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
         )
-        return Candidate(path, key, st, dist, pycs)
+        return Candidate(at, key, st, dist, pycs)
     return Skipped(path, reason, pycs)

@@ -1,5 +1,12 @@
 """Carries out the planner's decisions: the only module that changes files in venvs or
-adds objects to a store."""
+adds objects to a store.
+
+Every venv file is reached through its folder's handle (dedupe.tree: At.folder()) and
+the `dir_fd` forms of the calls, so a venv folder swapped for a symlink while we work
+redirects nothing. Store paths are used as paths: the store is a private folder of the
+user running us (dedupe.store.check_private), where no one else can swap a folder.
+A handle is used at once, before the tree is asked for another (see dedupe.tree.Tree).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +26,14 @@ from .hashing import same_content, same_file, xattrs
 from .plan import Adopt, CreatePyc, Link, RewritePyc
 from .reasons import Reason
 from .store import TMP_PREFIX
+from .tree import At, FolderSwapped
 
-# Test hook: called with a stage name between the steps of a replace, so fault tests can
-# kill the process at the moments that matter (after the temp link, before the rename).
+# Every read of a venv file: never through a symlink, never blocking on a FIFO.
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+# Test hook: called with a stage name and the venv file acted on, at the start of each
+# operation and between its steps, so fault tests can kill the process (or swap a folder)
+# at the moments that matter (after the temp link, before the rename).
 fault_hook = None
 
 T = TypeVar("T")
@@ -56,24 +68,24 @@ def _new_token() -> None:
 os.register_at_fork(after_in_child=_new_token)
 
 
-def _temp_name(folder: str) -> str:
-    return os.path.join(folder, f"{TMP_PREFIX}{_token}.{next(_numbers):x}")
+def _temp_name() -> str:
+    return f"{TMP_PREFIX}{_token}.{next(_numbers):x}"
 
 
-def _at_temp_name(folder: str, make: Callable[[str], T]) -> tuple[str, T]:
-    """(tmp, make(tmp)) for the first temp name in folder that make does not find taken
+def _at_temp_name(make: Callable[[str], T]) -> tuple[str, T]:
+    """(tmp, make(tmp)) for the first temp name that make does not find taken
     (FileExistsError)."""
     while True:
-        tmp = _temp_name(folder)
+        tmp = _temp_name()
         try:
             return tmp, make(tmp)
         except FileExistsError:
             continue
 
 
-def _hook(stage: str) -> None:
+def _hook(stage: str, at: At) -> None:
     if fault_hook is not None:
-        fault_hook(stage)
+        fault_hook(stage, at)
 
 
 def _os_failure(exc: OSError, what: str) -> Failed:
@@ -93,28 +105,51 @@ def make_folders(folder: str) -> None:
             os.chmod(path, 0o755)
 
 
-def _check_unchanged(path: str, expected: os.stat_result) -> None:
+def _folder(at: At) -> tuple[int, str]:
+    """The handle of at's folder and at's name; a folder swapped since it was listed
+    fails the action, and changes nothing."""
+    try:
+        return at.folder()
+    except FolderSwapped:
+        raise Failed(
+            Reason.CHANGED_DURING_SCAN,
+            f"{at.path!r}: a folder on its way was swapped during the scan",
+            error=False,
+        ) from None
+    except OSError as exc:
+        raise _os_failure(exc, f"cannot open the folder of {at.path!r}") from None
+
+
+def _lstat(fd: int, name: str) -> os.stat_result:
+    return os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+
+def _check_unchanged(fd: int, name: str, expected: os.stat_result, shown: str) -> None:
     # Re-stat right before touching the name: a file that moved since its bytes were
     # proven (pip replaced it, someone edited it) is left alone.
     try:
-        now = os.lstat(path)
+        now = _lstat(fd, name)
     except OSError:
-        raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} vanished", error=False) from None
+        raise Failed(Reason.CHANGED_DURING_SCAN, f"{shown!r} vanished", error=False) from None
     if not same_file(now, expected):
-        raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} changed after it was read", error=False)
+        raise Failed(
+            Reason.CHANGED_DURING_SCAN, f"{shown!r} changed after it was read", error=False
+        )
 
 
 def adopt(action: Adopt) -> None:
     """Give the proven file's inode a name in the store: it becomes the object."""
-    _check_unchanged(action.path, action.st)
+    _hook("adopt", action.at)
+    fd, name = _folder(action.at)
+    _check_unchanged(fd, name, action.st, action.path)
     try:
         make_folders(os.path.dirname(action.object_path))
         # link() itself is atomic and fails if the name exists; follow_symlinks=False
         # links the name we checked, never what a symlink swapped in would point to.
-        os.link(action.path, action.object_path, follow_symlinks=False)
+        os.link(name, action.object_path, src_dir_fd=fd, follow_symlinks=False)
     except OSError as exc:
         raise _os_failure(exc, f"cannot add {action.path!r} to the store") from None
-    _hook("adopted")
+    _hook("adopted", action.at)
     # The link took whatever inode was at the path at that instant. The object is sound
     # only if that is the inode we proved, unwritten since (pip may have renamed a new
     # file over the path in between: then the object is not ours to keep).
@@ -130,18 +165,18 @@ def adopt(action: Adopt) -> None:
         )
 
 
-_AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
-def _exchange(a: str, b: str) -> bool:
-    """Atomically swap two names (renameat2 RENAME_EXCHANGE). False where the libc or
-    filesystem cannot; raises OSError for other failures (ENOENT: a name is gone)."""
+def _exchange(fd: int, a: str, b: str) -> bool:
+    """Atomically swap two names in the folder fd (renameat2 RENAME_EXCHANGE). False where
+    the libc or filesystem cannot; raises OSError for other failures (ENOENT: a name is
+    gone)."""
     if _renameat2 is None:
         return False
-    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    if _renameat2(fd, os.fsencode(a), fd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
@@ -159,12 +194,13 @@ def _same_content_inode(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
-# Removes the temp name of a displaced file (given its lstat): unlink_now, or an Unlinker.
-Discard = Callable[[str, os.stat_result], None]
+# Removes the temp name (in the folder fd) of a displaced file, given its lstat:
+# unlink_now, or an Unlinker.
+Discard = Callable[[int, str, os.stat_result], None]
 
 
-def unlink_now(path: str, st: os.stat_result) -> None:
-    os.unlink(path)
+def unlink_now(fd: int, name: str, st: os.stat_result) -> None:
+    os.unlink(name, dir_fd=fd)
 
 
 class Unlinker:
@@ -192,7 +228,7 @@ class Unlinker:
         self._batch: list[str] = []
         self.failures: list[tuple[str, str]] = []
 
-    def __call__(self, path: str, st: os.stat_result) -> None:
+    def __call__(self, fd: int, name: str, st: os.stat_result) -> None:
         if not self._threads:
             make_folders(self._trash)  # on first use, as a dry run foresees
             for _ in range(self._threads_wanted):
@@ -200,13 +236,13 @@ class Unlinker:
                 worker.start()
                 self._threads.append(worker)
         if st.st_nlink > 1:
-            os.unlink(path)
+            os.unlink(name, dir_fd=fd)
             return
-        binned = os.path.join(self._trash, os.path.basename(path))
+        binned = os.path.join(self._trash, name)
         try:
-            os.rename(path, binned)
+            os.rename(name, binned, src_dir_fd=fd)
         except OSError:
-            os.unlink(path)
+            os.unlink(name, dir_fd=fd)
             return
         self._batch.append(binned)
         if len(self._batch) >= self.BATCH:
@@ -235,134 +271,172 @@ class Unlinker:
 
 
 def _swap_in(
-    tmp: str, path: str, expected: os.stat_result, object_ino: int, discard: Discard
+    fd: int,
+    tmp: str,
+    name: str,
+    expected: os.stat_result,
+    object_ino: int,
+    discard: Discard,
+    shown: str,
 ) -> None:
-    """Put the link at tmp in place of path, never losing a file someone put at path.
+    """Put the link at tmp in place of name (both in the folder fd), never losing a file
+    someone put at name.
 
-    With RENAME_EXCHANGE the inode that was at path survives under tmp, so if pip
+    With RENAME_EXCHANGE the inode that was at name survives under tmp, so if pip
     replaced the file after our last check, its new file is swapped back instead of being
     unlinked. Without it (old kernel, some filesystems) a plain rename has a window of
     microseconds between the check and the rename.
     """
-    if not _exchange(tmp, path):
-        os.rename(tmp, path)
+    if not _exchange(fd, tmp, name):
+        os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         return
-    displaced = os.lstat(tmp)
+    displaced = _lstat(fd, tmp)
     if _same_content_inode(displaced, expected):
-        discard(tmp, displaced)
+        discard(fd, tmp, displaced)
         return
     # Someone replaced the file between our check and the swap: give it back.
-    _exchange(tmp, path)
-    if os.lstat(tmp).st_ino == object_ino:
-        os.unlink(tmp)
-    raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} was replaced during the scan", error=False)
+    _exchange(fd, tmp, name)
+    if _lstat(fd, tmp).st_ino == object_ino:
+        os.unlink(tmp, dir_fd=fd)
+    raise Failed(Reason.CHANGED_DURING_SCAN, f"{shown!r} was replaced during the scan", error=False)
 
 
 def replace(action: Link, discard: Discard = unlink_now) -> None:
     """Atomically replace the file by a link to its store object; the file's own inode
     goes through discard."""
-    folder, name = os.path.split(action.path)
+    _hook("replace", action.at)
+    fd, name = _folder(action.at)
     # The temp name sits in the file's own folder so that rename() is atomic and stays on
     # one filesystem; its prefix lets the next run recognise leftovers of a killed run.
     try:
         tmp, _ = _at_temp_name(
-            folder, lambda name: os.link(action.object_path, name, follow_symlinks=False)
+            lambda t: os.link(action.object_path, t, dst_dir_fd=fd, follow_symlinks=False)
         )
     except OSError as exc:
         if exc.errno == errno.EMLINK:
             raise TooManyLinks(action.object_path) from None
-        raise _os_failure(exc, f"cannot link into {folder!r}") from None
+        raise _os_failure(exc, f"cannot link into the folder of {action.path!r}") from None
     try:
-        _hook("linked")
-        if os.lstat(tmp).st_ino != action.object_ino:
+        _hook("linked", action.at)
+        if _lstat(fd, tmp).st_ino != action.object_ino:
             raise Failed(
                 Reason.CHANGED_DURING_SCAN,
                 f"store object {action.object_path!r} was replaced",
                 error=False,
             )
-        _check_unchanged(action.path, action.st)
-        _hook("checked")
-        _swap_in(tmp, action.path, action.st, action.object_ino, discard)
+        _check_unchanged(fd, name, action.st, action.path)
+        _hook("checked", action.at)
+        _swap_in(fd, tmp, name, action.st, action.object_ino, discard, action.path)
     except BaseException as exc:
-        _remove_own_link(tmp, action.object_ino)
+        _remove_own_link(fd, tmp, action.object_ino)
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
-    _hook("renamed")
+    _hook("renamed", action.at)
 
 
-def _remove_own_link(tmp: str, object_ino: int) -> None:
+def _remove_own_link(fd: int, tmp: str, object_ino: int) -> None:
     """Remove the temp name only while it is our link to the object: after a swap back
     it may hold a file someone else wrote, which must never be deleted."""
     with contextlib.suppress(OSError):
-        if os.lstat(tmp).st_ino == object_ino:
-            os.unlink(tmp)
+        if _lstat(fd, tmp).st_ino == object_ino:
+            os.unlink(tmp, dir_fd=fd)
 
 
-def _write_temp(folder: str, data: bytes, like: str, like_st: os.stat_result) -> str:
-    """A new file in folder holding data, on disk, with the owner, extended attributes
-    and mode of the file like (still the inode like_st describes)."""
-    src = os.open(like, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not same_file(os.fstat(src), like_st):
-            raise Failed(Reason.CHANGED_DURING_SCAN, f"{like!r} changed", error=False)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        tmp, fd = _at_temp_name(folder, lambda name: os.open(name, flags, 0o600))
-        try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                f.write(data)
-            _take_metadata(fd, src, like, like_st)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.close(fd)
-        return tmp
-    finally:
+def _open_like(fd: int, name: str, like_st: os.stat_result) -> int:
+    """The venv file name (in the folder fd) opened for reading, if it still is the
+    inode like_st describes: the original whose owner, attributes and mode a copy takes."""
+    src = os.open(name, _READ, dir_fd=fd)
+    if not same_file(os.fstat(src), like_st):
         os.close(src)
+        raise Failed(Reason.CHANGED_DURING_SCAN, f"{name!r} changed", error=False)
+    return src
+
+
+def _write_temp(dir_fd: int, data: bytes, src: int, like_st: os.stat_result, shown: str) -> str:
+    """A new file in the folder dir_fd holding data, on disk, with the owner, extended
+    attributes and mode of the open file src (the inode like_st, named shown); its name."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    tmp, fd = _at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dir_fd))
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+        _take_metadata(fd, src, shown, like_st)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    return tmp
 
 
 def create_pyc(action: CreatePyc) -> int:
     """Write a new pyc object; returns its inode number."""
-    folder = os.path.dirname(action.object_path)
+    folder, object_name = os.path.split(action.object_path)
+    vfd, name = _folder(action.at)
     try:
         make_folders(folder)
-        tmp = _write_temp(folder, action.data, action.path, action.st)
+        src = _open_like(vfd, name, action.st)
+        try:
+            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                tmp = _write_temp(dfd, action.data, src, action.st, action.at.path)
+                try:
+                    # link() fails if the name exists: a pyc object is never overwritten.
+                    os.link(tmp, object_name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                    return _lstat(dfd, object_name).st_ino
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(src)
     except OSError as exc:
         raise _os_failure(exc, f"cannot write {action.object_path!r}") from None
-    try:
-        # link() fails if the name exists, so a pyc object is never overwritten.
-        os.link(tmp, action.object_path, follow_symlinks=False)
-        return os.lstat(action.object_path).st_ino
-    except OSError as exc:
-        raise _os_failure(exc, f"cannot write {action.object_path!r}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
     """Replace a venv's pyc by a private copy whose header names the new source stat."""
-    folder = os.path.dirname(action.path)
+    fd, name = _folder(action.at)
     try:
-        tmp = _write_temp(folder, action.data, action.path, action.st)
+        src = _open_like(fd, name, action.st)
+        try:
+            tmp = _write_temp(fd, action.data, src, action.st, action.path)
+        finally:
+            os.close(src)
     except OSError as exc:
-        raise _os_failure(exc, f"cannot write into {folder!r}") from None
+        raise _os_failure(exc, f"cannot write beside {action.path!r}") from None
     try:
-        _check_unchanged(action.path, action.st)
-        _swap_in(tmp, action.path, action.st, os.lstat(tmp).st_ino, discard)
+        _check_unchanged(fd, name, action.st, action.path)
+        _swap_in(fd, tmp, name, action.st, _lstat(fd, tmp).st_ino, discard, action.path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=fd)
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
 
 
-def remove_leftover(path: str) -> bool:
-    """Remove a temp link left by a killed run; it is only ever a second name of an object."""
+def remove_leftover(at: At) -> bool:
+    """Remove a temp link that a killed run left in a venv folder; it is only ever a
+    second name of an object (or a copy that was never swapped in)."""
+    try:
+        _hook("leftover", at)
+        fd, name = at.folder()
+        if name.startswith(TMP_PREFIX) and stat.S_ISREG(_lstat(fd, name).st_mode):
+            _hook("leftover-checked", at)
+            os.unlink(name, dir_fd=fd)
+            return True
+    except OSError:
+        pass
+    return False
+
+
+def remove_store_leftover(path: str) -> bool:
+    """Remove a temp file a killed run left in the store (a private folder of ours)."""
     try:
         if stat.S_ISREG(os.lstat(path).st_mode):
             os.unlink(path)
@@ -378,52 +452,54 @@ def remove_leftover(path: str) -> bool:
 _COPY_CHUNK = 1 << 20
 
 
-def make_private(path: str, object_ino: int) -> os.stat_result:
-    """Replace path, a name of the store object object_ino, by a private copy with the same
-    bytes, mode, owner and times; return the stat of the shared inode it replaced.
+def make_private(at: At, object_ino: int) -> os.stat_result:
+    """Replace the file at, a name of the store object object_ino, by a private copy with
+    the same bytes, mode, owner and times; return the stat of the shared inode it replaced.
 
     The copy is written and fsync'ed under a temp name in the file's own folder, then
     swapped in with the same re-stat and atomic exchange as replace(): the path is never
     missing, and a file that pip put there meanwhile is never lost.
     """
-    folder = os.path.dirname(path)
+    path = at.path
+    _hook("detach", at)
+    fd, name = _folder(at)
     # Stat now, not when the detach was planned: detaching another name of the same inode
     # since then changed its link count and ctime.
     try:
-        st = os.lstat(path)
+        st = _lstat(fd, name)
     except OSError:
         raise Failed(Reason.CHANGED_DURING_SCAN, f"{path!r} vanished", error=False) from None
     if not stat.S_ISREG(st.st_mode) or st.st_ino != object_ino:
         raise Failed(
             Reason.CHANGED_DURING_SCAN, f"{path!r} is no longer linked to the store", error=False
         )
-    tmp = _temp_name(folder)
+    tmp = _temp_name()
     try:
-        copy_ino = _private_copy(path, st, tmp)
-        _hook("copied")
-        _check_unchanged(path, st)
-        _swap_in(tmp, path, st, copy_ino, unlink_now)
+        copy_ino = _private_copy(fd, name, st, tmp, path)
+        _hook("copied", at)
+        _check_unchanged(fd, name, st, path)
+        _swap_in(fd, tmp, name, st, copy_ino, unlink_now, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            if os.lstat(tmp).st_ino != st.st_ino:  # never unlink a name of the object here
-                os.unlink(tmp)
+            if _lstat(fd, tmp).st_ino != st.st_ino:  # never unlink a name of the object here
+                os.unlink(tmp, dir_fd=fd)
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot give {path!r} a private copy") from None
         raise
     return st
 
 
-def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
-    """Write a copy of path (proven to be the inode st describes) at tmp; its inode."""
-    src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+def _private_copy(fd: int, name: str, st: os.stat_result, tmp: str, shown: str) -> int:
+    """Write a copy of name (proven to be the inode st describes) at tmp, both in the
+    folder fd; the copy's inode."""
+    src = os.open(name, _READ, dir_fd=fd)
     try:
         if not same_file(os.fstat(src), st):
             raise Failed(
-                Reason.CHANGED_DURING_SCAN, f"{path!r} changed before it was copied", error=False
+                Reason.CHANGED_DURING_SCAN, f"{shown!r} changed before it was copied", error=False
             )
-        dst = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        dst = os.open(tmp, flags, 0o600, dir_fd=fd)
         try:
             while chunk := os.read(src, _COPY_CHUNK):
                 view = memoryview(chunk)
@@ -431,9 +507,11 @@ def _private_copy(path: str, st: os.stat_result, tmp: str) -> int:
                     view = view[os.write(dst, view) :]
             if not same_file(os.fstat(src), st):
                 raise Failed(
-                    Reason.CHANGED_DURING_SCAN, f"{path!r} changed while it was copied", error=False
+                    Reason.CHANGED_DURING_SCAN,
+                    f"{shown!r} changed while it was copied",
+                    error=False,
                 )
-            _take_metadata(dst, src, path, st)
+            _take_metadata(dst, src, shown, st)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
             # The bytes must be on disk before the name points at them: after a crash the
             # path holds either the shared inode or a complete copy.

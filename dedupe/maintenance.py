@@ -41,6 +41,7 @@ from .store import (
     user_store_path,
 )
 from .text import human_size
+from .tree import At, Tree
 
 LockWait = Callable[[str], None]
 
@@ -305,36 +306,39 @@ def _objects(store: Store) -> list[_Object]:
 
 def _shared_files(
     venv: Venv, inodes: Container[int], problems: list[Problem]
-) -> Iterator[tuple[str, os.stat_result]]:
-    """Every regular file under the venv whose inode is in inodes, by path; symlinks are
-    never followed and other filesystems never entered. A folder that cannot be listed
-    becomes a problem: shared files in it would be missed."""
-    stack = [venv.root]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            problems.append(Problem(folder, f"cannot list: {exc.strerror or exc}"))
-            continue
-        subfolders = []
-        for entry in entries:
+) -> Iterator[tuple[At, os.stat_result]]:
+    """Every regular file under the venv whose inode is in inodes, found through folder
+    handles (dedupe.tree): symlinks are never followed and other filesystems never
+    entered. A folder that cannot be listed becomes a problem: shared files in it would
+    be missed."""
+    with Tree(venv.root) as tree:
+        stack: list[tuple[str, int | None]] = [("", None)]
+        while stack:
+            rel, ino = stack.pop()
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.stat(follow_symlinks=False).st_dev == venv.device:
-                        subfolders.append(entry.path)
-                elif entry.inode() in inodes and entry.is_file(follow_symlinks=False):
-                    st = os.lstat(entry.path)
-                    if (
-                        stat.S_ISREG(st.st_mode)
-                        and st.st_dev == venv.device
-                        and st.st_ino in inodes
-                    ):
-                        yield entry.path, st
-            except OSError:
+                entries = sorted(tree.scandir(rel, ino), key=lambda e: e.name)
+            except OSError as exc:
+                problems.append(Problem(tree.path(rel), f"cannot list: {exc.strerror or exc}"))
                 continue
-        stack.extend(reversed(subfolders))
+            prefix = f"{rel}/" if rel else ""
+            subfolders = []
+            for entry in entries:
+                at = At(tree, prefix + entry.name)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.stat(follow_symlinks=False).st_dev == venv.device:
+                            subfolders.append((at.rel, entry.inode()))
+                    elif entry.inode() in inodes and entry.is_file(follow_symlinks=False):
+                        st = at.lstat()
+                        if (
+                            stat.S_ISREG(st.st_mode)
+                            and st.st_dev == venv.device
+                            and st.st_ino in inodes
+                        ):
+                            yield at, st
+                except OSError:
+                    continue
+            stack.extend(reversed(subfolders))
 
 
 # --- which distribution a file belongs to ------------------------------------------------------
@@ -440,8 +444,8 @@ def status(
             if venv_store is not store_:
                 continue
             owners = _Owners(venv)
-            for path, st in _shared_files(venv, objects.keys(), warnings):
-                owner = owners.of(path)
+            for at, st in _shared_files(venv, objects.keys(), warnings):
+                owner = owners.of(at.path)
                 dist = owner.distribution if owner is not None else None
                 holders.setdefault(st.st_ino, []).append((index, dist))
         saved_total = unused = unused_bytes = allocated = outside = 0
@@ -656,10 +660,10 @@ def _linked_to(
         return found
     for venv in venvs:
         owners = _Owners(venv)
-        for path, st in _shared_files(venv, inodes, problems):
-            owner = owners.of(path)
+        for at, st in _shared_files(venv, inodes, problems):
+            owner = owners.of(at.path)
             dist = None if owner is None else owner.distribution
-            found.setdefault(st.st_ino, []).append(LinkedFile(path, venv.root, dist))
+            found.setdefault(st.st_ino, []).append(LinkedFile(at.path, venv.root, dist))
             if owner is not None:
                 commands[venv.root, dist] = repair_command(venv.root, owner, owners.has_pip)
     return found
@@ -694,7 +698,7 @@ def _venv_at(path: str | os.PathLike[str]) -> Venv:
 
 
 def _space_checks(
-    planned: list[tuple[Venv, list[tuple[str, os.stat_result]], set[int]]],
+    planned: list[tuple[Venv, list[tuple[At, os.stat_result]], set[int]]],
 ) -> tuple[SpaceCheck, ...]:
     by_device: dict[int, tuple[str, int, int]] = {}  # device -> (a venv root, files, bytes)
     for venv, files, _ in planned:
@@ -725,10 +729,10 @@ def _space_checks(
     return tuple(checks)
 
 
-def _unwritable_folder(files: list[tuple[str, os.stat_result]]) -> str | None:
-    for folder in sorted({os.path.dirname(path) for path, _ in files}):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return folder
+def _unwritable_folder(files: list[tuple[At, os.stat_result]]) -> str | None:
+    for folder in sorted({at.parent() for at, _ in files}, key=lambda f: f.rel):
+        if not folder.writable():
+            return folder.path
     return None
 
 
@@ -762,7 +766,7 @@ def detach(
                 store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
                 locked.append(store_)
         # Planned under the lock, so that no scan adds links meanwhile.
-        planned: list[tuple[Venv, list[tuple[str, os.stat_result]], set[int]]] = []
+        planned: list[tuple[Venv, list[tuple[At, os.stat_result]], set[int]]] = []
         inodes_of: dict[str, set[int]] = {}
         reports: dict[str, VenvDetach] = {}
         for venv, venv_store in placement.venvs:
@@ -815,21 +819,21 @@ def detach(
 
 
 def _detach_files(
-    files: list[tuple[str, os.stat_result]], inodes: set[int], errors: list[Problem]
+    files: list[tuple[At, os.stat_result]], inodes: set[int], errors: list[Problem]
 ) -> int:
     done = 0
-    for path, st in files:
+    for at, st in files:
         try:
-            link.make_private(path, st.st_ino)
+            link.make_private(at, st.st_ino)
             done += 1
         except link.Failed as exc:
             try:
-                still_shared = os.lstat(path).st_ino in inodes
+                still_shared = at.lstat().st_ino in inodes
             except OSError:
                 still_shared = False
             # A file pip replaced meanwhile is private already; anything else is an error.
             if exc.error or still_shared:
-                errors.append(Problem(path, str(exc)))
+                errors.append(Problem(at.path, str(exc)))
     return done
 
 

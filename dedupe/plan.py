@@ -29,12 +29,27 @@ from .hashing import (
 from .inventory import Candidate, Pyc
 from .reasons import Reason
 from .store import ObjectKey, PycKey, Store, StoreIndex
+from .tree import At, FolderSwapped
+
+# A venv file's bytes and attributes, read through its folder's handle.
 
 
-def _writable(folder: str) -> bool:
-    return os.access(
-        folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids
-    )
+def _xattrs(at: At) -> tuple[tuple[str, bytes], ...]:
+    try:
+        fd, name = at.folder()
+    except OSError:
+        return ()  # as xattrs() says of a file it cannot read: the executor's checks refuse it
+    return xattrs(name, fd)
+
+
+def _read_header(at: At) -> tuple[bytes, os.stat_result]:
+    fd, name = at.folder()
+    return read_header(name, dir_fd=fd)
+
+
+def _read_whole(at: At, expected: os.stat_result) -> bytes:
+    fd, name = at.folder()
+    return read_whole(name, expected, fd)
 
 
 def census_prefix(ckey: bytes) -> int:
@@ -95,20 +110,28 @@ class Census:
 class Adopt:
     """Make the candidate's own inode the store object (a new link; frees nothing)."""
 
-    path: str
+    at: At
     st: os.stat_result
     object_path: str
+
+    @property
+    def path(self) -> str:
+        return self.at.path
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
     """Replace the candidate by a link to the object; frees its inode if this was its last name."""
 
-    path: str
+    at: At
     st: os.stat_result
     object_path: str
     object_ino: int
     frees: bool
+
+    @property
+    def path(self) -> str:
+        return self.at.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +141,7 @@ class CreatePyc:
 
     object_path: str
     data: bytes
-    path: str  # the venv pyc it is made from: its owner, mode and extended attributes
+    at: At  # the venv pyc it is made from: its owner, mode and extended attributes
     st: os.stat_result  # that pyc's stat: owner, group, mode, blocks
 
 
@@ -126,9 +149,13 @@ class CreatePyc:
 class RewritePyc:
     """Give a venv its own pyc with the header pointing at the (new) source inode."""
 
-    path: str
+    at: At
     st: os.stat_result
     data: bytes
+
+    @property
+    def path(self) -> str:
+        return self.at.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +222,7 @@ class Planner:
         self._old_folders: set[str] = set()  # store folders that were there already
         # The last __pycache__ asked about: a RECORD lists a folder's files together, and
         # a cache of every folder would hold a path per folder of every venv.
-        self._pycache_writable = ("", False)
+        self._pycache_writable: tuple[At | None, bool] = (None, False)
 
     def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
         if not self._census.worth(ckey):
@@ -207,7 +234,7 @@ class Planner:
             return AlreadyShared(candidate.path)
         if obj is not None and obj.damaged:
             return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED)
-        refused = self._prove(candidate.path, candidate.key, st)
+        refused = self._prove(candidate.at, candidate.key, st)
         if refused is not None:
             return refused
         if obj is not None and not (obj.proven and self._unchanged(obj)):
@@ -215,7 +242,7 @@ class Planner:
             obj.proven = True
             if obj.damaged:
                 return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
-        differ = self._xattrs_differ(candidate.path, obj)
+        differ = self._xattrs_differ(candidate.at, obj)
         if differ is not None:
             return differ
         if obj is None or obj.nlink >= self._max_links(store):
@@ -227,18 +254,18 @@ class Planner:
                 st.st_nlink + 1,
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
-                xattrs=xattrs(candidate.path),
+                xattrs=_xattrs(candidate.at),
             )
             self._objects[candidate.key] = new
             self._by_path[new.path] = new
             self._note_folders(store, new.path)
-            return Adopt(candidate.path, st, new.path)
-        if candidate.pycs and not self._writable(os.path.dirname(candidate.pycs[0].path)):
+            return Adopt(candidate.at, st, new.path)
+        if candidate.pycs and not self._writable(candidate.pycs[0].at):
             # Linking changes the source's mtime; pycs we may not replace would go stale
             # and be recompiled on every import.
             return Refused(candidate.path, Reason.PYCACHE_READ_ONLY)
         obj.nlink += 1
-        return Link(candidate.path, st, obj.path, obj.ino, self._last_name(st))
+        return Link(candidate.at, st, obj.path, obj.ino, self._last_name(st))
 
     def undo(self, decision: Decision, key: ObjectKey) -> None:
         """The executor could not carry the decision out: forget what it assumed."""
@@ -282,21 +309,23 @@ class Planner:
         except OSError:
             return False
 
-    def _xattrs_differ(self, path: str, obj: _Object | None) -> Refused | None:
+    def _xattrs_differ(self, at: At, obj: _Object | None) -> Refused | None:
         """Extended attributes (POSIX ACLs, SELinux labels) live on the inode like the
         mode: a file may only share an inode whose attributes are the same."""
         if obj is None:
             return None
         if obj.xattrs is None:
             obj.xattrs = xattrs(obj.path)
-        if xattrs(path) != obj.xattrs:
-            return Refused(path, Reason.XATTRS_DIFFER)
+        if _xattrs(at) != obj.xattrs:
+            return Refused(at.path, Reason.XATTRS_DIFFER)
         return None
 
-    def _writable(self, folder: str) -> bool:
+    def _writable(self, pyc: At) -> bool:
+        """Whether the __pycache__ holding pyc may be written."""
+        folder = pyc.parent()
         last, writable = self._pycache_writable
         if folder != last:
-            writable = _writable(folder)
+            writable = folder.writable()
             self._pycache_writable = (folder, writable)
         return writable
 
@@ -318,10 +347,12 @@ class Planner:
         self._remaining_links[ident] = left
         return left == 0
 
-    def _prove(self, path: str, key: ObjectKey, st: os.stat_result) -> Refused | None:
+    def _prove(self, at: At, key: ObjectKey, st: os.stat_result) -> Refused | None:
+        path = at.path
         try:
-            digest = digest_file(path, key.algorithm, expected=st, hoped=key.digest)
-        except FileChanged:
+            fd, name = at.folder()
+            digest = digest_file(name, key.algorithm, expected=st, hoped=key.digest, dir_fd=fd)
+        except (FileChanged, FolderSwapped):
             return Refused(path, Reason.CHANGED_DURING_SCAN)
         except OSError as exc:
             return Refused(path, Reason.UNREADABLE, f"cannot read: {exc.strerror or exc}")
@@ -376,9 +407,9 @@ class Planner:
         when sharing is impossible, by a private copy whose header names the new mtime.
         """
         try:
-            header_bytes, pst = read_header(pyc.path)
+            header_bytes, pst = _read_header(pyc.at)
             header = bytecode.parse_header(header_bytes)
-        except FileChanged:
+        except (FileChanged, FolderSwapped):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
         except OSError as exc:
             return [Refused(pyc.path, Reason.PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
@@ -409,13 +440,13 @@ class Planner:
 
     def _rewrite(self, pyc: Pyc, pst: os.stat_result, source: SourceObject) -> list[Decision]:
         try:
-            data = read_whole(pyc.path, pst)
-        except FileChanged:
+            data = _read_whole(pyc.at, pst)
+        except (FileChanged, FolderSwapped):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
         except OSError as exc:
             return [Refused(pyc.path, Reason.PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
         return [
-            RewritePyc(pyc.path, pst, bytecode.with_source_stat(data, source.mtime_ns, source.size))
+            RewritePyc(pyc.at, pst, bytecode.with_source_stat(data, source.mtime_ns, source.size))
         ]
 
     def _share_pyc(
@@ -436,28 +467,28 @@ class Planner:
         if obj is not None:
             if obj.ino == pst.st_ino:
                 return [AlreadyShared(pyc.path)]
-            if self._xattrs_differ(pyc.path, obj) is not None:
+            if self._xattrs_differ(pyc.at, obj) is not None:
                 return None
             obj.nlink += 1
-            return [Link(pyc.path, pst, obj.path, obj.ino, self._last_name(pst))]
+            return [Link(pyc.at, pst, obj.path, obj.ino, self._last_name(pst))]
         path = store.pyc_path(key, 0)
         self._note_folders(store, path)
         if fits_object:
-            new = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=xattrs(pyc.path))
+            new = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=_xattrs(pyc.at))
             self._pyc_objects[key] = self._by_path[path] = new
-            return [Adopt(pyc.path, pst, path)]
+            return [Adopt(pyc.at, pst, path)]
         try:
-            data = read_whole(pyc.path, pst)
+            data = _read_whole(pyc.at, pst)
         except (OSError, FileChanged):
             return None
         # A new inode: its number is only known once written, so later venvs of this run
         # compare against -1 and link to it by path.
-        new = _Object(0, path, -1, 2, True, xattrs=xattrs(pyc.path))
+        new = _Object(0, path, -1, 2, True, xattrs=_xattrs(pyc.at))
         self._pyc_objects[key] = self._by_path[path] = new
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
         return [
-            CreatePyc(path, data, pyc.path, pst),
-            Link(pyc.path, pst, path, -1, self._last_name(pst)),
+            CreatePyc(path, data, pyc.at, pst),
+            Link(pyc.at, pst, path, -1, self._last_name(pst)),
         ]
 
     def undo_pyc(self, object_path: str) -> None:
@@ -471,7 +502,7 @@ class Planner:
     ) -> list[Decision]:
         """The pyc could not be shared: keep it valid for the linked source on its own."""
         try:
-            header_bytes, pst = read_header(pyc.path)
+            header_bytes, pst = _read_header(pyc.at)
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]

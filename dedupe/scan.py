@@ -52,6 +52,7 @@ from .store import (
     open_store,
     saved_bytes,
 )
+from .tree import At, Tree
 from .workers import WorkerError, can_fork, default_jobs, run_each, run_parts
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -433,7 +434,7 @@ def scan(
         leftovers = 0
         if not dry_run:
             for store_ in stores.by_device.values():
-                leftovers += sum(link.remove_leftover(p) for p in store_.leftovers())
+                leftovers += sum(link.remove_store_leftover(p) for p in store_.leftovers())
 
         # Pass 1: RECORD, directory listings and stat only; no file is read. A venv whose
         # folders and RECORDs are as an earlier run left them is taken from its memo; the
@@ -462,8 +463,9 @@ def scan(
                 share_pyc,
                 None if dry_run else memos[venv.device],
             )
-            memo = walker.run()
-            removed = 0 if dry_run else sum(map(link.remove_leftover, walker.leftovers))
+            with walker.tree:
+                memo = walker.run()
+                removed = 0 if dry_run else sum(map(link.remove_leftover, walker.leftovers))
             return i, memo, removed
 
         def walked(step: tuple[int, Memo, int]) -> None:
@@ -587,7 +589,8 @@ class _Walk:
         self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
         self.memos = memos
         self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
-        self.leftovers: list[str] = []
+        self.tree = Tree(venv.root)  # the caller closes it, once done with the leftovers
+        self.leftovers: list[At] = []
 
     def run(self) -> Memo:
         venv, inodes = self.venv, self.inodes
@@ -596,13 +599,13 @@ class _Walk:
         if self.memos is not None:
             try:
                 clock = self.memos.store.clock_ns()  # before the first stamp
-                trace = Trace(venv.root)
+                trace = Trace(venv.root, self.tree.lstat)
             except OSError:
                 pass  # no memo: the next run walks this venv again
         warnings: list[tuple[str, str]] = []
         candidates = bytearray()
         pycs = pycs_shared = 0
-        for item in inventory(venv, inodes, venv.device, trace):
+        for item in inventory(venv, inodes, venv.device, trace, tree=self.tree):
             match item:
                 case Candidate(st=st, key=key):
                     candidates += CANDIDATE.pack(
@@ -623,8 +626,8 @@ class _Walk:
                 case BadInput(path=path, message=message):
                     warnings.append((path, message))
                     continue
-                case Leftover(path=path):
-                    self.leftovers.append(path)
+                case Leftover(at=at):
+                    self.leftovers.append(at)
                     continue
             # A source file: one of Candidate, Shared, Skipped.
             tally.scanned += 1
@@ -663,7 +666,9 @@ def _renew_memos(
     renew = [venv for venv, _tally in todo if venv.device in inodes]
 
     def walk(venv: Venv) -> None:
-        _Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs).run()
+        walker = _Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs)
+        with walker.tree:
+            walker.run()
 
     try:
         run_each(walk, renew, jobs, locks=stores.locks())
@@ -752,7 +757,7 @@ class _Run:
             return
         key, generation = found
         try:
-            st = os.lstat(item.path)
+            st = item.at.lstat()
         except OSError:
             return
         if st.st_ino != item.ino:

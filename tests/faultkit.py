@@ -68,7 +68,7 @@ def die(where=""):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def hook(stage):
+def hook(stage, at=None):
     global seen
     if not hooks and config.get("mark"):
         open(config["mark"], "x").close()  # the first hook: this run holds the lock

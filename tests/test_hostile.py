@@ -31,7 +31,6 @@ import random
 import socket
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from wheelbuilder import record_hash
 
 import dedupe.link
 from dedupe import ScanResult, VenvReport, scan, verify
+from dedupe.tree import At
 
 DIST_INFO = "alpha-1.0.dist-info"
 IS_ROOT = os.geteuid() == 0
@@ -267,17 +267,6 @@ def test_non_utf8_names_are_shared_and_reported(
 APPENDED = b"# appended while the scan was linking this file\n"
 
 
-def action_on_stack() -> Any:
-    """The action dedupe.link is carrying out: a local of the caller of the hook."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        action = frame.f_locals.get("action")
-        if action is not None and hasattr(action, "path"):
-            return action
-        frame = frame.f_back
-    raise AssertionError("the fault hook was called outside of a dedupe.link action")
-
-
 @pytest.mark.parametrize(
     ("stage", "victim"),
     [
@@ -307,8 +296,8 @@ def test_a_file_written_between_hash_and_replace_keeps_its_bytes(
     before = snapshot(venv_root)
     written = []
 
-    def hook(name: str) -> None:
-        if name == stage and not written and action_on_stack().path == str(target):
+    def hook(name: str, at: At) -> None:
+        if name == stage and not written and at.path == str(target):
             with open(target, "ab") as out:
                 out.write(APPENDED)
             written.append(name)

@@ -15,12 +15,14 @@ def test_a_file_with_other_names_is_unlinked_before_the_call_returns(tmp_path: P
     first.write_bytes(b"x" * 5000)
     os.link(first, other)
     unlinker = Unlinker(str(tmp_path / "trash"))
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        unlinker(str(first), os.lstat(first))
+        unlinker(folder, first.name, os.lstat(first))
         assert not first.exists()
         assert os.lstat(other).st_nlink == 1
     finally:
         unlinker.close()
+        os.close(folder)
 
 
 def test_a_last_name_leaves_its_folder_at_once_and_is_gone_after_close(tmp_path: Path) -> None:
@@ -30,9 +32,11 @@ def test_a_last_name_leaves_its_folder_at_once_and_is_gone_after_close(tmp_path:
     for path in files:
         path.write_bytes(os.urandom(5000))
     unlinker = Unlinker(str(trash))
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     for path in files:
-        unlinker(str(path), os.lstat(path))
+        unlinker(fd, path.name, os.lstat(path))
         assert not path.exists()  # the venv folder never holds waiting files
     unlinker.close()
+    os.close(fd)
     assert list(folder.iterdir()) == [] and list(trash.iterdir()) == []
     assert unlinker.failures == []

@@ -18,6 +18,7 @@ from dedupe import ScanResult, gc, scan, verify
 from dedupe.discovery import find_venvs
 from dedupe.memo import Memos, Trace
 from dedupe.store import open_store
+from dedupe.tree import Tree
 
 UTIL = "alpha/util.py"
 BETA_ENGINE = "beta/engine.py"
@@ -198,8 +199,9 @@ def test_a_memo_is_kept_only_when_its_stamps_predate_the_clock(
     (venv,) = (v for v in find_venvs([str(venv_root)]).venvs if v.root == str(a.path))
     memo = memos.load(venv, share_pyc=True)
     assert memo is not None
-    trace = Trace(venv.root)
-    trace.stamp(os.path.relpath(a.site_packages, a.path))
+    with Tree(venv.root) as tree:
+        trace = Trace(venv.root, tree.lstat)
+        trace.stamp(os.path.relpath(a.site_packages, a.path))
     ctime = trace.stamps[0][5]
 
     assert not memos.save(venv, True, trace, ctime, memo)  # changed at the clock's reading

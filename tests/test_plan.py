@@ -12,6 +12,7 @@ import pytest
 from helpers import MakeVenvs, Venv, file_sha256
 
 from dedupe import link, scan
+from dedupe.tree import At
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_an_object_edited_in_place_during_the_run_is_not_linked_to_again(
     pristine = file_sha256(d.file("alpha/util.py"))
     done: list[str] = []
 
-    def edit_after_first_link(stage: str) -> None:
+    def edit_after_first_link(stage: str, at: At) -> None:
         # After b's util.py became a link to the object (a's inode), append to it.
         if (
             stage == "renamed"

@@ -1,0 +1,156 @@
+"""Folder handles: each folder of a venv opened without following symlinks, relative to
+its parent's handle, and proven to be the folder that was listed.
+
+Every later open, stat, link, rename and unlink of a venv file goes through its folder's
+handle (the `dir_fd=` forms), so a folder that the venv's owner swaps for a symlink in
+the middle of a run cannot send root's writes or reads elsewhere: the path is resolved
+once, component by component, and a folder whose identity (device, inode) is not the
+one first seen is refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = ["At", "FolderSwapped", "Tree", "split"]
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+class FolderSwapped(OSError):
+    """A folder on the way is a symlink now, or another folder than the one listed."""
+
+
+def split(rel: str) -> tuple[str, str]:
+    """A venv-relative path as (folder, name); '' is the venv root."""
+    folder, _, name = rel.rpartition("/")
+    return folder, name
+
+
+class Tree:
+    """The folder handles of one tree (a venv, or a store), opened on demand.
+
+    A descriptor that fd() returns stays open until the next call of fd() on this tree,
+    which may close the least recently used ones: use it at once, and ask again.
+    """
+
+    def __init__(self, root: str, ident: tuple[int, int] | None = None, keep: int = 64) -> None:
+        self.root = root
+        self._ids: dict[str, tuple[int, int]] = {} if ident is None else {"": ident}
+        self._open: OrderedDict[str, int] = OrderedDict()
+        self._keep = keep
+
+    def fd(self, rel: str, ino: int | None = None) -> int:
+        """The handle of the folder rel ('' is the root). ino: the inode number a listing
+        of its parent gave it, checked on first open; later opens must find the folder
+        first opened. FolderSwapped when it is not that folder, or not a folder."""
+        found = self._open.get(rel)
+        if found is not None:
+            self._open.move_to_end(rel)
+            return found
+        if rel:
+            parent, name = split(rel)
+            fd = self._open_at(self.fd(parent), name, rel)
+        else:
+            fd = self._open_at(None, self.root, rel)
+        try:
+            st = os.fstat(fd)
+            ident = (st.st_dev, st.st_ino)
+            if self._ids.setdefault(rel, ident) != ident or (ino is not None and ino != ident[1]):
+                raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._open[rel] = fd
+        while len(self._open) > self._keep:
+            os.close(self._open.popitem(last=False)[1])
+        return fd
+
+    def _open_at(self, parent: int | None, name: str, rel: str) -> int:
+        try:
+            return os.open(name, _FOLDER, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise FolderSwapped(
+                    exc.errno, "a symlink or not a folder", self.path(rel)
+                ) from None
+            raise
+
+    def lstat(self, rel: str) -> os.stat_result:
+        """The stat of rel itself (never followed), through its folder's handle."""
+        if not rel:
+            return os.fstat(self.fd(""))
+        folder, name = split(rel)
+        return os.stat(name, dir_fd=self.fd(folder), follow_symlinks=False)
+
+    def scandir(self, rel: str, ino: int | None = None) -> list[os.DirEntry[str]]:
+        """The entries of the folder rel, read through its handle."""
+        with os.scandir(self.fd(rel, ino)) as it:
+            return list(it)
+
+    def path(self, rel: str) -> str:
+        """rel as a path, for messages and reports only: never to act on."""
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def close(self) -> None:
+        while self._open:
+            os.close(self._open.popitem()[1])
+
+    def __enter__(self) -> Tree:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A tree dropped without close() (an inventory stopped early) must not leak
+        # descriptors: a scan walks thousands of venvs.
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class At:
+    """Where a file is: its tree and its path relative to the tree's root."""
+
+    tree: Tree
+    rel: str
+
+    @property
+    def path(self) -> str:
+        """For messages and reports only: never to act on."""
+        return self.tree.path(self.rel)
+
+    def folder(self) -> tuple[int, str]:
+        """(the handle of the file's folder, the file's name): what to act on. The handle
+        is valid until the next call that asks the tree for one."""
+        folder, name = split(self.rel)
+        return self.tree.fd(folder), name
+
+    def lstat(self) -> os.stat_result:
+        return self.tree.lstat(self.rel)
+
+    def parent(self) -> At:
+        return At(self.tree, split(self.rel)[0])
+
+    def writable(self) -> bool:
+        """Whether we may add and remove names in this folder."""
+        if not self.rel:
+            return _may_write(self.tree.path(""), None)
+        try:
+            fd, name = self.folder()
+        except OSError:
+            return False
+        return _may_write(name, fd)
+
+
+def _may_write(name: str, dir_fd: int | None) -> bool:
+    return os.access(
+        name,
+        os.W_OK | os.X_OK,
+        dir_fd=dir_fd,
+        effective_ids=os.access in os.supports_effective_ids,
+        follow_symlinks=False,
+    )
