@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Seconds a run waits for another run's lock before StoreLockedError (here, not in
+# dedupe.maintenance, so that the CLI can show it in --help without importing the machinery).
+DEFAULT_LOCK_TIMEOUT = 60.0
+
 
 class DedupeError(Exception):
     """Root of every error venv-dedupe raises on purpose."""

@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from . import link, memo
 from .bytecode import HEADER_SIZE, parse_header
 from .discovery import Venv, default_roots, find_venvs
-from .errors import DedupeError, StoreError, UsageError
+from .errors import DEFAULT_LOCK_TIMEOUT, DedupeError, StoreError, UsageError
 from .hashing import FileChanged, digest_file, read_small
 from .inventory import dist_infos, read_text
 from .problems import Problem, VenvSkip
@@ -45,7 +45,6 @@ from .tree import At, Tree
 
 LockWait = Callable[[str], None]
 
-DEFAULT_LOCK_TIMEOUT = 60.0
 # Room detach leaves free beside the copies: metadata, journals, and whatever else
 # writes to the filesystem meanwhile.
 SPACE_MARGIN = 64 << 20

@@ -39,7 +39,7 @@ from typing import Any
 
 import xxhash
 
-from . import __version__
+from ._version import __version__
 from .discovery import Venv
 from .store import CACHE_DIR, TMP_PREFIX, Store
 

@@ -3,6 +3,9 @@
 Exit codes: 0 done; 1 done, but some files could not be handled because of errors;
 2 bad usage or a fatal problem (store locked or unusable). DedupeError becomes exit 2
 here and nowhere else.
+
+Parsing imports argparse-level code only: each command module imports its machinery when
+the command runs, so `--help` and `--version` cost an interpreter start and little more.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import DedupeError
 from . import detach, gc, scan, status, verify
 from ._common import EXIT_FATAL

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..maintenance import DEFAULT_LOCK_TIMEOUT
+from ..errors import DEFAULT_LOCK_TIMEOUT
 
 
 def _seconds(text: str) -> float:

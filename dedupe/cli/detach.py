@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..maintenance import detach
-from ..report_maintenance import render_detach, to_json
 from ._common import EXIT_ERRORS, EXIT_OK
 from ._lock import add_lock_options, lock_timeout, say_waiting
 
@@ -30,6 +28,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: parsing, and so --help, must not load the machinery (issue #11).
+    from ..maintenance import detach
+    from ..report_maintenance import render_detach, to_json
+
     result = detach(
         args.venvs,
         store=args.store,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..maintenance import gc
-from ..report_maintenance import render_gc, to_json
 from ._common import EXIT_ERRORS, EXIT_OK
 from ._lock import add_lock_options, lock_timeout, say_waiting
 
@@ -29,6 +27,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: parsing, and so --help, must not load the machinery (issue #11).
+    from ..maintenance import gc
+    from ..report_maintenance import render_gc, to_json
+
     result = gc(
         store=args.store,
         dry_run=args.dry_run,

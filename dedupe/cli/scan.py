@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from ..report import render_problems, render_text, to_json
-from ..scan import scan
 from ._common import EXIT_ERRORS, EXIT_OK, progress_bars
 from ._lock import add_lock_options, lock_timeout, say_waiting
 
@@ -49,6 +47,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: parsing, and so --help, must not load the machinery (issue #11).
+    from ..report import render_problems, render_text, to_json
+    from ..scan import scan
+
     progress, close = progress_bars(not args.quiet and not args.json)
     try:
         result = scan(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..maintenance import status
-from ..report_maintenance import render_status, to_json
 from ._common import EXIT_OK
 
 
@@ -25,6 +23,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: parsing, and so --help, must not load the machinery (issue #11).
+    from ..maintenance import status
+    from ..report_maintenance import render_status, to_json
+
     result = status(args.roots, store=args.store)
     print(to_json(result) if args.json else render_status(result))
     return EXIT_OK
