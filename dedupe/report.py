@@ -97,10 +97,9 @@ def render_text(result: ScanResult) -> str:
     for s in r.stores:
         if s.exists:
             out.append(
-                f"store {display(s.path)}: {s.objects:,} objects, saving "
-                f"{human_size(s.bytes_saved)} in total"
-                + (f"; {s.unused_objects:,} unused" if s.unused_objects else "")
+                f"store {display(s.path)}: {s.objects:,} objects"
                 + (f"; memos {human_size(s.scan_state_bytes)}" if s.scan_state_bytes else "")
+                + " (`venv-dedupe status` shows what they save, and any unused)"
             )
         else:
             out.append(f"store {display(s.path)}: {would}created")

@@ -50,7 +50,6 @@ from .store import (
     default_store_path,
     nearest_existing,
     open_store,
-    saved_bytes,
 )
 from .tree import At, Tree
 from .workers import WorkerError, can_fork, default_jobs, run_each, run_parts
@@ -90,10 +89,12 @@ class VenvReport:
 
 @dataclass(frozen=True, slots=True)
 class StoreReport:
+    """The store as the scan leaves it. What its objects save and how many no venv uses
+    are dedupe.maintenance.status's to tell: they move with every venv removed or pip
+    uninstall anywhere, out of a scan's sight, so only a stat of every object knows them."""
+
     path: str
-    objects: int
-    unused_objects: int  # link count 1: no venv uses them
-    bytes_saved: int  # allocated bytes that sharing saves now, over all objects
+    objects: int  # from the folder listing (d_ino), not a stat per object
     exists: bool
     scan_state_bytes: int  # the scan's memos and trash folder, not in store_overhead_bytes
 
@@ -339,23 +340,18 @@ class _Stores:
     def locks(self) -> frozenset[int]:
         return frozenset(s.lock_fd for s in self.by_device.values() if s.lock_fd is not None)
 
-    def reports(self) -> tuple[StoreReport, ...]:
-        return tuple(_store_report(s) for s in self.by_device.values())
-
-
-def _store_report(store: Store) -> StoreReport:
-    objects = unused = saved = 0
-    for _key, _generation, entry in store.iter_all():
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        objects += 1
-        unused += st.st_nlink == 1
-        saved += saved_bytes(st)
-    return StoreReport(
-        store.path, objects, unused, saved, os.path.isdir(store.path), store.scan_state_bytes()
-    )
+    def reports(self, linked: bool) -> tuple[StoreReport, ...]:
+        """linked: a real run's pass 2 walked venvs, so it may have added objects; else
+        the store holds what its index listed when the run began."""
+        return tuple(
+            StoreReport(
+                path=store.path,
+                objects=len(store.inodes()) if linked else self.indexes[device].count,
+                exists=os.path.isdir(store.path),
+                scan_state_bytes=store.scan_state_bytes(),
+            )
+            for device, store in self.by_device.items()
+        )
 
 
 P = ParamSpec("P")
@@ -539,6 +535,7 @@ def scan(
             if left:
                 tally.pyc_skipped[Reason.PYC_SOURCE_NOT_SHARED] += left
         overhead = stores.overhead(new_folders)
+        store_reports = stores.reports(linked=not dry_run and bool(todo))
     finally:
         stores.close()
 
@@ -555,7 +552,7 @@ def scan(
         venvs=tuple(t.report() for t in tallies),
         venvs_unchanged=sum(t.unchanged for t in tallies),
         skipped_venvs=tuple(skipped_venvs),
-        stores=stores.reports(),
+        stores=store_reports,
         files_scanned=sum(t.scanned for t in tallies),
         files_eligible=sum(t.eligible for t in tallies),
         files_linked=sum(t.linked for t in tallies),

@@ -52,7 +52,7 @@ VENV_KEYS = {
     "apparent_bytes_reclaimed",
     "skipped",
 }
-STORE_KEYS = {"path", "objects", "bytes_saved"}
+STORE_KEYS = {"path", "objects", "exists", "scan_state_bytes"}
 
 
 @pytest.fixture(scope="module")

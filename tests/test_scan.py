@@ -11,12 +11,14 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import shutil
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
 from helpers import (
+    MakeVenvs,
     PathState,
     Usage,
     Venv,
@@ -33,8 +35,9 @@ from helpers import (
     store_objects,
     temp_leftovers,
 )
+from store_helpers import saving_of_objects
 
-from dedupe import ScanResult, scan
+from dedupe import ScanResult, scan, status
 
 # Files whose bytes are the same in alpha 1.0 and 2.0 (see wheelbuilder.alpha).
 SAME_IN_BOTH_VERSIONS = ("alpha/util.py", "alpha/data/table.csv")
@@ -368,6 +371,45 @@ def test_store_report_counts_objects(scenario: Scenario) -> None:
     (store,) = scenario.real.stores
     assert os.path.realpath(store.path) == os.path.realpath(scenario.store)
     assert store.objects == len(store_objects(scenario.store))
+
+
+def test_store_figures_stay_exact_over_reruns_and_a_removed_venv(
+    make_venvs: MakeVenvs, venv_root: Path, store_dir: Path
+) -> None:
+    # What a scan says of the store is what a listing gives; what sharing saves and how
+    # many objects no venv uses (which a venv removed anywhere changes) is status's, from
+    # a stat of every object. Both must equal a full stat of the store at every step.
+    *_alphas, c, d = make_venvs(
+        venv_root, a=["alpha==1.0"], b=["alpha==1.0"], c=["beta==1.0"], d=["beta==1.0"]
+    )
+
+    def full_stat() -> tuple[int, int, int]:
+        found = [os.lstat(p) for p in store_objects(store_dir).values()]
+        unused = sum(st.st_nlink == 1 for st in found)
+        return len(found), unused, saving_of_objects(store_dir)
+
+    def reported(result: ScanResult) -> tuple[int, int, int]:
+        (store,) = result.stores
+        now = status([venv_root], store=store_dir)
+        return store.objects, now.unused_objects, now.bytes_saved
+
+    first = scan([venv_root], store=store_dir)
+    assert first.files_linked > 0
+    assert reported(first) == full_stat()
+    before = full_stat()
+    rerun = scan([venv_root], store=store_dir)
+    assert rerun.venvs_unchanged == 4 and rerun.files_linked == 0
+    assert reported(rerun) == full_stat() == before
+
+    # beta's objects keep one venv name (they save nothing), then none (unused).
+    for gone, left in ((c, 3), (d, 2)):
+        shutil.rmtree(gone.path)
+        after = scan([venv_root], store=store_dir)
+        assert after.files_linked == 0 and len(after.venvs) == left
+        assert reported(after) == full_stat()
+    objects, unused, saved = full_stat()
+    assert objects == before[0]  # nothing was added or collected
+    assert unused > before[1] == 0 and saved < before[2]
 
 
 def test_result_is_frozen(scenario: Scenario) -> None:
