@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import helpers
-from helpers import Venv
-from store_helpers import edit_in_place
+from helpers import Venv, edit_in_place
 from wheelbuilder import record_hash
 
 DIST_INFO = "alpha-1.0.dist-info"

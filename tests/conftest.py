@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MakeVenv, MakeVenvs, Venv, create_venv, create_venvs
+from helpers import MakeVenv, MakeVenvs, Venv, create_venv, create_venvs, hold_lock
 from wheelbuilder import build_wheelhouse
 
 
@@ -61,6 +61,18 @@ def venv_root(tmp_path: Path) -> Path:
 def store_dir(tmp_path: Path) -> Path:
     """Where the store goes: on the venvs' filesystem, outside the root, not yet created."""
     return tmp_path / "store"
+
+
+@pytest.fixture
+def held_lock(store_dir: Path) -> Iterator[int]:
+    """store_dir's lock, held by this process as another run holds it; yields its pid.
+
+    The store must exist first: request this after the fixture that scans into store_dir
+    (or take it with ``request.getfixturevalue`` once the test made the store). It never
+    makes the lock file itself, so a store not made yet fails here, not later.
+    """
+    with hold_lock(store_dir) as pid:
+        yield pid
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: real venvs, tree snapshots, inode and block accounting, CLI runs.
+"""Helpers shared by the tests: real venvs, tree snapshots, inode and block accounting, the
+store's objects and lock, CLI runs.
 
 Kept apart from conftest.py so test modules can import them by name; conftest.py wraps
 them in fixtures.
@@ -6,6 +7,7 @@ them in fixtures.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -16,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -346,16 +349,62 @@ def store_content_folders(store: Path) -> list[Path]:
     )
 
 
-def store_objects(store: Path, trees: tuple[str, ...] = ("objects", "pyc")) -> dict[int, Path]:
-    """{st_ino: path} of every object in the store (``STORE/objects/...`` and, for shared
-    pycs, ``STORE/pyc/...``)."""
+def store_objects(store: Path) -> dict[int, Path]:
+    """{st_ino: path} of every object in the store: sources (``STORE/objects/...``) and
+    shared pycs (``STORE/pyc/...``). The one listing of store objects the tests use."""
     return {
         st.st_ino: path
-        for tree in trees
+        for tree in ("objects", "pyc")
         if (store / tree).exists()
         for path, st in _walk(store / tree)
         if stat.S_ISREG(st.st_mode)
     }
+
+
+def unused_objects(store: Path) -> dict[int, Path]:
+    """The store objects no venv uses any more (link count 1): what gc removes."""
+    return {ino: path for ino, path in store_objects(store).items() if os.lstat(path).st_nlink == 1}
+
+
+def saving_of_objects(store: Path) -> int:
+    """What the objects save, straight from the definition: an object with link count
+    n >= 2 has n - 1 venv names sharing one inode, so it saves n - 2 copies."""
+    total = 0
+    for path in store_objects(store).values():
+        st = os.lstat(path)
+        if st.st_nlink >= 2:
+            total += (st.st_nlink - 2) * st.st_blocks * 512
+    return total
+
+
+@contextmanager
+def hold_lock(store: Path) -> Iterator[int]:
+    """The store's lock, held by this process as another run holds it: its pid inside.
+
+    flock locks belong to an open file description, so holding one here blocks a
+    subprocess that opens STORE/lock itself, just as a second cron job would be blocked.
+    The store must exist (its lock file is made with it), and the lock must be free:
+    taking it does not wait, so a lock some run still holds fails the test at once.
+    """
+    fd = os.open(store / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield os.getpid()
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def edit_in_place(path: Path) -> None:
+    """Change one byte through the path, keeping its size: as an editor writing in place
+    would, it reaches every name of the inode."""
+    data = path.read_bytes()
+    index = data.index(b"_TABLE = (\n    '") + len(b"_TABLE = (\n    '")
+    with path.open("r+b") as out:
+        out.seek(index)
+        out.write(b"x" if data[index : index + 1] != b"x" else b"y")
+    assert path.read_bytes() != data and len(path.read_bytes()) == len(data)
 
 
 def temp_leftovers(top: Path) -> list[Path]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from helpers import (
     MakeVenvs,
     Venv,
     create_venvs,
+    hold_lock,
     inode,
     inodes,
     run_cli,
@@ -112,12 +111,9 @@ def test_json_real_run_releases_the_lock_and_a_rerun_links_nothing(
     assert report["store"]["objects"] == len(store_objects(store_dir))
     assert inode(a.file("alpha/core.py")) == inode(b.file("alpha/core.py"))
 
-    # The run released its lock: taking it now does not block (LOCK_NB would raise).
-    fd = os.open(store_dir / "lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
+    # The run released its lock: taking it now does not wait (hold_lock would raise).
+    with hold_lock(store_dir):
+        pass
 
     second = run_cli("scan", str(venv_root), "--store", str(store_dir), "--json")
     assert second.returncode == 0, second
@@ -175,23 +171,6 @@ def test_store_that_is_a_regular_file_exits_2_and_changes_nothing(
     assert snapshot_diff(before, snapshot(venv_root)) == []
     assert inodes(venv_root) == inodes_before
     assert not_a_folder.read_text() == "this is not a store\n"
-
-
-@pytest.fixture
-def held_lock(store_dir: Path) -> Iterator[Path]:
-    """Hold the store's lock the way another run would.
-
-    flock locks belong to an open file description, so holding one here blocks a
-    subprocess that opens STORE/lock itself, just as a second cron job would be blocked.
-    """
-    lock = store_dir / "lock"
-    assert lock.exists(), "the store has no lock file"
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield lock
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def test_locked_store_exits_2_and_changes_nothing(

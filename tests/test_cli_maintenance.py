@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,16 @@ from helpers import (
     MakeVenvs,
     Venv,
     disk_usage,
+    edit_in_place,
     inodes,
     pip,
     run_cli,
     run_console_script,
+    saving_of_objects,
     snapshot,
     snapshot_diff,
+    store_objects,
 )
-from store_helpers import edit_in_place, hold_lock, object_files, saving_of_objects
 
 UTIL = "alpha/util.py"
 
@@ -43,7 +44,7 @@ def test_status_json_reports_bytes_saved(
     assert data["bytes_saved"] == saving_of_objects(store_dir) > 0
     assert [v["path"] for v in data["venvs"]] == [str(v.path) for v in two]
     assert {(d["name"], d["version"]) for d in data["distributions"]} >= {("alpha", "1.0")}
-    assert data["stores"][0]["objects"] == len(object_files(store_dir))
+    assert data["stores"][0]["objects"] == len(store_objects(store_dir))
 
     text = run_cli("status", "--store", str(store_dir), str(venv_root))
     assert text.returncode == 0, text
@@ -91,7 +92,7 @@ def test_verify_repair_moves_the_object_out_of_the_store(
 
     assert run.returncode == 1, run
     assert "moved" in run.stdout
-    assert damaged_ino not in object_files(store_dir)
+    assert damaged_ino not in store_objects(store_dir)
     moved = [p for p in (store_dir / "damaged").rglob("*") if p.is_file()]
     assert [os.lstat(p).st_ino for p in moved] == [damaged_ino]
     (c,) = make_venvs(venv_root, c=["alpha==1.0"])
@@ -117,7 +118,7 @@ def test_detach_dry_run_then_detach(
     data = run.json()
     assert data["files_detached"] == data["files_shared"] > 0
     assert snapshot_diff(before, snapshot(a.path)) == []
-    object_inodes = set(object_files(store_dir))
+    object_inodes = set(store_objects(store_dir))
     assert not [p for p, (_, ino) in inodes(a.path).items() if ino in object_inodes]
     assert os.lstat(b.file(UTIL)).st_ino in object_inodes  # b still shares
     assert run_console_script(a, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
@@ -136,30 +137,24 @@ def test_gc_json_reports_bytes_freed(
 ) -> None:
     for venv in two:
         pip(venv, "uninstall", "-y", "-q", "alpha")
-    objects = object_files(store_dir)
+    objects = store_objects(store_dir)
     usage_before = disk_usage(store_dir)
 
     dry = run_cli("gc", "--dry-run", "--json", "--store", str(store_dir))
     assert dry.returncode == 0, dry
-    assert object_files(store_dir) == objects
+    assert store_objects(store_dir) == objects
 
     run = run_cli("gc", "--json", "--store", str(store_dir))
     assert run.returncode == 0, run
     freed = usage_before.allocated - disk_usage(store_dir).allocated
     assert run.json()["bytes_freed"] == dry.json()["bytes_freed"] == freed > 0
-    assert run.json()["files_removed"] == len(objects) - len(object_files(store_dir)) > 0
+    assert run.json()["files_removed"] == len(objects) - len(store_objects(store_dir)) > 0
 
     text = run_cli("gc", "--store", str(store_dir))
     assert text.returncode == 0 and "removed 0 unused" in text.stdout
 
 
 # --- the lock ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def held_lock(two: tuple[Venv, ...], store_dir: Path) -> Iterator[int]:
-    with hold_lock(store_dir) as pid:
-        yield pid
 
 
 @pytest.mark.parametrize(
@@ -170,7 +165,7 @@ def held_lock(two: tuple[Venv, ...], store_dir: Path) -> Iterator[int]:
     ],
 )
 def test_no_wait_exits_2_at_once_naming_the_holder(
-    held_lock: int, store_dir: Path, command: list[str]
+    two: tuple[Venv, ...], held_lock: int, store_dir: Path, command: list[str]
 ) -> None:
     start = time.monotonic()
     run = run_cli(*command, "--no-wait", "--store", str(store_dir))
@@ -181,7 +176,9 @@ def test_no_wait_exits_2_at_once_naming_the_holder(
     assert "waiting" not in run.stderr
 
 
-def test_lock_timeout_waits_then_exits_2(held_lock: int, store_dir: Path, venv_root: Path) -> None:
+def test_lock_timeout_waits_then_exits_2(
+    two: tuple[Venv, ...], held_lock: int, store_dir: Path, venv_root: Path
+) -> None:
     start = time.monotonic()
     run = run_cli("detach", "--lock-timeout", "1", "--store", str(store_dir), str(venv_root / "a"))
     assert time.monotonic() - start >= 1

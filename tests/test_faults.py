@@ -40,7 +40,14 @@ from typing import Any
 
 import pytest
 from faultkit import copy_tree, leftovers, run_child, sharing, without_leftovers
-from helpers import TEMP_PREFIX, PathState, create_venvs, snapshot, snapshot_diff
+from helpers import (
+    TEMP_PREFIX,
+    PathState,
+    create_venvs,
+    snapshot,
+    snapshot_diff,
+    unused_objects,
+)
 
 from dedupe import detach, gc, scan, verify
 from dedupe.store import open_store
@@ -353,16 +360,6 @@ def test_kill_at_random_instants_of_detach(world: World) -> None:
 # --- gc -------------------------------------------------------------------------------------
 
 
-def unused_objects(store: Path) -> list[Path]:
-    return [
-        Path(folder) / name
-        for tree in ("objects", "pyc")
-        for folder, _, files in os.walk(store / tree)
-        for name in files
-        if os.lstat(Path(folder) / name).st_nlink == 1
-    ]
-
-
 def test_kill_at_random_instants_of_gc(world: World) -> None:
     """gc of a store whose venvs a and b are gone, killed before or after its Nth object
     or folder removal, or after a delay; then gc again, then scan."""
@@ -389,7 +386,7 @@ def test_kill_at_random_instants_of_gc(world: World) -> None:
         check_killed(trial, world.expected_gc)
         done = gc(store)
         assert done.errors == (), f"the next gc: {done.errors}"
-        assert unused_objects(store) == []
+        assert unused_objects(store) == {}
         for tree in ("objects", "pyc"):
             for folder, dirs, files in os.walk(store / tree):
                 assert dirs or files or Path(folder) == store / tree, f"left empty: {folder}"

@@ -3,14 +3,13 @@ store's lock waiting, and the store's refusal of loose ownership or permissions.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
 import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,20 @@ from helpers import (
     MakeVenvs,
     Venv,
     disk_usage,
+    edit_in_place,
     file_sha256,
+    hold_lock,
     inodes,
     pip,
     run_console_script,
     run_python,
+    saving_of_objects,
     snapshot,
     snapshot_diff,
+    store_objects,
     temp_leftovers,
+    unused_objects,
 )
-from store_helpers import edit_in_place, hold_lock, object_files, saving_of_objects
 
 from dedupe import StoreError, StoreLockedError, maintenance, scan
 from dedupe.maintenance import (
@@ -66,14 +69,14 @@ def test_status_after_scan_reports_what_the_objects_save(
     assert result.bytes_saved > 0
     assert result.bytes_saved == saving_of_objects(store_dir)
     (store,) = result.stores
-    assert store.objects == len(object_files(store_dir))
+    assert store.objects == len(store_objects(store_dir))
     assert store.unused_objects == 0
     # Every name of every object is under the root: the shares add up exactly.
     assert store.links_outside_roots == 0
     assert sum(v.bytes_saved for v in result.venvs) == result.bytes_saved
     assert sum(d.bytes_saved for d in result.distributions) == result.bytes_saved
     # Per venv: the files that are store objects, counted by inode.
-    object_inodes = set(object_files(store_dir))
+    object_inodes = set(store_objects(store_dir))
     for venv, report in zip((a, b, c), result.venvs, strict=True):
         assert report.path == str(venv.path)
         linked = [p for p, (_, ino) in inodes(venv.path).items() if ino in object_inodes]
@@ -90,7 +93,7 @@ def test_status_counts_objects_no_venv_uses(
     for venv in (a, b, c):
         pip(venv, "uninstall", "-y", "-q", "alpha")
     result = status([venv_root], store=store_dir)
-    unused = [p for p in object_files(store_dir).values() if os.lstat(p).st_nlink == 1]
+    unused = unused_objects(store_dir).values()
     assert result.unused_objects == len(unused) > 0
     assert result.unused_bytes == sum(os.lstat(p).st_blocks * 512 for p in unused)
 
@@ -119,7 +122,7 @@ def test_verify_of_an_intact_store_finds_nothing(
 ) -> None:
     result = verify([venv_root], store=store_dir)
     assert result.ok
-    assert result.objects_checked == len(object_files(store_dir)) > 0
+    assert result.objects_checked == len(store_objects(store_dir)) > 0
 
 
 def test_verify_names_every_venv_an_in_place_edit_reached(
@@ -191,7 +194,7 @@ def test_verify_repair_moves_the_object_out_and_no_scan_links_to_it(
     assert Path(damaged.moved_to).is_relative_to(store_dir / "damaged")
     assert os.lstat(damaged.moved_to).st_ino == damaged_ino
     assert not os.path.lexists(damaged.path)
-    assert damaged_ino not in object_files(store_dir)
+    assert damaged_ino not in store_objects(store_dir)
     for venv in (a, b, c):  # the venv files keep their (damaged) bytes and inode
         assert os.lstat(venv.file(UTIL)).st_ino == damaged_ino
         assert venv.file(UTIL).read_bytes() == edited
@@ -213,7 +216,7 @@ def test_detach_gives_private_copies_with_the_same_bytes_and_mode(
     three: tuple[Venv, ...], venv_root: Path, store_dir: Path
 ) -> None:
     a, b, c = three
-    object_inodes = set(object_files(store_dir))
+    object_inodes = set(store_objects(store_dir))
     before = snapshot(a.path)
     shared = {
         p: os.lstat(a.path / p) for p, (_, ino) in inodes(a.path).items() if ino in object_inodes
@@ -294,13 +297,13 @@ def test_gc_removes_objects_no_venv_uses_and_reports_the_bytes(
     for venv in (a, b, c):
         pip(venv, "uninstall", "-y", "-q", "alpha")
     beta_before = snapshot(a.site_packages)
-    unused = {ino: p for ino, p in object_files(store_dir).items() if os.lstat(p).st_nlink == 1}
+    unused = unused_objects(store_dir)
     assert unused
-    objects_before = object_files(store_dir)
+    objects_before = store_objects(store_dir)
     usage_before = disk_usage(store_dir)
 
     dry = gc(store_dir, dry_run=True)
-    assert object_files(store_dir) == objects_before
+    assert store_objects(store_dir) == objects_before
     assert disk_usage(store_dir) == usage_before
 
     real = gc(store_dir)
@@ -309,7 +312,7 @@ def test_gc_removes_objects_no_venv_uses_and_reports_the_bytes(
     assert real.bytes_freed == dry.bytes_freed == usage_before.allocated - usage_after.allocated
     assert real.bytes_freed > 0
     assert real.apparent_bytes_freed == usage_before.apparent - usage_after.apparent
-    assert set(object_files(store_dir)) == set(objects_before) - set(unused)
+    assert set(store_objects(store_dir)) == set(objects_before) - set(unused)
     assert real.folders_removed == dry.folders_removed
     for tree in ("objects", "pyc"):  # no empty shard folder is left
         for folder, dirs, files in os.walk(store_dir / tree):
@@ -336,13 +339,9 @@ def test_gc_without_a_store_uses_the_user_store(
 # --- the lock ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def held_lock(three: tuple[Venv, ...], store_dir: Path) -> Iterator[int]:
-    with hold_lock(store_dir) as pid:
-        yield pid
-
-
-def test_a_held_lock_fails_at_once_without_waiting(held_lock: int, store_dir: Path) -> None:
+def test_a_held_lock_fails_at_once_without_waiting(
+    three: tuple[Venv, ...], held_lock: int, store_dir: Path
+) -> None:
     told: list[str] = []
     start = time.monotonic()
     with pytest.raises(StoreLockedError, match=f"pid {held_lock}") as info:
@@ -352,7 +351,9 @@ def test_a_held_lock_fails_at_once_without_waiting(held_lock: int, store_dir: Pa
     assert told == []
 
 
-def test_a_held_lock_is_waited_for_then_reported(held_lock: int, store_dir: Path) -> None:
+def test_a_held_lock_is_waited_for_then_reported(
+    three: tuple[Venv, ...], held_lock: int, store_dir: Path
+) -> None:
     told: list[str] = []
     start = time.monotonic()
     with pytest.raises(StoreLockedError, match=f"pid {held_lock}"):
@@ -364,9 +365,10 @@ def test_a_held_lock_is_waited_for_then_reported(held_lock: int, store_dir: Path
 def test_the_lock_is_taken_once_it_is_released(three: tuple[Venv, ...], store_dir: Path) -> None:
     import threading
 
-    fd = os.open(store_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    threading.Timer(0.5, os.close, [fd]).start()
+    held = ExitStack()
+    held.enter_context(hold_lock(store_dir))
+    (store_dir / "lock").write_text("")  # emptied: only gc can write a pid into it now
+    threading.Timer(0.5, held.close).start()
     told: list[str] = []
     assert gc(store_dir, lock_timeout=10, on_lock_wait=told.append).errors == ()
     assert len(told) == 1

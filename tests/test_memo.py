@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import CACHE_DIR, MakeVenvs, Venv, pip, store_objects
-from store_helpers import edit_in_place
+from helpers import CACHE_DIR, MakeVenvs, Venv, edit_in_place, pip, store_objects
 
 from dedupe import ScanResult, gc, scan, verify
 from dedupe.discovery import find_venvs
