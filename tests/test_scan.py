@@ -28,6 +28,7 @@ from helpers import (
     pyc_freshness,
     run_console_script,
     run_python,
+    saving_of_objects,
     snapshot,
     snapshot_diff,
     source_of_pyc,
@@ -35,9 +36,8 @@ from helpers import (
     store_objects,
     temp_leftovers,
 )
-from store_helpers import saving_of_objects
 
-from dedupe import ScanResult, scan, status
+from dedupe import ScanResult, UsageError, scan, status
 
 # Files whose bytes are the same in alpha 1.0 and 2.0 (see wheelbuilder.alpha).
 SAME_IN_BOTH_VERSIONS = ("alpha/util.py", "alpha/data/table.csv")
@@ -429,25 +429,49 @@ def test_a_result_does_not_change_when_later_scans_run(scenario: Scenario) -> No
 def test_a_scan_runs_without_the_cyclic_collector_and_leaves_no_cycles(
     pair: tuple[Venv, ...], venv_root: Path, store_dir: Path
 ) -> None:
-    # The scan pauses the collector for its speed; that is only free of cost while the
-    # scan makes no garbage that only the collector could free.
-    collecting: set[bool] = set()
-    gc.collect()
-    assert gc.isenabled()
-    gc.disable()
+    """The scan pauses the collector for its speed, and enables it again when it ends.
+
+    The test leaves the collector as pytest runs it (enabled) and looks from inside the
+    scan, through its progress callback, which the scan calls in this process. Pausing is
+    only free of cost while the scan makes no garbage that only the collector could
+    free: every collection from the scan's start to after it, including the one the
+    collector runs itself once enabled again, finds nothing.
+    """
+    seen_during: list[bool] = []
+    found: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            found.append(info["collected"] + info["uncollectable"])
+
+    gc.collect()  # the garbage of the tests before this one
+    assert gc.isenabled(), "precondition: pytest runs with the collector enabled"
+    gc.callbacks.append(count)
     try:
         result = scan(
             [venv_root],
             store=store_dir,
             jobs=1,
-            progress=lambda *_: collecting.add(gc.isenabled()),
+            progress=lambda *_: seen_during.append(gc.isenabled()),
         )
-        assert gc.collect() == 0
+        enabled_after = gc.isenabled()
+        gc.collect()
     finally:
-        gc.enable()
+        gc.callbacks.remove(count)
+    assert seen_during and set(seen_during) == {False}, seen_during
+    assert enabled_after
+    assert sum(found) == 0, found
     assert result.files_linked > 0 and result.pyc.linked > 0
-    assert collecting == {False}
 
-    scan([venv_root], store=store_dir, progress=lambda *_: collecting.add(gc.isenabled()))
-    assert collecting == {False}
-    assert gc.isenabled()  # as it was before the scan
+    # With workers (the default jobs), progress is still told in this process.
+    seen_during.clear()
+    scan([venv_root], store=store_dir, progress=lambda *_: seen_during.append(gc.isenabled()))
+    assert seen_during and set(seen_during) == {False}, seen_during
+    assert gc.isenabled()
+
+
+def test_a_failed_scan_enables_the_collector_again(venv_root: Path, store_dir: Path) -> None:
+    assert gc.isenabled(), "precondition: pytest runs with the collector enabled"
+    with pytest.raises(UsageError, match="jobs must be at least 1"):
+        scan([venv_root], store=store_dir, jobs=0)
+    assert gc.isenabled()
