@@ -16,6 +16,7 @@ import os
 import stat
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -143,6 +144,19 @@ def run_python(venv: Venv, code: str) -> str:
 
 def run_console_script(venv: Venv, name: str) -> str:
     return _run([str(venv.bin / name)])
+
+
+def wheel_files(wheelhouse: Path, requirement: str) -> dict[str, bytes]:
+    """{RECORD path: bytes} of what pip installs from the wheel of ``name==version``: every
+    member of the wheel but its RECORD (pip writes its own, and INSTALLER, REQUESTED and
+    the console scripts, none of them in the wheel)."""
+    name, version = requirement.split("==")
+    with zipfile.ZipFile(wheelhouse / f"{name}-{version}-py3-none-any.whl") as wheel:
+        return {
+            member: wheel.read(member)
+            for member in wheel.namelist()
+            if member != f"{name}-{version}.dist-info/RECORD"
+        }
 
 
 # --- editing installed RECORDs ----------------------------------------------------------

@@ -21,6 +21,7 @@ from helpers import (
     snapshot,
     snapshot_diff,
     store_objects,
+    wheel_files,
 )
 
 from dedupe import scan
@@ -82,5 +83,16 @@ def test_rescan_after_upgrade_shares_the_new_files(
     assert snapshot_diff(before, snapshot(venv_root)) == []
     for relpath in ("alpha/util.py", "alpha/data/table.csv"):
         assert os.lstat(b.file(relpath)).st_ino == os.lstat(c.file(relpath)).st_ino, relpath
-    assert result.files_linked >= 2
+    # Linked: the files of alpha 2.0 with the bytes of one of alpha 1.0's, whose store
+    # objects c still uses: util.py, table.csv, WHEEL and entry_points.txt. 2.0's other
+    # files have no copy anywhere.
+    one, two = (wheel_files(wheelhouse, f"alpha=={v}") for v in ("1.0", "2.0"))
+    same_in_both = [path for path, data in two.items() if data and data in one.values()]
+    assert sorted(same_in_both) == [
+        "alpha-2.0.dist-info/WHEEL",
+        "alpha-2.0.dist-info/entry_points.txt",
+        "alpha/data/table.csv",
+        "alpha/util.py",
+    ]
+    assert (result.files_linked, result.files_stored) == (len(same_in_both), 0)
     assert run_console_script(b, "alpha-cli").split() == ["alpha-cli", "2.0", "42", "42"]

@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from helpers import (
     store_content_folders,
     store_objects,
     temp_leftovers,
+    wheel_files,
 )
 
 from dedupe import ScanResult, UsageError, scan, status
@@ -44,6 +46,26 @@ SAME_IN_BOTH_VERSIONS = ("alpha/util.py", "alpha/data/table.csv")
 # Files that differ between alpha 1.0 and 2.0.
 DIFFER_BETWEEN_VERSIONS = ("alpha/core.py", "alpha/cli.py", "alpha/__init__.py")
 BETA_FILES = ("beta/engine.py", "beta/__init__.py")
+
+# The scenario's venvs and what pip installs in each.
+REQUIREMENTS = {
+    "a": ["alpha==1.0", "beta==1.0"],
+    "b": ["alpha==1.0"],
+    "c": ["alpha==1.0"],
+    "d": ["alpha==2.0", "beta==1.0"],
+}
+INSTALLS = [requirement for reqs in REQUIREMENTS.values() for requirement in reqs]
+
+
+def copies_of_each_content(wheelhouse: Path, suffix: str = "") -> Counter[bytes]:
+    """How many of the scenario's installed files (those ending in suffix) hold each
+    content: the files the wheels install, empty ones left out (never worth linking)."""
+    return Counter(
+        data
+        for requirement in INSTALLS
+        for path, data in wheel_files(wheelhouse, requirement).items()
+        if data and path.endswith(suffix)
+    )
 
 
 @dataclass(frozen=True)
@@ -81,15 +103,8 @@ class Scenario:
 def scenario(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Scenario:
     base = tmp_path_factory.mktemp("scan")
     root, store = base / "venvs", base / "store"
-    built = create_venvs(
-        wheelhouse,
-        root,
-        a=["alpha==1.0", "beta==1.0"],
-        b=["alpha==1.0"],
-        c=["alpha==1.0"],
-        d=["alpha==2.0", "beta==1.0"],
-    )
-    venvs = dict(zip("abcd", built, strict=True))
+    built = create_venvs(wheelhouse, root, **REQUIREMENTS)
+    venvs = dict(zip(REQUIREMENTS, built, strict=True))
     before, inodes_before = snapshot(root), inodes(root)
     pycs_fresh_before = pyc_freshness(root)
     usage_before = disk_usage(root, *store_content_folders(store))
@@ -222,12 +237,18 @@ def test_per_install_and_zero_byte_files_are_not_linked(
         )
 
 
-def test_skip_reasons_are_counted(scenario: Scenario) -> None:
-    skipped = scenario.real.skipped
-    for reason in ("per-install", "zero-bytes"):
-        assert skipped.get(reason, 0) > 0, f"no {reason!r} in {skipped}"
-    for reason in ("changed-since-install", "missing", "outside-venv", "malformed-record"):
-        assert skipped.get(reason, 0) == 0, f"unexpected {reason!r} in {skipped}"
+def test_skip_reasons_are_counted(scenario: Scenario, wheelhouse: Path) -> None:
+    """pip writes RECORD, INSTALLER and REQUESTED for each of the 6 installs, and each
+    alpha install's alpha-cli script (4): 22 per-install files. alpha's py.typed, empty,
+    is in the 4 venvs: 4 zero-byte files. Nothing else is skipped."""
+    zero_bytes = sum(
+        not data
+        for requirement in INSTALLS
+        for data in wheel_files(wheelhouse, requirement).values()
+    )
+    scripts = sum(requirement.startswith("alpha==") for requirement in INSTALLS)
+    expected = {"per-install": 3 * len(INSTALLS) + scripts, "zero-bytes": zero_bytes}
+    assert scenario.real.skipped == expected == {"per-install": 22, "zero-bytes": 4}
     assert scenario.real.errors == ()
     assert scenario.real.warnings == ()
     assert scenario.real.skipped_venvs == ()
@@ -342,13 +363,58 @@ def test_dry_run_reports_what_the_real_run_does(scenario: Scenario) -> None:
     ]
 
 
-def test_real_run_links_and_reclaims(scenario: Scenario) -> None:
+def test_real_run_links_every_copy_but_one_of_each_content(
+    scenario: Scenario, wheelhouse: Path
+) -> None:
+    """Of the n >= 2 eligible files with one content, one becomes the store object and
+    n - 1 are linked to it; a content that one file alone has stays as it is.
+
+    From the wheels: alpha 1.0's __init__.py, core.py, cli.py and METADATA are in A, B
+    and C (4 contents, 2 links each); util.py, table.csv and entry_points.txt, the same in
+    both alpha versions, are in all four venvs (3 contents, 3 links each); WHEEL, the same
+    in every wheel, is in all six dist-infos (5 links); beta's __init__.py, engine.py and
+    METADATA are in A and D (3 contents, 1 link each): 25 links to 11 objects. alpha
+    2.0's __init__.py, core.py, cli.py and METADATA are D's alone: 4 unique.
+    """
+    copies = copies_of_each_content(wheelhouse)
+    shared = [n for n in copies.values() if n > 1]
     real = scenario.real
-    # B and C link to A's alpha 1.0 files (5 files each, more counting dist-info
-    # metadata); D links util.py, table.csv and beta's files.
-    assert real.files_linked >= 2 * 5 + 2 + 2
+    assert (
+        (real.files_eligible, real.files_linked, real.files_stored, real.files_unique)
+        == (
+            sum(copies.values()),
+            sum(n - 1 for n in shared),
+            len(shared),
+            len(copies) - len(shared),
+        )
+        == (40, 25, 11, 4)
+    )
+    assert (real.files_already_shared, real.files_linked_without_gain) == (0, 0)
     assert real.bytes_reclaimed > 0
     assert real.apparent_bytes_reclaimed > 0
+
+
+def test_real_run_shares_the_pycs_of_every_shared_source(
+    scenario: Scenario, wheelhouse: Path
+) -> None:
+    """pip compiles one pyc per module. The pycs of a shared source's n copies become one
+    object and n - 1 links: alpha 1.0's __init__, core and cli in A, B and C (2 links
+    each), util in all four (3), beta's two modules in A and D (1 each): 11 links to 6
+    objects. alpha 2.0's three other modules are D's alone: their pycs stay."""
+    copies = copies_of_each_content(wheelhouse, ".py")
+    shared = [n for n in copies.values() if n > 1]
+    pyc = scenario.real.pyc
+    assert (
+        (pyc.scanned, pyc.linked, pyc.stored, pyc.skipped)
+        == (
+            sum(copies.values()),
+            sum(n - 1 for n in shared),
+            len(shared),
+            {"pyc-source-not-shared": len(copies) - len(shared)},
+        )
+        == (20, 11, 6, {"pyc-source-not-shared": 3})
+    )
+    assert (pyc.already_shared, pyc.rewritten, pyc.kept_private) == (0, 0, 0)
 
 
 def test_bytes_reclaimed_matches_the_change_in_allocated_blocks(scenario: Scenario) -> None:
@@ -461,7 +527,9 @@ def test_a_scan_runs_without_the_cyclic_collector_and_leaves_no_cycles(
     assert seen_during and set(seen_during) == {False}, seen_during
     assert enabled_after
     assert sum(found) == 0, found
-    assert result.files_linked > 0 and result.pyc.linked > 0
+    # A and B have the same alpha 1.0: its 8 non-empty files and its 4 modules' pycs are
+    # shared, one copy of each linked to the other's object.
+    assert (result.files_linked, result.files_stored, result.pyc.linked) == (8, 8, 4)
 
     # With workers (the default jobs), progress is still told in this process.
     seen_during.clear()
