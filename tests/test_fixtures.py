@@ -69,6 +69,21 @@ def test_pip_makes_a_working_venv(make_venv: MakeVenv, tmp_path: Path) -> None:
     assert (venv.site_packages / "alpha-1.0.dist-info" / "INSTALLER").read_text() == "pip\n"
 
 
+def test_the_venvs_pip_reads_no_pip_config(
+    make_venv: MakeVenv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every venv is filled by helpers.pip, whose PIP_ENV points pip's config file at
+    os.devnull: a pip.conf of the user or of the machine must not change what a venv
+    holds. Here the user's asks for --no-deps; beta, which requires alpha, still gets it."""
+    config = tmp_path / "config"
+    (config / "pip").mkdir(parents=True)
+    (config / "pip" / "pip.conf").write_text("[install]\nno-deps = yes\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    venv = make_venv(tmp_path / "venv", "beta==1.0")
+    installed = sorted(p.name for p in venv.site_packages.glob("*.dist-info"))
+    assert installed == ["alpha-2.0.dist-info", "beta-1.0.dist-info"]
+
+
 def _compile(source: str, source_path: Path, pyc_path: Path) -> bytes:
     """A timestamp pyc of ``source`` that names ``source_path`` as its co_filename."""
     source_path.write_text(source)
