@@ -21,6 +21,7 @@ from helpers import (
 )
 
 from dedupe import scan
+from dedupe.report import human_size
 
 # The keys of the --json object (CONTRACT.md).
 TOP_LEVEL_KEYS = {
@@ -52,6 +53,10 @@ VENV_KEYS = {
     "skipped",
 }
 STORE_KEYS = {"path", "objects", "exists", "scan_state_bytes"}
+# A and B have the same alpha 1.0: each of its 8 non-empty files (5 in the package, and
+# METADATA, WHEEL, entry_points.txt) and each of its 4 modules' pycs is in two venvs, so
+# one copy of each becomes a store object and the other is linked to it.
+ALPHA_FILES, ALPHA_PYCS = 8, 4
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +87,12 @@ def test_json_dry_run_prints_one_object_with_the_contract_keys(
         assert venv_report.keys() >= VENV_KEYS
     assert report["skipped_venvs"] == []
     assert report["errors"] == []
-    assert all(store.keys() >= STORE_KEYS for store in report["stores"])
-    assert report["store"] is None or report["store"].keys() >= STORE_KEYS
-    assert report["files_linked"] > 0
+    # One store: "store" is it, named as "stores" names it.
+    (store,) = report["stores"]
+    assert store.keys() >= STORE_KEYS
+    assert report["store"] == store
+    assert os.path.realpath(store["path"]) == os.path.realpath(store_dir)
+    assert (report["files_linked"], report["files_stored"]) == (ALPHA_FILES, ALPHA_FILES)
     assert report["bytes_reclaimed"] > 0
     # A dry run changes nothing.
     assert snapshot_diff(before, snapshot(venv_root)) == []
@@ -106,7 +114,7 @@ def test_json_real_run_releases_the_lock_and_a_rerun_links_nothing(
     assert first.returncode == 0, first
     report = first.json()
     assert report["dry_run"] is False
-    assert report["files_linked"] > 0
+    assert (report["files_linked"], report["files_stored"]) == (ALPHA_FILES, ALPHA_FILES)
     assert os.path.realpath(report["store"]["path"]) == os.path.realpath(store_dir)
     assert report["store"]["objects"] == len(store_objects(store_dir))
     assert inode(a.file("alpha/core.py")) == inode(b.file("alpha/core.py"))
@@ -133,27 +141,65 @@ def test_quiet_prints_nothing_on_success(
 
 
 def test_default_output_is_text(unchanged_root: Path, store_dir: Path) -> None:
+    """The text report names the root, the figures of the run and the store, in words."""
     before = snapshot(unchanged_root)
     run = run_cli("scan", str(unchanged_root), "--store", str(store_dir), "--dry-run")
     assert run.returncode == 0, run
-    assert run.stdout.strip() != ""
-    assert not run.stdout.lstrip().startswith("{")
     assert snapshot_diff(before, snapshot(unchanged_root)) == []
+    library = scan([unchanged_root], store=store_dir, dry_run=True)
+
+    lines = run.stdout.splitlines()
+    assert lines[0] == (
+        f"venv-dedupe scan (dry run: nothing was changed): 2 venv(s) under {unchanged_root}"
+    )
+    # Each venv: its 8 alpha files, its RECORD, INSTALLER, REQUESTED and alpha-cli script
+    # (per-install) and its empty py.typed; B's alpha files would be linked to A's.
+    expected = [
+        f"files: 26 scanned, 16 eligible, {ALPHA_FILES} would be linked, 0 already shared, "
+        f"{ALPHA_FILES} would be stored as new objects, 0 with no copy to share",
+        "skipped:",
+        "          8  written per install (RECORD, scripts, .pth, ...) [per-install]",
+        "          2  empty files [zero-bytes]",
+        f"pycs: 8 beside RECORD sources, {ALPHA_PYCS} would be linked, 0 already shared, "
+        f"{ALPHA_PYCS} would be stored as new objects",
+        f"would reclaim: {human_size(library.bytes_reclaimed)} on disk "
+        f"({human_size(library.apparent_bytes_reclaimed)} apparent size), of which pycs "
+        f"{human_size(library.pyc.bytes_reclaimed)}",
+        f"store {store_dir}: would be created",
+    ]
+    assert [line for line in expected if line not in lines] == [], run.stdout
+    # The table: venv (its path, shortened from the left when long), files, linked, shared.
+    rows = [line.split() for line in lines if line.startswith("  ") and "/venvs/" in line]
+    assert {row[0].rsplit("/", 1)[-1]: row[1:4] for row in rows} == {
+        "a": ["13", "0", "0"],
+        "b": ["13", str(ALPHA_FILES), "0"],
+    }
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        pytest.param(["scan", "--no-such-option"], id="unknown-option"),
-        pytest.param(["no-such-command"], id="unknown-command"),
-        pytest.param([], id="no-command"),
-        pytest.param(["scan", "--jobs", "0", "{root}"], id="zero-jobs"),
+        pytest.param(
+            ["scan", "--no-such-option"],
+            "unrecognized arguments: --no-such-option",
+            id="unknown-option",
+        ),
+        pytest.param(
+            ["no-such-command"],
+            "argument COMMAND: invalid choice: 'no-such-command'",
+            id="unknown-command",
+        ),
+        pytest.param([], "the following arguments are required: COMMAND", id="no-command"),
+        pytest.param(
+            ["scan", "--jobs", "0", "{root}"], "jobs must be at least 1, not 0", id="zero-jobs"
+        ),
     ],
 )
-def test_bad_usage_exits_2(args: list[str], venv_root: Path) -> None:
+def test_bad_usage_exits_2(args: list[str], message: str, venv_root: Path) -> None:
     run = run_cli(*(a.format(root=venv_root) for a in args))
     assert run.returncode == 2, run
-    assert run.stderr.strip() != ""
+    assert run.stdout == ""
+    assert run.stderr.splitlines()[-1].startswith(f"venv-dedupe: error: {message}"), run
 
 
 def test_store_that_is_a_regular_file_exits_2_and_changes_nothing(
@@ -167,7 +213,7 @@ def test_store_that_is_a_regular_file_exits_2_and_changes_nothing(
     run = run_cli("scan", str(venv_root), "--store", str(not_a_folder))
 
     assert run.returncode == 2, run
-    assert "store" in run.stderr.lower()
+    assert run.stderr == f"venv-dedupe: error: store {str(not_a_folder)!r} is not a folder\n"
     assert snapshot_diff(before, snapshot(venv_root)) == []
     assert inodes(venv_root) == inodes_before
     assert not_a_folder.read_text() == "this is not a store\n"
@@ -183,7 +229,11 @@ def test_locked_store_exits_2_and_changes_nothing(
     before = {root: (snapshot(root), inodes(root)) for root in (first_root, later_root)}
     objects_before = store_objects(store_dir)
 
-    request.getfixturevalue("held_lock")
+    holder = request.getfixturevalue("held_lock")
+    locked = (
+        f"store {str(store_dir)!r} is locked by another venv-dedupe run (pid {holder}, "
+        f"lock file {str(store_dir / 'lock')!r})"
+    )
     # --no-wait: exit at once (by default a run waits up to --lock-timeout for the lock).
     run = run_cli(
         "scan",
@@ -196,7 +246,7 @@ def test_locked_store_exits_2_and_changes_nothing(
     )
 
     assert run.returncode == 2, run
-    assert "lock" in run.stderr.lower()
+    assert run.stderr == f"venv-dedupe: error: {locked}; try again when it has finished\n"
 
     # The default waits for the lock, saying so, and exits 2 when the wait runs out.
     waited = run_cli(
@@ -210,7 +260,11 @@ def test_locked_store_exits_2_and_changes_nothing(
         timeout=60,
     )
     assert waited.returncode == 2, waited
-    assert "lock" in waited.stderr.lower()
+    assert waited.stderr.splitlines() == [
+        f"venv-dedupe: waiting up to 0.5 s for the lock of store {str(store_dir)!r}, held by "
+        f"pid {holder} (lock file {str(store_dir / 'lock')!r})",
+        f"venv-dedupe: error: {locked}; waited 0.5 s; try again when it has finished",
+    ]
 
     for root, (states, numbers) in before.items():
         assert snapshot_diff(states, snapshot(root)) == []
@@ -256,9 +310,17 @@ def test_link_failure_is_an_error_and_exits_1(
 
         assert run.returncode == 1, run
         report = run.json()
-        assert report["skipped"].get("link-failed", 0) >= 1, report["skipped"]
-        assert report["errors"], report
-        assert all({"path", "error"} <= error.keys() for error in report["errors"])
+        # Each of c's 8 alpha files has its object in the store. Its 4 modules are refused
+        # first: their __pycache__ is read-only too, linking would leave their pycs stale.
+        # Linking each of the other 4 fails.
+        skipped = report["skipped"]
+        assert (skipped.get("pycache-read-only"), skipped.get("link-failed")) == (
+            ALPHA_PYCS,
+            ALPHA_FILES - ALPHA_PYCS,
+        ), skipped
+        failed = {error["path"] for error in report["errors"]}
+        assert len(failed) == ALPHA_FILES - ALPHA_PYCS, report["errors"]
+        assert all(path.startswith(str(readonly_root)) for path in failed), report["errors"]
         assert snapshot_diff(before, snapshot(readonly_root)) == []
         assert inodes(readonly_root) == inodes_before
     finally:
