@@ -23,7 +23,13 @@ from helpers import (
     store_objects,
 )
 
+from dedupe.report import human_size
+
 UTIL = "alpha/util.py"
+# After `two`'s scan: alpha 1.0's 8 non-empty files and its 4 modules' pycs are shared by a
+# and b (12 objects); beta's WHEEL has the bytes of alpha's, so a shares it too. a shares
+# 13 files, b 12; alpha accounts for 24 of them (in 2 venvs), beta for 1 (in a).
+OBJECTS, A_SHARED, B_SHARED = 12, 13, 12
 
 
 @pytest.fixture
@@ -42,13 +48,24 @@ def test_status_json_reports_bytes_saved(
     assert run.returncode == 0, run
     data = run.json()
     assert data["bytes_saved"] == saving_of_objects(store_dir) > 0
-    assert [v["path"] for v in data["venvs"]] == [str(v.path) for v in two]
-    assert {(d["name"], d["version"]) for d in data["distributions"]} >= {("alpha", "1.0")}
-    assert data["stores"][0]["objects"] == len(store_objects(store_dir))
+    assert [(v["path"], v["files_shared"]) for v in data["venvs"]] == [
+        (str(two[0].path), A_SHARED),
+        (str(two[1].path), B_SHARED),
+    ]
+    assert {
+        (d["name"], d["version"]): (d["venvs"], d["files_shared"]) for d in data["distributions"]
+    } == {("alpha", "1.0"): (2, 24), ("beta", "1.0"): (1, 1)}
+    assert data["stores"][0]["objects"] == len(store_objects(store_dir)) == OBJECTS
 
     text = run_cli("status", "--store", str(store_dir), str(venv_root))
     assert text.returncode == 0, text
-    assert "saved in total" in text.stdout and "alpha" in text.stdout
+    lines = text.stdout.splitlines()
+    saved = human_size(data["bytes_saved"])
+    assert f"store {store_dir}: {OBJECTS} objects, 0 unused; sharing saves {saved}" in lines
+    assert lines[-1] == f"saved in total: {saved} ({A_SHARED + B_SHARED} shared files)"
+    # The distributions' table: name, version, venvs, files, saves.
+    rows = {row[0]: row[1:4] for row in map(str.split, lines) if row[:1] in (["alpha"], ["beta"])}
+    assert rows == {"alpha": ["1.0", "2", "24"], "beta": ["1.0", "1", "1"]}
 
 
 def test_verify_exits_0_on_an_intact_store_and_1_on_an_edit(
@@ -57,7 +74,9 @@ def test_verify_exits_0_on_an_intact_store_and_1_on_an_edit(
     a, b = two
     intact = run_cli("verify", "--store", str(store_dir), str(venv_root))
     assert intact.returncode == 0, intact
-    assert "all intact" in intact.stdout
+    assert intact.stdout == (
+        f"venv-dedupe verify: {OBJECTS} object(s) checked in {store_dir}: all intact\n"
+    )
 
     edit_in_place(b.file(UTIL))
     run = run_cli("verify", "--json", "--store", str(store_dir), str(venv_root))
@@ -78,7 +97,19 @@ def test_verify_exits_0_on_an_intact_store_and_1_on_an_edit(
 
     text = run_cli("verify", "--store", str(store_dir), str(venv_root))
     assert text.returncode == 1
-    assert str(a.file(UTIL)) in text.stdout and "--force-reinstall" in text.stdout
+    lines = text.stdout.splitlines()
+    assert lines[0] == f"venv-dedupe verify: {OBJECTS} object(s) checked in {store_dir}: 1 damaged"
+    expected = [
+        "  its bytes no longer match its name (sha256): a file linked to it was edited in place",
+        "  its bytes are in 2 venv file(s):",
+        f"    {a.file(UTIL)} (alpha==1.0)",
+        f"    {b.file(UTIL)} (alpha==1.0)",
+        "to give each venv intact files again, reinstall in it:",
+        f"  {commands[str(a.path)]}",
+        f"  {commands[str(b.path)]}",
+        "run `venv-dedupe verify --repair` to move damaged objects out of the store",
+    ]
+    assert [line for line in expected if line not in lines] == [], text.stdout
 
 
 def test_verify_repair_moves_the_object_out_of_the_store(
@@ -91,10 +122,15 @@ def test_verify_repair_moves_the_object_out_of_the_store(
     run = run_cli("verify", "--repair", "--store", str(store_dir), str(venv_root))
 
     assert run.returncode == 1, run
-    assert "moved" in run.stdout
     assert damaged_ino not in store_objects(store_dir)
     moved = [p for p in (store_dir / "damaged").rglob("*") if p.is_file()]
     assert [os.lstat(p).st_ino for p in moved] == [damaged_ino]
+    lines = run.stdout.splitlines()
+    assert f"  moved to {moved[0]}: no scan will link to it again" in lines, run.stdout
+    assert (
+        "repair: moved 1 damaged object(s) out of the store; the venv files keep their bytes "
+        "until the commands above are run"
+    ) in lines, run.stdout
     (c,) = make_venvs(venv_root, c=["alpha==1.0"])
     rescan = run_cli("scan", "--quiet", "--store", str(store_dir), str(venv_root))
     assert rescan.returncode == 0, rescan
@@ -110,13 +146,20 @@ def test_detach_dry_run_then_detach(
 
     dry = run_cli("detach", "--dry-run", "--store", str(store_dir), str(a.path))
     assert dry.returncode == 0, dry
-    assert "would give" in dry.stdout and "needed" in dry.stdout
     assert inodes(venv_root) == inodes_before
+    title, venv_line, space_line = dry.stdout.splitlines()
+    assert title == "venv-dedupe detach (dry run: nothing was changed)"
+    assert venv_line.startswith(
+        f"  {a.path}: would give {A_SHARED} of {A_SHARED} shared file(s) private copies ("
+    ), dry.stdout
+    assert space_line.startswith("space on ") and space_line.endswith(": fits"), dry.stdout
+    needed = venv_line.rsplit("(", 1)[1].rstrip(")")
+    assert f": {needed} needed, " in space_line, dry.stdout
 
     run = run_cli("detach", "--json", "--store", str(store_dir), str(a.path))
     assert run.returncode == 0, run
     data = run.json()
-    assert data["files_detached"] == data["files_shared"] > 0
+    assert data["files_detached"] == data["files_shared"] == A_SHARED
     assert snapshot_diff(before, snapshot(a.path)) == []
     object_inodes = set(store_objects(store_dir))
     assert not [p for p, (_, ino) in inodes(a.path).items() if ino in object_inodes]
@@ -129,7 +172,9 @@ def test_detach_of_a_folder_that_is_no_venv_exits_2(
 ) -> None:
     run = run_cli("detach", "--store", str(store_dir), str(venv_root))
     assert run.returncode == 2, run
-    assert "not a virtualenv" in run.stderr
+    assert run.stderr == (
+        f"venv-dedupe: error: {str(venv_root)!r} is not a virtualenv (no pyvenv.cfg)\n"
+    )
 
 
 def test_gc_json_reports_bytes_freed(
@@ -148,10 +193,16 @@ def test_gc_json_reports_bytes_freed(
     assert run.returncode == 0, run
     freed = usage_before.allocated - disk_usage(store_dir).allocated
     assert run.json()["bytes_freed"] == dry.json()["bytes_freed"] == freed > 0
-    assert run.json()["files_removed"] == len(objects) - len(store_objects(store_dir)) > 0
+    # Unused now: all 12 objects but the WHEEL object, which beta's WHEEL in a still uses.
+    assert run.json()["files_removed"] == len(objects) - len(store_objects(store_dir))
+    assert run.json()["files_removed"] == OBJECTS - 1
 
     text = run_cli("gc", "--store", str(store_dir))
-    assert text.returncode == 0 and "removed 0 unused" in text.stdout
+    assert text.returncode == 0, text
+    assert text.stdout.splitlines() == [
+        f"venv-dedupe gc: store {store_dir}, 1 object(s)",
+        "removed 0 unused object(s), freed 0 B (0 B apparent size)",
+    ]
 
 
 # --- the lock ------------------------------------------------------------------------------
@@ -190,7 +241,9 @@ def test_lock_timeout_waits_then_exits_2(
 def test_bad_lock_timeout_is_a_usage_error(store_dir: Path) -> None:
     run = run_cli("gc", "--lock-timeout", "-1", "--store", str(store_dir))
     assert run.returncode == 2
-    assert "seconds" in run.stderr
+    assert run.stderr.splitlines()[-1] == (
+        "venv-dedupe: error: argument --lock-timeout: '-1' is not a number of seconds >= 0"
+    )
 
 
 # --- store safety --------------------------------------------------------------------------
