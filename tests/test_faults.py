@@ -198,12 +198,15 @@ def check_recovered(world: World, trial: Path) -> None:
     """The next scan completes, removes every temp name and shares what an unkilled run
     shares; a rerun links nothing; verify passes."""
     venvs, store = trial / "venvs", trial / "store"
-    result = scan([venvs], store=store)
+    # jobs=1 in every trial: trials run in threads of this process, and a scan that forks
+    # a worker while another trial's gc or verify holds its store's lock lends the child a
+    # copy of that lock, held until the child closes it (the next trial's op then fails).
+    result = scan([venvs], store=store, jobs=1)
     assert result.errors == (), f"the next scan: {result.errors}"
     assert snapshot_diff(world.expected, snapshot(venvs)) == []
     assert leftovers(venvs, store) == []
     assert sharing(venvs) == world.shared
-    rerun = scan([venvs], store=store)
+    rerun = scan([venvs], store=store, jobs=1)
     assert (rerun.errors, rerun.files_linked, rerun.files_stored) == ((), 0, 0), rerun
     checked = verify([venvs], store=store)
     assert checked.ok, f"after the next scan: {checked.damaged} {checked.errors}"
@@ -390,7 +393,7 @@ def test_kill_at_random_instants_of_gc(world: World) -> None:
         for tree in ("objects", "pyc"):
             for folder, dirs, files in os.walk(store / tree):
                 assert dirs or files or Path(folder) == store / tree, f"left empty: {folder}"
-        rescan = scan([venvs], store=store)
+        rescan = scan([venvs], store=store, jobs=1)  # see check_recovered
         assert (rescan.errors, rescan.files_linked, rescan.files_stored) == ((), 0, 0), rescan
         assert snapshot_diff(world.expected_gc, snapshot(venvs)) == []
         assert leftovers(venvs, store) == []
