@@ -1,5 +1,6 @@
-"""Carries out the planner's decisions: the only module that changes files in venvs or
-adds objects to a store.
+"""The hardlink executor (Hardlinks, a dedupe.execute.Executor) and the operations it
+and maintenance use: the only module that changes files in venvs or adds objects to a
+store.
 
 Every venv file is reached through its folder's handle (dedupe.tree: At.folder()) and
 the `dir_fd` forms of the calls, so a venv folder swapped for a symlink while we work
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import itertools
 import os
@@ -22,8 +24,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from .hashing import same_content, same_file, xattrs
+from .execute import Failed, Observed, TooManyLinks
+from .hashing import fingerprint, same_content, same_file, xattrs
 from .plan import Adopt, CreatePyc, Link, RewritePyc
+from .problems import Problem
 from .reasons import Reason
 from .store import TMP_PREFIX
 from .tree import At, FolderSwapped
@@ -37,19 +41,6 @@ _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 fault_hook = None
 
 T = TypeVar("T")
-
-
-class Failed(Exception):
-    """The action was not carried out; nothing changed. reason is a skip reason."""
-
-    def __init__(self, reason: Reason, message: str, *, error: bool) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.error = error
-
-
-class TooManyLinks(Exception):
-    """The object reached the filesystem's link limit (EMLINK)."""
 
 
 # Temp names: a random part drawn once per process (names stay unguessable; a forked
@@ -418,6 +409,53 @@ def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
+
+
+class Hardlinks:
+    """Shares files by hardlinks into the store: dedupe.execute's Executor of a real run.
+    Displaced files are freed by an Unlinker per filesystem, through its store's trash."""
+
+    def __init__(self, trash_folders: dict[int, str]) -> None:
+        self._unlinkers = {device: Unlinker(path) for device, path in trash_folders.items()}
+
+    def adopt(self, action: Adopt) -> Observed:
+        adopt(action)
+        return _observe(action.object_path)
+
+    def link(self, action: Link) -> Observed:
+        if action.object_ino == -1:  # a pyc object written just before: its inode now
+            action = dataclasses.replace(action, object_ino=os.lstat(action.object_path).st_ino)
+        replace(action, self._unlinkers[action.st.st_dev])
+        return _observe(action.object_path)
+
+    def create_pyc(self, action: CreatePyc) -> Observed:
+        return _observe(action.object_path, create_pyc(action))
+
+    def rewrite_pyc(self, action: RewritePyc) -> None:
+        rewrite_pyc(action, self._unlinkers[action.st.st_dev])
+
+    def remove_leftover(self, at: At) -> bool:
+        return remove_leftover(at)
+
+    def remove_store_leftover(self, path: str) -> bool:
+        return remove_store_leftover(path)
+
+    def close(self) -> list[Problem]:
+        """Wait until the replaced copies are gone (du must see them gone)."""
+        problems = []
+        for unlinker in self._unlinkers.values():
+            unlinker.close()
+            problems += [Problem(path, error) for path, error in unlinker.failures]
+        return problems
+
+
+def _observe(object_path: str, new_ino: int | None = None) -> Observed:
+    # Right after our own change, before anyone else could touch the object: its new
+    # known-good state for the planner.
+    try:
+        return Observed(fingerprint(os.lstat(object_path)), new_ino)
+    except OSError:
+        return Observed(None, new_ino)
 
 
 def remove_leftover(at: At) -> bool:

@@ -26,6 +26,7 @@ from . import link, memo
 from .bytecode import HEADER_SIZE, parse_header
 from .discovery import Venv, default_roots, find_venvs
 from .errors import DEFAULT_LOCK_TIMEOUT, DedupeError, StoreError, UsageError
+from .execute import Failed
 from .hashing import FileChanged, digest_file, read_small
 from .inventory import dist_infos, read_text
 from .problems import Problem, VenvSkip
@@ -825,7 +826,7 @@ def _detach_files(
         try:
             link.make_private(at, st.st_ino)
             done += 1
-        except link.Failed as exc:
+        except Failed as exc:
             try:
                 still_shared = at.lstat().st_ino in inodes
             except OSError:

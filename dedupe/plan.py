@@ -187,6 +187,14 @@ class Refused:
     error: str | None = None  # set when this is an error, not an ordinary skip
 
 
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A store object right after the executor gave it a name or wrote it."""
+
+    fingerprint: bytes | None  # hashing.fingerprint of its lstat; None: it could not be read
+    new_ino: int | None = None  # a pyc object just written: its inode number
+
+
 Decision = Adopt | Link | Unique | AlreadyShared | Refused | CreatePyc | RewritePyc
 
 
@@ -282,19 +290,18 @@ class Planner:
                 ident = (st.st_dev, st.st_ino)
                 self._remaining_links[ident] = self._remaining_links.get(ident, 0) + 1
 
-    def observe(self, object_path: str, ino: int | None = None) -> None:
-        """The executor changed the object's link count (or wrote it): take its stat as
-        the new known-good state, before anyone else could touch it."""
+    def observe(self, object_path: str, observed: Observed | None) -> None:
+        """What the executor left the object as (None: it changed nothing, a dry run):
+        the new known-good state, taken before anyone else could touch it."""
         obj = self._by_path.get(object_path)
-        if obj is None:
+        if obj is None or observed is None:
             return
-        try:
-            now = fingerprint(os.lstat(object_path))
-        except OSError:
+        now = observed.fingerprint
+        if now is None:
             obj.seen, obj.proven = None, False
             return
-        if ino is not None:
-            obj.ino = ino
+        if observed.new_ino is not None:
+            obj.ino = observed.new_ino
         # Our link moved only ctime and the link count. If anything a write or chmod
         # moves differs from the proven state, someone else touched the inode since.
         if obj.seen is not None and not same_content_fingerprint(now, obj.seen):

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from . import link
 from .discovery import Venv, default_roots, find_venvs
 from .errors import StoreError, StoreLockedError, UsageError
+from .execute import DryRun, Executor, Failed, TooManyLinks
 from .inventory import (
     BadInput,
     Candidate,
@@ -24,6 +24,7 @@ from .inventory import (
     Skipped,
     inventory,
 )
+from .link import Hardlinks
 from .memo import CANDIDATE, Memo, Memos, Trace
 from .plan import (
     Adopt,
@@ -428,9 +429,18 @@ def scan(
         census = Census(stores.indexes)
         memos = {device: Memos(store_) for device, store_ in stores.by_device.items()}
         leftovers = 0
-        if not dry_run:
-            for store_ in stores.by_device.values():
-                leftovers += sum(link.remove_store_leftover(p) for p in store_.leftovers())
+
+        # The one place a dry run differs from a real run, but for the memos a real run
+        # keeps and the store it makes: which executor carries the decisions out.
+        def new_executor() -> Executor:
+            if dry_run:
+                return DryRun()
+            trash = {d: os.path.join(s.path, TRASH_DIR) for d, s in stores.by_device.items()}
+            return Hardlinks(trash)
+
+        cleaner = new_executor()  # of leftovers: it frees nothing, and needs no close()
+        for store_ in stores.by_device.values():
+            leftovers += sum(map(cleaner.remove_store_leftover, store_.leftovers()))
 
         # Pass 1: RECORD, directory listings and stat only; no file is read. A venv whose
         # folders and RECORDs are as an earlier run left them is taken from its memo; the
@@ -461,7 +471,7 @@ def scan(
             )
             with walker.tree:
                 memo = walker.run()
-                removed = 0 if dry_run else sum(map(link.remove_leftover, walker.leftovers))
+                removed = sum(map(cleaner.remove_leftover, walker.leftovers))
             return i, memo, removed
 
         def walked(step: tuple[int, Memo, int]) -> None:
@@ -494,7 +504,7 @@ def scan(
 
         def link_part(part: int, emit: Callable[[None], None]) -> _Linked:
             planner = Planner(census, stores.by_device, stores.indexes)
-            run = _Run(planner, stores.by_device, dry_run, share_pyc)
+            run = _Run(planner, new_executor(), share_pyc)
             counts = [_Tally(venv.root) for venv, _tally in todo]
             share = (part, link_jobs) if link_jobs > 1 else None
             try:
@@ -682,26 +692,18 @@ _PYC_SETTLED = frozenset(
 
 
 class _Run:
-    """Pass 2: asks the planner, carries decisions out (unless a dry run), counts."""
+    """Pass 2: asks the planner, hands decisions to the executor, counts."""
 
-    def __init__(
-        self, planner: Planner, stores: dict[int, Store], dry_run: bool, share_pyc: bool
-    ) -> None:
+    def __init__(self, planner: Planner, executor: Executor, share_pyc: bool) -> None:
         self.planner = planner
-        self.dry_run = dry_run
+        self.executor = executor
         self.share_pyc = share_pyc
         self.errors: list[Problem] = []
         self.settled_pycs: set[int] = set()  # left alone for a reason the next run keeps
-        self._unlinkers = {
-            device: link.Unlinker(os.path.join(store.path, TRASH_DIR))
-            for device, store in stores.items()
-        }
 
     def close(self) -> None:
-        """Wait until the replaced copies are gone (du must see them gone)."""
-        for unlinker in self._unlinkers.values():
-            unlinker.close()
-            self.errors += [Problem(path, error) for path, error in unlinker.failures]
+        """Wait for the executor's work under way (du must see replaced copies gone)."""
+        self.errors += self.executor.close()
 
     def candidate(self, store: Store, candidate: Candidate, tally: _Tally) -> None:
         ckey = census_key(candidate.st.st_dev, candidate.key)
@@ -718,11 +720,11 @@ class _Run:
                 return
             try:
                 self._execute(decision)
-            except link.TooManyLinks:
+            except TooManyLinks:
                 self.planner.undo(decision, candidate.key)
                 self.planner.object_full(candidate.key)
                 continue  # decide again: the planner starts a new object for this content
-            except link.Failed as exc:
+            except Failed as exc:
                 self.planner.undo(decision, candidate.key)
                 self._failed(candidate.path, exc, tally.skipped)
                 tally.eligible -= 1
@@ -781,7 +783,7 @@ class _Run:
                 return
             try:
                 self._execute(decision)
-            except (link.Failed, link.TooManyLinks) as exc:
+            except (Failed, TooManyLinks) as exc:
                 if isinstance(decision, (CreatePyc, Adopt)):
                     self.planner.undo_pyc(decision.object_path)
                 self._pyc_unshared(source, before, pyc, tally, exc)
@@ -806,7 +808,7 @@ class _Run:
         before: tuple[int, int],
         pyc: Pyc,
         tally: _Tally,
-        exc: link.Failed | link.TooManyLinks,
+        exc: Failed | TooManyLinks,
     ) -> None:
         """Sharing the pyc failed after its source was linked: keep it valid privately."""
         for decision in self.planner.keep_private(source, before, pyc):
@@ -815,7 +817,7 @@ class _Run:
                 return
             try:
                 self._execute(decision)
-            except link.Failed as second:
+            except Failed as second:
                 self._failed(pyc.path, second, tally.pyc_skipped, pyc=True)
                 self.errors.append(Problem(pyc.path, "left stale: its source was linked"))
                 return
@@ -824,31 +826,22 @@ class _Run:
         tally.pyc["kept"] += 1
 
     def _execute(self, decision: Decision) -> None:
-        if self.dry_run:
-            return
-        if isinstance(decision, Adopt):
-            link.adopt(decision)
-            self.planner.observe(decision.object_path)
-        elif isinstance(decision, Link):
-            if decision.object_ino == -1:  # a pyc object written just before
-                decision = dataclasses.replace(
-                    decision, object_ino=os.lstat(decision.object_path).st_ino
-                )
-            link.replace(decision, self._unlinkers[decision.st.st_dev])
-            self.planner.observe(decision.object_path)
-        elif isinstance(decision, CreatePyc):
-            self.planner.observe(decision.object_path, link.create_pyc(decision))
-        elif isinstance(decision, RewritePyc):
-            link.rewrite_pyc(decision, self._unlinkers[decision.st.st_dev])
+        match decision:
+            case Adopt():
+                self.planner.observe(decision.object_path, self.executor.adopt(decision))
+            case Link():
+                self.planner.observe(decision.object_path, self.executor.link(decision))
+            case CreatePyc():
+                self.planner.observe(decision.object_path, self.executor.create_pyc(decision))
+            case RewritePyc():
+                self.executor.rewrite_pyc(decision)
 
     def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
         skipped[decision.reason] += 1
         if decision.error:
             self.errors.append(Problem(decision.path, decision.error))
 
-    def _failed(
-        self, path: str, exc: link.Failed, skipped: Counter[str], *, pyc: bool = False
-    ) -> None:
+    def _failed(self, path: str, exc: Failed, skipped: Counter[str], *, pyc: bool = False) -> None:
         reason = exc.reason.for_pyc if pyc else exc.reason
         skipped[reason] += 1
         if exc.error:
