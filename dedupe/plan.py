@@ -1,109 +1,30 @@
 """Deciding, file by file, what to link where, and what that reclaims.
 
-Pass 1 (Census) counts how many distinct inodes hold each content from RECORD and stat
-alone, so no file whose content occurs once is ever read. Pass 2 (Planner) proves each
-worthwhile candidate's bytes and returns an action; it never changes the filesystem.
-The planner keeps its own model of the store (objects made, link counts), so a dry run
-and a real run take the same decisions and report the same figures.
+Pass 2's Planner takes each worthwhile candidate (dedupe.census), has its bytes proven,
+and returns an action; it never changes the filesystem, and it learns about files only
+through the Facts it is given (dedupe.proof.Disk in a scan, made-up facts in tests). It
+keeps its own model of the store (objects made, link counts), so a dry run and a real
+run take the same decisions and report the same figures.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import struct
 from dataclasses import dataclass
 
-import xxhash
-
 from . import bytecode
+from .census import Census
 from .hashing import (
     FileChanged,
-    digest_file,
     fingerprint,
-    read_header,
-    read_whole,
     same_content_fingerprint,
-    xattrs,
 )
 from .inventory import Candidate, Pyc
+from .proof import Facts
 from .reasons import Reason
 from .store import ObjectKey, PycKey, Store, StoreIndex
 from .tree import At, FolderSwapped
-
-# A venv file's bytes and attributes, read through its folder's handle.
-
-
-def _xattrs(at: At) -> tuple[tuple[str, bytes], ...]:
-    try:
-        fd, name = at.folder()
-    except OSError:
-        return ()  # as xattrs() says of a file it cannot read: the executor's checks refuse it
-    return xattrs(name, fd)
-
-
-def _read_header(at: At) -> tuple[bytes, os.stat_result]:
-    fd, name = at.folder()
-    return read_header(name, dir_fd=fd)
-
-
-def _read_whole(at: At, expected: os.stat_result) -> bytes:
-    fd, name = at.folder()
-    return read_whole(name, expected, fd)
-
-
-def census_prefix(ckey: bytes) -> int:
-    """The first 8 bytes of a census key: what pass 1 keeps per candidate to know which
-    venvs pass 2 must walk again."""
-    return int.from_bytes(ckey[:8], "little")
-
-
-def census_key(device: int, key: ObjectKey) -> bytes:
-    # A 128-bit xxhash of the group identity keeps the census at a few dozen bytes per
-    # distinct file. A collision could only merge two groups' counts and cost a read:
-    # every link is still proven by the recorded digest (DESIGN.md invariant 2).
-    return xxhash.xxh3_128_digest(
-        key.algorithm.encode()
-        + key.digest
-        + struct.pack("<QQQQ", device, key.uid, key.gid, key.mode)
-    )
-
-
-class Census:
-    """Pass 1: distinct inodes per content group, plus whether the store already has it."""
-
-    def __init__(self, indexes: dict[int, StoreIndex]) -> None:
-        self._indexes = indexes
-        self._counts: dict[bytes, int] = {}
-        self._multi_link: set[tuple[int, int]] = set()
-        self._stored: dict[int, set[bytes]] = {}
-
-    def add(self, ckey: bytes, device: int, ino: int, multi_link: bool) -> None:
-        """Count one candidate inode (multi_link: it had other links when stat'ed)."""
-        if multi_link:
-            if (device, ino) in self._multi_link:
-                return  # another name of an inode already counted
-            self._multi_link.add((device, ino))
-        count = self._counts.get(ckey)
-        if count is None:
-            count = 1 if ckey in self._stored_keys(device) else 0
-        self._counts[ckey] = count + 1
-
-    def _stored_keys(self, device: int) -> set[bytes]:
-        # Made once per device: pass 1 hands candidates over by census key (dedupe.memo).
-        found = self._stored.get(device)
-        if found is None:
-            index = self._indexes.get(device)
-            objects = index.objects if index is not None else ()
-            found = self._stored[device] = {census_key(device, key) for key in objects}
-        return found
-
-    def worth(self, ckey: bytes) -> bool:
-        """Linking can reclaim space: two distinct inodes, or one and a store object."""
-        return self._counts.get(ckey, 0) >= 2
-
-    def worthwhile_prefixes(self) -> set[int]:
-        return {census_prefix(k) for k, n in self._counts.items() if n >= 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +138,15 @@ class _Object:
 
 
 class Planner:
-    def __init__(self, census: Census, stores: dict[int, Store], indexes: dict[int, StoreIndex]):
+    def __init__(
+        self,
+        census: Census,
+        stores: dict[int, Store],
+        indexes: dict[int, StoreIndex],
+        facts: Facts,
+    ) -> None:
         self._census = census
+        self._facts = facts
         self._stores = stores
         self._indexes = indexes
         self._objects: dict[ObjectKey, _Object | None] = {}
@@ -262,7 +190,7 @@ class Planner:
                 st.st_nlink + 1,
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
-                xattrs=_xattrs(candidate.at),
+                xattrs=self._facts.xattrs(candidate.at),
             )
             self._objects[candidate.key] = new
             self._by_path[new.path] = new
@@ -312,7 +240,7 @@ class Planner:
         if obj.seen is None:
             return True  # planned in this run (a dry run), or just adopted: nothing to compare
         try:
-            return fingerprint(os.lstat(obj.path)) == obj.seen
+            return fingerprint(self._facts.stat(obj.path)) == obj.seen
         except OSError:
             return False
 
@@ -322,8 +250,8 @@ class Planner:
         if obj is None:
             return None
         if obj.xattrs is None:
-            obj.xattrs = xattrs(obj.path)
-        if _xattrs(at) != obj.xattrs:
+            obj.xattrs = self._facts.xattrs(obj.path)
+        if self._facts.xattrs(at) != obj.xattrs:
             return Refused(at.path, Reason.XATTRS_DIFFER)
         return None
 
@@ -332,14 +260,14 @@ class Planner:
         folder = pyc.parent()
         last, writable = self._pycache_writable
         if folder != last:
-            writable = folder.writable()
+            writable = self._facts.writable(folder)
             self._pycache_writable = (folder, writable)
         return writable
 
     def _note_folders(self, store: Store, object_path: str) -> None:
         folder = os.path.dirname(object_path)
         while folder != store.path and folder not in self.new_folders:
-            if folder in self._old_folders or os.path.isdir(folder):
+            if folder in self._old_folders or self._facts.is_folder(folder):
                 self._old_folders.add(folder)
                 break
             self.new_folders.add(folder)
@@ -357,8 +285,7 @@ class Planner:
     def _prove(self, at: At, key: ObjectKey, st: os.stat_result) -> Refused | None:
         path = at.path
         try:
-            fd, name = at.folder()
-            digest = digest_file(name, key.algorithm, expected=st, hoped=key.digest, dir_fd=fd)
+            digest = self._facts.digest(at, key.algorithm, expected=st, hoped=key.digest)
         except (FileChanged, FolderSwapped):
             return Refused(path, Reason.CHANGED_DURING_SCAN)
         except OSError as exc:
@@ -378,7 +305,7 @@ class Planner:
             generation, _ = generations[-1]
             path = store.object_path(key, generation)
             try:
-                ost = os.lstat(path)
+                ost = self._facts.stat(path)
             except OSError:
                 ost = None
             if ost is not None and stat.S_ISREG(ost.st_mode):
@@ -414,7 +341,7 @@ class Planner:
         when sharing is impossible, by a private copy whose header names the new mtime.
         """
         try:
-            header_bytes, pst = _read_header(pyc.at)
+            header_bytes, pst = self._facts.header(pyc.at)
             header = bytecode.parse_header(header_bytes)
         except (FileChanged, FolderSwapped):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
@@ -447,7 +374,7 @@ class Planner:
 
     def _rewrite(self, pyc: Pyc, pst: os.stat_result, source: SourceObject) -> list[Decision]:
         try:
-            data = _read_whole(pyc.at, pst)
+            data = self._facts.whole(pyc.at, pst)
         except (FileChanged, FolderSwapped):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
         except OSError as exc:
@@ -481,16 +408,18 @@ class Planner:
         path = store.pyc_path(key, 0)
         self._note_folders(store, path)
         if fits_object:
-            new = _Object(0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=_xattrs(pyc.at))
+            new = _Object(
+                0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=self._facts.xattrs(pyc.at)
+            )
             self._pyc_objects[key] = self._by_path[path] = new
             return [Adopt(pyc.at, pst, path)]
         try:
-            data = _read_whole(pyc.at, pst)
+            data = self._facts.whole(pyc.at, pst)
         except (OSError, FileChanged):
             return None
         # A new inode: its number is only known once written, so later venvs of this run
         # compare against -1 and link to it by path.
-        new = _Object(0, path, -1, 2, True, xattrs=_xattrs(pyc.at))
+        new = _Object(0, path, -1, 2, True, xattrs=self._facts.xattrs(pyc.at))
         self._pyc_objects[key] = self._by_path[path] = new
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
         return [
@@ -509,7 +438,7 @@ class Planner:
     ) -> list[Decision]:
         """The pyc could not be shared: keep it valid for the linked source on its own."""
         try:
-            header_bytes, pst = _read_header(pyc.at)
+            header_bytes, pst = self._facts.header(pyc.at)
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
@@ -521,7 +450,7 @@ class Planner:
 
     def _check_pyc_object(self, path: str, key: PycKey, source: SourceObject) -> str | None:
         try:
-            header_bytes, ost = read_header(path)
+            header_bytes, ost = self._facts.header(path)
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged) as exc:
             return f"pyc object {path!r} cannot be read as a pyc: {exc}"
@@ -546,7 +475,7 @@ class Planner:
             generation, _ = generations[-1]
             path = store.pyc_path(key, generation)
             try:
-                ost = os.lstat(path)
+                ost = self._facts.stat(path)
             except OSError:
                 ost = None
             if ost is not None:
@@ -565,10 +494,13 @@ class Planner:
         are what its name says. Someone may have written or chmod'ed a venv file in place,
         which reaches the shared inode."""
         try:
-            ost = os.lstat(obj.path)
+            ost = self._facts.stat(obj.path)
             if (ost.st_uid, ost.st_gid, stat.S_IMODE(ost.st_mode)) != (key.uid, key.gid, key.mode):
                 return f"store object {obj.path!r} no longer has the owner or mode its name says"
-            if ost.st_size != st.st_size or digest_file(obj.path, key.algorithm) != key.digest:
+            if (
+                ost.st_size != st.st_size
+                or self._facts.digest(obj.path, key.algorithm) != key.digest
+            ):
                 return (
                     f"store object {obj.path!r} does not match its name: a file linked to it "
                     "was edited in place"
@@ -580,10 +512,7 @@ class Planner:
 
     def _max_links(self, store: Store) -> int:
         if store.device not in self._link_max:
-            try:
-                self._link_max[store.device] = os.pathconf(store.path, "PC_LINK_MAX")
-            except (OSError, ValueError):
-                self._link_max[store.device] = 65000  # ext4's limit, the most common
+            self._link_max[store.device] = self._facts.link_max(store.path)
         return self._link_max[store.device]
 
     def object_full(self, key: ObjectKey) -> None:

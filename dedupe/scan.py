@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
+from .census import Census, census_key, census_prefix
 from .discovery import Venv, default_roots, find_venvs
 from .errors import StoreError, StoreLockedError, UsageError
 from .execute import DryRun, Executor, Failed, TooManyLinks
@@ -29,7 +30,6 @@ from .memo import CANDIDATE, Memo, Memos, Trace
 from .plan import (
     Adopt,
     AlreadyShared,
-    Census,
     CreatePyc,
     Decision,
     Link,
@@ -38,10 +38,9 @@ from .plan import (
     RewritePyc,
     SourceObject,
     Unique,
-    census_key,
-    census_prefix,
 )
 from .problems import Problem, VenvSkip
+from .proof import Disk
 from .reasons import Reason
 from .store import (
     TRASH_DIR,
@@ -503,7 +502,7 @@ def scan(
         linked = _Counter("link", len(todo), progress, max(link_jobs, 1))
 
         def link_part(part: int, emit: Callable[[None], None]) -> _Linked:
-            planner = Planner(census, stores.by_device, stores.indexes)
+            planner = Planner(census, stores.by_device, stores.indexes, Disk())
             run = _Run(planner, new_executor(), share_pyc)
             counts = [_Tally(venv.root) for venv, _tally in todo]
             share = (part, link_jobs) if link_jobs > 1 else None

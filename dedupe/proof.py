@@ -1,0 +1,107 @@
+"""What the disk says, for the planner: the Facts it asks for, and Disk, which reads them.
+
+The planner (dedupe.plan) decides from facts alone and asks every one of them through a
+Facts object: the real scan passes Disk, tests pass made-up facts. Venv files are read
+through their folders' handles (dedupe.tree.At); store objects by path, in a private
+folder of ours.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from .hashing import digest_file, read_header, read_whole, xattrs
+from .tree import At
+
+__all__ = ["Disk", "Facts", "File"]
+
+File = At | str  # a venv file by handle, or a store object by path
+
+_DEFAULT_LINK_MAX = 65000  # ext4's limit, the most common
+
+
+class Facts(Protocol):
+    """Every question the planner asks of files. Each may raise OSError (the file cannot
+    be read, or a folder on its way was swapped: tree.FolderSwapped) and the reading ones
+    hashing.FileChanged (not the inode expected, or changed while read)."""
+
+    def stat(self, path: str) -> os.stat_result:
+        """The lstat of a store object."""
+
+    def digest(
+        self,
+        file: File,
+        algorithm: str,
+        expected: os.stat_result | None = None,
+        hoped: bytes | None = None,
+    ) -> bytes:
+        """The file's digest, read through one descriptor (see hashing.digest_file)."""
+
+    def header(self, file: File) -> tuple[bytes, os.stat_result]:
+        """The first 16 bytes of a pyc and the stat of the inode read."""
+
+    def whole(self, file: At, expected: os.stat_result) -> bytes:
+        """All the bytes of a venv pyc, if it still is the inode expected."""
+
+    def xattrs(self, file: File) -> tuple[tuple[str, bytes], ...]:
+        """Its extended attributes, sorted; none when it has none or cannot be read."""
+
+    def writable(self, folder: At) -> bool:
+        """Whether we may add and remove names in the venv folder."""
+
+    def is_folder(self, path: str) -> bool:
+        """Whether a store folder exists."""
+
+    def link_max(self, path: str) -> int:
+        """The link limit of the filesystem holding path."""
+
+
+class Disk:
+    """Facts as the disk has them now."""
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.lstat(path)
+
+    def digest(
+        self,
+        file: File,
+        algorithm: str,
+        expected: os.stat_result | None = None,
+        hoped: bytes | None = None,
+    ) -> bytes:
+        if isinstance(file, At):
+            fd, name = file.folder()
+            return digest_file(name, algorithm, expected, hoped, dir_fd=fd)
+        return digest_file(file, algorithm, expected, hoped)
+
+    def header(self, file: File) -> tuple[bytes, os.stat_result]:
+        if isinstance(file, At):
+            fd, name = file.folder()
+            return read_header(name, dir_fd=fd)
+        return read_header(file)
+
+    def whole(self, file: At, expected: os.stat_result) -> bytes:
+        fd, name = file.folder()
+        return read_whole(name, expected, fd)
+
+    def xattrs(self, file: File) -> tuple[tuple[str, bytes], ...]:
+        if isinstance(file, str):
+            return xattrs(file)
+        try:
+            fd, name = file.folder()
+        except OSError:
+            return ()  # as xattrs() says of a file it cannot read: the executor refuses it
+        return xattrs(name, fd)
+
+    def writable(self, folder: At) -> bool:
+        return folder.writable()
+
+    def is_folder(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def link_max(self, path: str) -> int:
+        try:
+            return os.pathconf(path, "PC_LINK_MAX")
+        except (OSError, ValueError):
+            return _DEFAULT_LINK_MAX
