@@ -149,11 +149,12 @@ class Planner:
         self._facts = facts
         self._stores = stores
         self._indexes = indexes
-        self._objects: dict[ObjectKey, _Object | None] = {}
+        # By device and key: the same content and owner on two filesystems is two objects.
+        self._objects: dict[tuple[int, ObjectKey], _Object | None] = {}
         self._remaining_links: dict[tuple[int, int], int] = {}
         self._link_max: dict[int, int] = {}
         self.new_folders: set[str] = set()  # store folders that adopting creates
-        self._pyc_objects: dict[PycKey, _Object | None] = {}
+        self._pyc_objects: dict[tuple[int, PycKey], _Object | None] = {}
         self._by_path: dict[str, _Object] = {}  # every object this run knows, by path
         self._old_folders: set[str] = set()  # store folders that were there already
         # The last __pycache__ asked about: a RECORD lists a folder's files together, and
@@ -187,12 +188,12 @@ class Planner:
                 generation,
                 store.object_path(candidate.key, generation),
                 st.st_ino,
-                st.st_nlink + 1,
+                self._names(st) + 1,
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
                 xattrs=self._facts.xattrs(candidate.at),
             )
-            self._objects[candidate.key] = new
+            self._objects[st.st_dev, candidate.key] = new
             self._by_path[new.path] = new
             self._note_folders(store, new.path)
             return Adopt(candidate.at, st, new.path)
@@ -203,8 +204,9 @@ class Planner:
         obj.nlink += 1
         return Link(candidate.at, st, obj.path, obj.ino, self._last_name(st))
 
-    def undo(self, decision: Decision, key: ObjectKey) -> None:
+    def undo(self, decision: Decision, candidate: Candidate) -> None:
         """The executor could not carry the decision out: forget what it assumed."""
+        key = (candidate.st.st_dev, candidate.key)
         if isinstance(decision, Adopt):
             obj = self._objects.pop(key, None)  # the next use reloads what the store has
             if obj is not None:
@@ -273,12 +275,17 @@ class Planner:
             self.new_folders.add(folder)
             folder = os.path.dirname(folder)
 
+    def _names(self, st: os.stat_result) -> int:
+        """How many names the inode has now: its link count less the names this run
+        moved to other inodes (a dry run's stat still counts them)."""
+        return self._remaining_links.get((st.st_dev, st.st_ino), st.st_nlink)
+
     def _last_name(self, st: os.stat_result) -> bool:
         """Whether replacing this name frees the inode (blocks count only when it does)."""
         if st.st_nlink == 1:
             return True
         ident = (st.st_dev, st.st_ino)
-        left = self._remaining_links.get(ident, st.st_nlink) - 1
+        left = self._names(st) - 1
         self._remaining_links[ident] = left
         return left == 0
 
@@ -296,7 +303,7 @@ class Planner:
 
     def _object(self, store: Store, key: ObjectKey) -> _Object | None:
         try:
-            return self._objects[key]
+            return self._objects[store.device, key]
         except KeyError:
             pass
         obj = None
@@ -313,7 +320,7 @@ class Planner:
                     generation, path, ost.st_ino, ost.st_nlink, False, mtime_ns=ost.st_mtime_ns
                 )
                 self._by_path[path] = obj
-        self._objects[key] = obj
+        self._objects[store.device, key] = obj
         return obj
 
     def indexed_source(self, store: Store, ino: int) -> tuple[ObjectKey, int] | None:
@@ -321,7 +328,7 @@ class Planner:
 
     def source_object(self, candidate: Candidate) -> SourceObject | None:
         """After an Adopt or Link of candidate: the object its name now points at."""
-        obj = self._objects.get(candidate.key)
+        obj = self._objects.get((candidate.st.st_dev, candidate.key))
         if obj is None:
             return None
         return SourceObject(candidate.key, obj.generation, obj.mtime_ns, candidate.st.st_size)
@@ -409,9 +416,9 @@ class Planner:
         self._note_folders(store, path)
         if fits_object:
             new = _Object(
-                0, path, pst.st_ino, pst.st_nlink + 1, True, xattrs=self._facts.xattrs(pyc.at)
+                0, path, pst.st_ino, self._names(pst) + 1, True, xattrs=self._facts.xattrs(pyc.at)
             )
-            self._pyc_objects[key] = self._by_path[path] = new
+            self._pyc_objects[store.device, key] = self._by_path[path] = new
             return [Adopt(pyc.at, pst, path)]
         try:
             data = self._facts.whole(pyc.at, pst)
@@ -420,7 +427,7 @@ class Planner:
         # A new inode: its number is only known once written, so later venvs of this run
         # compare against -1 and link to it by path.
         new = _Object(0, path, -1, 2, True, xattrs=self._facts.xattrs(pyc.at))
-        self._pyc_objects[key] = self._by_path[path] = new
+        self._pyc_objects[store.device, key] = self._by_path[path] = new
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
         return [
             CreatePyc(path, data, pyc.at, pst),
@@ -466,7 +473,7 @@ class Planner:
 
     def _pyc_object(self, store: Store, key: PycKey, source: SourceObject) -> _Object | None:
         try:
-            return self._pyc_objects[key]
+            return self._pyc_objects[store.device, key]
         except KeyError:
             pass
         obj = None
@@ -486,7 +493,7 @@ class Planner:
                 )
                 obj.damaged = self._check_pyc_object(path, key, source)
                 self._by_path[path] = obj
-        self._pyc_objects[key] = obj
+        self._pyc_objects[store.device, key] = obj
         return obj
 
     def _check_object(self, obj: _Object, key: ObjectKey, st: os.stat_result) -> str | None:
@@ -515,8 +522,8 @@ class Planner:
             self._link_max[store.device] = self._facts.link_max(store.path)
         return self._link_max[store.device]
 
-    def object_full(self, key: ObjectKey) -> None:
+    def object_full(self, candidate: Candidate) -> None:
         """The object hit EMLINK although the planner expected room: start a new one next."""
-        obj = self._objects.get(key)
+        obj = self._objects.get((candidate.st.st_dev, candidate.key))
         if obj is not None:
             obj.nlink = 1 << 62

@@ -720,11 +720,11 @@ class _Run:
             try:
                 self._execute(decision)
             except TooManyLinks:
-                self.planner.undo(decision, candidate.key)
-                self.planner.object_full(candidate.key)
+                self.planner.undo(decision, candidate)
+                self.planner.object_full(candidate)
                 continue  # decide again: the planner starts a new object for this content
             except Failed as exc:
-                self.planner.undo(decision, candidate.key)
+                self.planner.undo(decision, candidate)
                 self._failed(candidate.path, exc, tally.skipped)
                 tally.eligible -= 1
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers import (
     MakeVenvs,
     inode,
@@ -41,3 +42,29 @@ def test_venv_on_another_filesystem_is_skipped_and_untouched(
     assert run_console_script(other, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
     # The venvs on the store's filesystem are deduplicated as usual.
     assert inode(a.file("alpha/core.py")) == inode(b.file("alpha/core.py"))
+
+
+def test_two_filesystems_each_share_through_their_own_store(
+    make_venvs: MakeVenvs,
+    venv_root: Path,
+    tmp_path: Path,
+    tmpfs_mount: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no --store, each filesystem gets its own store (the user's data folder on this
+    one, .venv-dedupe-store at the tmpfs' mount point), and the same files on both are
+    shared within each filesystem: one object per filesystem, no link ever tried across
+    (it failed with EXDEV when the planner kept one object per content for all devices)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    a, b = make_venvs(venv_root, a=["alpha==1.0"], b=["alpha==1.0"])
+    c, d = make_venvs(tmpfs_mount / "venvs", c=["alpha==1.0"], d=["alpha==1.0"])
+
+    result = scan([venv_root, tmpfs_mount / "venvs"])
+
+    assert (result.errors, result.skipped_venvs) == ((), ())
+    assert len(result.stores) == 2 and "link-failed" not in result.skipped
+    for one, other in ((a, b), (c, d)):
+        assert inode(one.file("alpha/util.py")) == inode(other.file("alpha/util.py"))
+        assert os.lstat(one.file("alpha/util.py")).st_nlink == 3  # two venvs and the store
+    assert os.lstat(a.file("alpha/util.py")).st_dev != os.lstat(c.file("alpha/util.py")).st_dev
+    assert run_console_script(c, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
