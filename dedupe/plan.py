@@ -188,7 +188,7 @@ class Planner:
                 generation,
                 store.object_path(candidate.key, generation),
                 st.st_ino,
-                self._names(st) + 1,
+                self._adopted(st),
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
                 xattrs=self._facts.xattrs(candidate.at),
@@ -201,21 +201,26 @@ class Planner:
             # Linking changes the source's mtime; pycs we may not replace would go stale
             # and be recompiled on every import.
             return Refused(candidate.path, Reason.PYCACHE_READ_ONLY)
-        obj.nlink += 1
+        self._gains_name(obj, st.st_dev)
         return Link(candidate.at, st, obj.path, obj.ino, self._last_name(st))
 
     def undo(self, decision: Decision, candidate: Candidate) -> None:
         """The executor could not carry the decision out: forget what it assumed."""
         key = (candidate.st.st_dev, candidate.key)
+        st = decision.st if isinstance(decision, (Adopt, Link)) else candidate.st
         if isinstance(decision, Adopt):
             obj = self._objects.pop(key, None)  # the next use reloads what the store has
             if obj is not None:
                 self._by_path.pop(obj.path, None)
+            ident = (st.st_dev, st.st_ino)
+            if ident in self._remaining_links:
+                self._remaining_links[ident] -= 1  # the store's name it did not get
         elif isinstance(decision, Link):
             obj = self._objects.get(key)
             if obj is not None:
                 obj.nlink -= 1
-            st = decision.st
+                if (st.st_dev, obj.ino) in self._remaining_links:
+                    self._remaining_links[st.st_dev, obj.ino] -= 1
             if st.st_nlink > 1:
                 ident = (st.st_dev, st.st_ino)
                 self._remaining_links[ident] = self._remaining_links.get(ident, 0) + 1
@@ -279,6 +284,21 @@ class Planner:
         """How many names the inode has now: its link count less the names this run
         moved to other inodes (a dry run's stat still counts them)."""
         return self._remaining_links.get((st.st_dev, st.st_ino), st.st_nlink)
+
+    def _adopted(self, st: os.stat_result) -> int:
+        """The link count of an inode about to become an object: its names and the
+        store's. Kept for an inode with other names, which may still come as candidates:
+        in a dry run their stat does not count the store's name."""
+        names = self._names(st) + 1
+        if names > 2:
+            self._remaining_links[st.st_dev, st.st_ino] = names
+        return names
+
+    def _gains_name(self, obj: _Object, device: int) -> None:
+        obj.nlink += 1
+        ident = (device, obj.ino)
+        if ident in self._remaining_links:
+            self._remaining_links[ident] += 1
 
     def _last_name(self, st: os.stat_result) -> bool:
         """Whether replacing this name frees the inode (blocks count only when it does)."""
@@ -410,13 +430,13 @@ class Planner:
                 return [AlreadyShared(pyc.path)]
             if self._xattrs_differ(pyc.at, obj) is not None:
                 return None
-            obj.nlink += 1
+            self._gains_name(obj, pst.st_dev)
             return [Link(pyc.at, pst, obj.path, obj.ino, self._last_name(pst))]
         path = store.pyc_path(key, 0)
         self._note_folders(store, path)
         if fits_object:
             new = _Object(
-                0, path, pst.st_ino, self._names(pst) + 1, True, xattrs=self._facts.xattrs(pyc.at)
+                0, path, pst.st_ino, self._adopted(pst), True, xattrs=self._facts.xattrs(pyc.at)
             )
             self._pyc_objects[store.device, key] = self._by_path[path] = new
             return [Adopt(pyc.at, pst, path)]
