@@ -1,0 +1,120 @@
+"""Pass 1: walk a venv (RECORD, listings, stat; no file read) and keep its memo."""
+
+from __future__ import annotations
+
+from ..census import census_key
+from ..discovery import Venv
+from ..errors import StoreError
+from ..inventory import BadInput, Candidate, Leftover, Shared, Skipped, inventory
+from ..memo import CANDIDATE, Memo, Memos, Trace
+from ..problems import Problem
+from ..tree import At, Tree
+from ..workers import WorkerError, run_each
+from .stores import Stores
+from .tally import Tally
+
+__all__ = ["Walk", "renew_memos"]
+
+
+class Walk:
+    """Pass 1 over one walked venv: its counts, candidates and the temp files a killed
+    run left in it. With memos (a real run), stamp what it looks at and keep a memo."""
+
+    def __init__(
+        self,
+        venv: Venv,
+        inodes: set[int],
+        share_pyc: bool,
+        memos: Memos | None,
+        settled_pycs: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
+        self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
+        self.memos = memos
+        self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
+        self.tree = Tree(venv.root)  # the caller closes it, once done with the leftovers
+        self.leftovers: list[At] = []
+
+    def run(self) -> Memo:
+        venv, inodes = self.venv, self.inodes
+        tally = Tally(venv.root)
+        trace = clock = None
+        if self.memos is not None:
+            try:
+                clock = self.memos.store.clock_ns()  # before the first stamp
+                trace = Trace(venv.root, self.tree.lstat)
+            except OSError:
+                pass  # no memo: the next run walks this venv again
+        warnings: list[tuple[str, str]] = []
+        candidates = bytearray()
+        pycs = pycs_shared = 0
+        for item in inventory(venv, inodes, venv.device, trace, tree=self.tree):
+            match item:
+                case Candidate(st=st, key=key):
+                    candidates += CANDIDATE.pack(
+                        census_key(st.st_dev, key), st.st_ino, st.st_nlink > 1
+                    )
+                    tally.eligible += 1
+                case Shared():
+                    tally.eligible += 1
+                    tally.shared += 1
+                    # Unshared pycs of a shared source: Python wrote them since. Without
+                    # pyc sharing there is nothing to do: the scan that linked the source
+                    # kept its pycs valid, and Python writes valid ones.
+                    tally.pyc_work |= self.share_pyc and any(
+                        p.ino not in inodes and p.ino not in self.settled_pycs for p in item.pycs
+                    )
+                case Skipped(reason=reason):
+                    tally.skipped[reason] += 1
+                case BadInput(path=path, message=message):
+                    warnings.append((path, message))
+                    continue
+                case Leftover(at=at):
+                    self.leftovers.append(at)
+                    continue
+            # A source file: one of Candidate, Shared, Skipped.
+            tally.scanned += 1
+            if item.pycs:
+                pycs += len(item.pycs)
+                pycs_shared += sum(1 for p in item.pycs if p.ino in inodes)
+        tally.pyc["scanned"] += pycs
+        tally.pyc["shared"] += pycs_shared
+        memo = tally.memo(tuple(warnings), bytes(candidates))
+        if self.memos is not None and trace is not None and clock is not None:
+            if self.leftovers:
+                self.memos.forget(venv)  # removing them changes the venv: walk it next time
+            else:
+                self.memos.save(venv, self.share_pyc, trace, clock, memo)
+        return memo
+
+
+def renew_memos(
+    todo: list[tuple[Venv, Tally]],
+    stores: Stores,
+    memos: dict[int, Memos],
+    share_pyc: bool,
+    settled_pycs: set[int],
+    jobs: int,
+) -> list[Problem]:
+    """Pass 2 linked in these venvs, moving their folders: walk them once more for their
+    memos, knowing the objects this run made and the pycs it left alone."""
+    problems = []
+    inodes: dict[int, set[int]] = {}
+    for device in {venv.device for venv, _tally in todo}:
+        store = stores.by_device[device]
+        try:
+            inodes[device] = store.inodes()
+        except (OSError, StoreError) as exc:
+            problems.append(Problem(store.path, f"memos for the next run not kept: {exc}"))
+    renew = [venv for venv, _tally in todo if venv.device in inodes]
+
+    def walk(venv: Venv) -> None:
+        walker = Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs)
+        with walker.tree:
+            walker.run()
+
+    try:
+        run_each(walk, renew, jobs, locks=stores.locks())
+    except (WorkerError, OSError, StoreError) as exc:
+        # Everything is linked and counted: only the next run's shortcut is lost.
+        problems.append(Problem(renew[0].root, f"memos for the next run not kept: {exc}"))
+    return problems

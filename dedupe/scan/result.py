@@ -1,0 +1,81 @@
+"""What a scan returns: frozen reports per venv, per store and in total."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..problems import Problem, VenvSkip
+
+__all__ = ["Progress", "PycReport", "ScanResult", "StoreReport", "VenvReport"]
+
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True, slots=True)
+class PycReport:
+    """What happened to the .pyc files beside the sources RECORD lists."""
+
+    scanned: int
+    linked: int  # replaced by a link to the group's shared pyc object
+    stored: int  # became a shared pyc object (or a new one was written for the group)
+    already_shared: int
+    rewritten: int  # given a private copy whose header names the shared source's mtime
+    kept_private: int  # --no-share-pyc: valid as they are, left private
+    bytes_reclaimed: int
+    apparent_bytes_reclaimed: int
+    skipped: dict[str, int]  # left as they are, by reason
+
+
+@dataclass(frozen=True, slots=True)
+class VenvReport:
+    path: str
+    unchanged: bool  # as the last run left it: pass 1 took it from its memo
+    files_scanned: int
+    files_eligible: int
+    files_linked: int
+    files_already_shared: int
+    files_stored: int
+    bytes_reclaimed: int  # all files, pycs included
+    apparent_bytes_reclaimed: int
+    skipped: dict[str, int]
+    pyc: PycReport
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReport:
+    """The store as the scan leaves it. What its objects save and how many no venv uses
+    are dedupe.maintenance.status's to tell: they move with every venv removed or pip
+    uninstall anywhere, out of a scan's sight, so only a stat of every object knows them."""
+
+    path: str
+    objects: int  # from the folder listing (d_ino), not a stat per object
+    exists: bool
+    scan_state_bytes: int  # the scan's memos and trash folder, not in store_overhead_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    dry_run: bool
+    roots: tuple[str, ...]
+    venvs: tuple[VenvReport, ...]
+    venvs_unchanged: int  # pass 1 took them from an earlier run's memo
+    skipped_venvs: tuple[VenvSkip, ...]
+    stores: tuple[StoreReport, ...]
+    files_scanned: int
+    files_eligible: int
+    files_linked: int
+    files_already_shared: int
+    files_stored: int
+    files_unique: int
+    files_linked_without_gain: int
+    leftovers_removed: int
+    bytes_reclaimed: int  # all files, pycs included
+    apparent_bytes_reclaimed: int
+    pyc: PycReport
+    store_overhead_bytes: int  # the store's new folders: measured, or estimated in a dry run
+    # (the scan's memos are apart: StoreReport.scan_state_bytes)
+    skipped: dict[str, int]
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]

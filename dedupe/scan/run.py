@@ -1,0 +1,210 @@
+"""One scan from start to end: its settings, pass 1, pass 2, and the result they add up to."""
+
+from __future__ import annotations
+
+import functools
+import os
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..census import Census
+from ..discovery import Venv
+from ..execute import DryRun, Executor
+from ..inventory import Candidate, Shared, inventory
+from ..link import Hardlinks
+from ..memo import Memo, Memos
+from ..plan import Planner
+from ..problems import Problem, VenvSkip
+from ..proof import Disk
+from ..store import TRASH_DIR
+from ..workers import run_each, run_parts
+from .examine import Walk, renew_memos
+from .result import Progress, ScanResult
+from .share import Linked, Run
+from .stores import Stores
+from .tally import PhaseCounter, Tally, pyc_report
+
+__all__ = ["Options", "ScanRun"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    dry_run: bool
+    share_pyc: bool
+    full: bool  # walk every venv, even those an earlier run's memo describes
+    jobs: int
+    progress: Progress | None
+
+
+class ScanRun:
+    """The venvs of one scan with their stores, and what each pass found in them."""
+
+    def __init__(self, options: Options, stores: Stores, venvs: list[Venv]) -> None:
+        self.options = options
+        self.stores = stores
+        self.venvs = venvs
+        self.tallies = [Tally(v.root) for v in venvs]
+        self.census = Census(stores.indexes)
+        self.memos = {device: Memos(store) for device, store in stores.by_device.items()}
+        self.leftovers = 0
+        self.warnings: list[Problem] = []
+        self.errors: list[Problem] = []
+        self.new_folders: set[str] = set()
+        self.linked_in: list[tuple[Venv, Tally]] = []  # the venvs pass 2 walked
+        self.cleaner = self.new_executor()  # of leftovers: it frees nothing, needs no close()
+
+    def new_executor(self) -> Executor:
+        # The one place a dry run differs from a real run, but for the memos a real run
+        # keeps and the store it makes: which executor carries the decisions out.
+        if self.options.dry_run:
+            return DryRun()
+        trash = {d: os.path.join(s.path, TRASH_DIR) for d, s in self.stores.by_device.items()}
+        return Hardlinks(trash)
+
+    def remove_store_leftovers(self) -> None:
+        for store in self.stores.by_device.values():
+            self.leftovers += sum(map(self.cleaner.remove_store_leftover, store.leftovers()))
+
+    # --- pass 1 ---------------------------------------------------------------------------
+
+    def examine(self) -> None:
+        """Pass 1: RECORD, directory listings and stat only; no file is read. A venv whose
+        folders and RECORDs are as an earlier run left them is taken from its memo; the
+        others are walked, shared out between the workers."""
+        warned: dict[int, tuple[tuple[str, str], ...]] = {}
+        counter = PhaseCounter("examine", len(self.venvs), self.options.progress)
+        walk = []
+        for i, venv in enumerate(self.venvs):
+            memo = self._remembered(venv)
+            if memo is None:
+                walk.append(i)
+                continue
+            self.tallies[i].unchanged = True
+            self.tallies[i].recall(memo, self.census, venv.device)
+            warned[i] = memo.warnings
+            counter.tick()
+
+        def walked(step: tuple[int, Memo, int]) -> None:
+            i, memo, removed = step
+            self.tallies[i].recall(memo, self.census, self.venvs[i].device)
+            warned[i] = memo.warnings
+            self.leftovers += removed
+            counter.tick()
+
+        run_each(self._walk, walk, self.options.jobs, walked, self.stores.locks())
+        for i in sorted(warned):
+            self.warnings += [Problem(path, message) for path, message in warned[i]]
+
+    def _remembered(self, venv: Venv) -> Memo | None:
+        if self.options.full:
+            return None
+        memo = self.memos[venv.device].load(venv, self.options.share_pyc)
+        inodes = self.stores.indexes[venv.device].inodes
+        if memo is not None and any(ino in inodes for _, ino, _ in memo.iter_candidates()):
+            return None  # a remembered candidate became a store object since
+        return memo
+
+    def _walk(self, i: int) -> tuple[int, Memo, int]:
+        venv = self.venvs[i]
+        memos = None if self.options.dry_run else self.memos[venv.device]
+        walker = Walk(venv, self.stores.indexes[venv.device].inodes, self.options.share_pyc, memos)
+        with walker.tree:
+            memo = walker.run()
+            removed = sum(map(self.cleaner.remove_leftover, walker.leftovers))
+        return i, memo, removed
+
+    # --- pass 2 ---------------------------------------------------------------------------
+
+    def share(self) -> None:
+        """Pass 2: only venvs that hold a file worth linking, or a shared source's pyc that
+        is not shared yet, are walked again. Each worker takes the files of some sizes (so
+        every copy of a content, and every name of an inode, meets one planner), in the
+        same order as one process would: the same decisions."""
+        todo = self.linked_in = self._worth_walking()
+        jobs = self.options.jobs if todo else 0
+        counter = PhaseCounter("link", len(todo), self.options.progress, max(jobs, 1))
+        settled_pycs: set[int] = set()
+        part = functools.partial(self._share_part, todo, jobs)
+        for result in run_parts(part, jobs, counter.tick, self.stores.locks()):
+            for (_venv, tally), counts in zip(todo, result.tallies, strict=True):
+                tally.merge(counts)
+            self.errors += result.errors
+            settled_pycs |= result.settled_pycs
+            self.new_folders |= result.new_folders
+        if not self.options.dry_run and todo:
+            self.warnings += renew_memos(
+                todo, self.stores, self.memos, self.options.share_pyc, settled_pycs, jobs
+            )
+
+    def _worth_walking(self) -> list[tuple[Venv, Tally]]:
+        worthwhile = self.census.worthwhile_prefixes()
+        todo = [
+            (venv, tally)
+            for venv, tally in zip(self.venvs, self.tallies, strict=True)
+            if tally.pyc_work or any(k in worthwhile for k in tally.candidate_keys)
+        ]
+        for tally in self.tallies:
+            tally.candidate_keys = array("Q")  # before the workers fork: not to be copied
+        return todo
+
+    def _share_part(
+        self, todo: list[tuple[Venv, Tally]], parts: int, part: int, emit: Callable[[None], None]
+    ) -> Linked:
+        stores = self.stores
+        planner = Planner(self.census, stores.by_device, stores.indexes, Disk())
+        run = Run(planner, self.new_executor(), self.options.share_pyc)
+        counts = [Tally(venv.root) for venv, _tally in todo]
+        share = (part, parts) if parts > 1 else None
+        try:
+            for (venv, _tally), tally in zip(todo, counts, strict=True):
+                store = stores.by_device[venv.device]
+                inodes = stores.indexes[venv.device].inodes
+                for item in inventory(venv, inodes, venv.device, share=share):
+                    if isinstance(item, Candidate):
+                        run.candidate(store, item, tally)
+                    elif isinstance(item, Shared) and any(p.ino not in inodes for p in item.pycs):
+                        run.shared_source(store, item, tally, inodes)
+                emit(None)
+        finally:
+            run.close()
+        return Linked(counts, run.errors, run.settled_pycs, planner.new_folders)
+
+    # --- the result -----------------------------------------------------------------------
+
+    def result(self, roots: list[str], skipped_venvs: list[VenvSkip]) -> ScanResult:
+        """What the run did, with the stores' figures (still open: locked in a real run)."""
+        for tally in self.tallies:
+            tally.settle()
+        tallies = self.tallies
+        skipped: Counter[str] = Counter()
+        pyc: Counter[str] = Counter()
+        pyc_skipped: Counter[str] = Counter()
+        for tally in tallies:
+            skipped.update(tally.skipped)
+            pyc.update(tally.pyc)
+            pyc_skipped.update(tally.pyc_skipped)
+        return ScanResult(
+            dry_run=self.options.dry_run,
+            roots=tuple(roots),
+            venvs=tuple(t.report() for t in tallies),
+            venvs_unchanged=sum(t.unchanged for t in tallies),
+            skipped_venvs=tuple(skipped_venvs),
+            stores=self.stores.reports(linked=not self.options.dry_run and bool(self.linked_in)),
+            files_scanned=sum(t.scanned for t in tallies),
+            files_eligible=sum(t.eligible for t in tallies),
+            files_linked=sum(t.linked for t in tallies),
+            files_already_shared=sum(t.shared for t in tallies),
+            files_stored=sum(t.stored for t in tallies),
+            files_unique=sum(t.unique for t in tallies),
+            files_linked_without_gain=sum(t.no_gain for t in tallies),
+            leftovers_removed=self.leftovers,
+            bytes_reclaimed=sum(t.reclaimed for t in tallies) + pyc["reclaimed"],
+            apparent_bytes_reclaimed=sum(t.apparent for t in tallies) + pyc["apparent"],
+            pyc=pyc_report(pyc, pyc_skipped),
+            store_overhead_bytes=self.stores.overhead(self.new_folders),
+            skipped=dict(sorted(skipped.items())),
+            errors=tuple(self.errors),
+            warnings=tuple(self.warnings),
+        )

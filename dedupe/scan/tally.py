@@ -1,0 +1,131 @@
+"""Counting while the scan runs: a venv's tally, and progress by phase."""
+
+from __future__ import annotations
+
+import dataclasses
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..census import Census, census_prefix
+from ..memo import Memo
+from ..reasons import Reason
+from .result import Progress, PycReport, VenvReport
+
+__all__ = ["PhaseCounter", "Tally", "pyc_report"]
+
+
+@dataclass(slots=True)
+class Tally:
+    """Mutable counts for one venv while the scan runs."""
+
+    path: str
+    scanned: int = 0
+    eligible: int = 0
+    linked: int = 0
+    shared: int = 0
+    stored: int = 0
+    unique: int = 0
+    no_gain: int = 0
+    reclaimed: int = 0
+    apparent: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    candidate_keys: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]
+    pyc_work: bool = False  # a shared source has a pyc that is not shared yet
+    pyc: Counter[str] = field(default_factory=Counter)
+    pyc_skipped: Counter[str] = field(default_factory=Counter)
+    unchanged: bool = False  # pass 1 took it from the memo of an earlier run
+
+    def memo(self, warnings: tuple[tuple[str, str], ...], candidates: bytes) -> Memo:
+        """Pass 1's result, as recall takes it back."""
+        return Memo(
+            self.scanned,
+            self.eligible,
+            self.shared,
+            self.pyc["scanned"],
+            self.pyc["shared"],
+            self.pyc_work,
+            dict(self.skipped),
+            warnings,
+            candidates,
+        )
+
+    def merge(self, part: Tally) -> None:
+        """Add what a part of pass 2 counted (from zero) for this venv."""
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(part, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif type(mine) is int:
+                setattr(self, f.name, mine + theirs)
+
+    def recall(self, memo: Memo, census: Census, device: int) -> None:
+        """Take pass 1's result for the venv, and count its candidates in the census."""
+        self.scanned += memo.scanned
+        self.eligible += memo.eligible
+        self.shared += memo.shared
+        self.skipped.update(memo.skipped)
+        self.pyc["scanned"] += memo.pyc_scanned
+        self.pyc["shared"] += memo.pyc_shared
+        self.pyc_work = memo.pyc_work
+        for ckey, ino, multi_link in memo.iter_candidates():
+            census.add(ckey, device, ino, multi_link)
+            self.candidate_keys.append(census_prefix(ckey))
+
+    def settle(self) -> None:
+        """After pass 2: the files with no copy to share, and the pycs of sources that are
+        not shared (what the counts above leave unaccounted for)."""
+        self.unique = self.eligible - self.shared - self.linked - self.stored
+        left = (
+            self.pyc["scanned"]
+            - sum(self.pyc[k] for k in ("linked", "stored", "shared", "rewritten", "kept"))
+            - sum(self.pyc_skipped.values())
+        )
+        if left:
+            self.pyc_skipped[Reason.PYC_SOURCE_NOT_SHARED] += left
+
+    def pyc_report(self) -> PycReport:
+        return pyc_report(self.pyc, self.pyc_skipped)
+
+    def report(self) -> VenvReport:
+        return VenvReport(
+            self.path,
+            self.unchanged,
+            self.scanned,
+            self.eligible,
+            self.linked,
+            self.shared,
+            self.stored,
+            self.reclaimed + self.pyc["reclaimed"],
+            self.apparent + self.pyc["apparent"],
+            dict(sorted(self.skipped.items())),
+            self.pyc_report(),
+        )
+
+
+def pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
+    return PycReport(
+        counts["scanned"],
+        counts["linked"],
+        counts["stored"],
+        counts["shared"],
+        counts["rewritten"],
+        counts["kept"],
+        counts["reclaimed"],
+        counts["apparent"],
+        dict(sorted(skipped.items())),
+    )
+
+
+class PhaseCounter:
+    """Progress of one phase: venvs done out of total, told to the progress callback. With
+    parts, every part walks every venv and ticks for it: parts ticks count one venv."""
+
+    def __init__(self, phase: str, total: int, progress: Progress | None, parts: int = 1) -> None:
+        self.phase, self.total, self.progress, self.parts = phase, total, progress, parts
+        self.ticks = 0
+
+    def tick(self, _step: object = None) -> None:
+        self.ticks += 1
+        if self.progress and self.ticks % self.parts == 0:
+            self.progress(self.phase, self.ticks // self.parts, self.total)
