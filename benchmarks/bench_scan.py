@@ -2,8 +2,8 @@
 """Benchmark `venv-dedupe scan` on real pip-made venvs against jdupes and util-linux hardlink.
 
 Usage:
-    python benchmarks/bench_scan.py [--venvs N] [--workdir DIR] [--wheelhouse DIR] [--json]
-                                    [--no-tool]
+    python benchmarks/bench_scan.py [--venvs K] [--copies N] [--workdir DIR]
+                                    [--wheelhouse DIR] [--json] [--no-tool]
 
 Run it with the interpreter that has venv-dedupe installed (the console script next to
 sys.executable is used, else `venv-dedupe` on PATH, else `python -m dedupe`).
@@ -11,9 +11,14 @@ sys.executable is used, else `venv-dedupe` on PATH, else `python -m dedupe`).
 What one run does
   1. Downloads real wheels (PACKAGES at two pinned versions each, dependencies pinned by
      DEPENDENCY_PINS) for the running interpreter into the wheelhouse, once.
-  2. Builds N venvs (`python -m venv --without-pip`, then real `pip --python VENV install`
+  2. Builds K venvs (`python -m venv --without-pip`, then real `pip --python VENV install`
      from the wheelhouse, .pyc compiled by pip) into a pristine tree that is cached under the
      workdir; every measurement below runs on a fresh `cp -a` copy of it.
+     With --copies N (scale: N >= K, e.g. --venvs 3 --copies 1000) the measured tree is
+     instead N venvs, each a `cp -a` of one of the K pip-made venvs taken round robin, made
+     afresh from the cached pristine tree for each measurement (a cached N-venv tree would
+     double the disk a run needs and save no time: every measurement needs a fresh copy).
+     Copies add file instances, never content: the tree's distinct files are the K venvs'.
   3. Measures, all in this run, with the page cache warm (dropping caches is not possible
      here, so every figure is a warm-cache figure):
        tree       apparent (du -sb) and allocated (du -sB1) size, regular and distinct files
@@ -32,6 +37,10 @@ What one run does
        jdupes     `jdupes -r -L -q ROOT` on another fresh copy: time, reclaimed (du)
        hardlink   util-linux `hardlink -q -t ROOT` on another fresh copy (-t: mtimes may
                   differ, as ours may; mode and owner must still match)
+       uv         the same venv specs made by uv with --link-mode hardlink --compile-bytecode
+     With --copies, also "base run": a first run on a fresh copy of the K pip-made venvs
+     alone, whose peak PSS tells what the N copies add per file instance; hardlink and uv
+     are skipped (hardlink would take about as long as jdupes again; uv would build N venvs).
   4. Removes its work copies; the wheelhouse and the pristine tree stay for the next run.
 
 How to read it
@@ -40,7 +49,9 @@ How to read it
     rerun / find <= RERUN_OVER_FIND_TARGET; first run / jdupes time < 1 and CPU
     <= FIRST_RUN_OVER_JDUPES_CPU_TARGET; reclaimed ours / jdupes >= 0.9;
     (peak PSS - PSS of an idle `python -c 'import dedupe'`) / distinct files
-    <= MEMORY_PER_FILE_TARGET.
+    <= MEMORY_PER_FILE_TARGET; with --copies, that figure of the base run, and
+    (peak PSS of the N copies - peak PSS of the base run) / file instances the copies add
+    <= MEMORY_PER_INSTANCE_TARGET (memory must not grow with copies but by a few bytes).
   The "Exactness checks" (exit code 1 when one fails, or when venv-dedupe fails): dry run ==
   real run, du change == bytes_reclaimed, the rerun links nothing, no errors, all venvs found.
   du's change of (tree + store) also counts the growth of the store's own directories and
@@ -101,6 +112,7 @@ DEPENDENCY_PINS = [
 P_INCLUDE = 0.75  # chance that a venv gets a given distribution at all
 P_VERSION_A = 0.6  # chance that it gets version A rather than B
 MEMORY_PER_FILE_TARGET = 500  # bytes per distinct file ("a few hundred at most")
+MEMORY_PER_INSTANCE_TARGET = 8  # DESIGN.md: "a few bytes per file instance": one 64-bit word
 RERUN_OVER_FIND_TARGET = 1.2  # DESIGN.md: a no-change rerun costs at most 1.2 find walks
 FIRST_RUN_OVER_JDUPES_CPU_TARGET = 2.5  # DESIGN.md: at most 2.5 times jdupes' CPU
 
@@ -379,6 +391,46 @@ def fresh_copy(pristine: Path, dest: Path) -> float:
     return time.perf_counter() - t0
 
 
+def base_venvs(pristine: Path) -> list[Path]:
+    return sorted(p for p in pristine.iterdir() if p.is_dir())
+
+
+def make_copies(pristine: Path, dest: Path, copies: int) -> float:
+    """DEST/copy-NNNN for NNNN < copies, each a `cp -a` of the next pristine venv in turn."""
+    if dest.exists():
+        sh(["rm", "-rf", str(dest)])
+    dest.mkdir()
+    venvs = base_venvs(pristine)
+    t0 = time.perf_counter()
+    for index in range(copies):
+        sh(["cp", "-a", str(venvs[index % len(venvs)]), str(dest / f"copy-{index:04d}")])
+    sh(["sync"])
+    return time.perf_counter() - t0
+
+
+def fresh_tree(pristine: Path, dest: Path, copies: int) -> float:
+    """The tree to measure: a copy of the pristine tree, or (copies > 0) that many venvs."""
+    return make_copies(pristine, dest, copies) if copies else fresh_copy(pristine, dest)
+
+
+def regular_files(top: Path) -> int:
+    return sum(
+        (os.lstat(os.path.join(dirpath, name)).st_mode & 0o170000) == 0o100000
+        for dirpath, _dirs, files in os.walk(top)
+        for name in files
+    )
+
+
+def tree_files(pristine: Path, build: dict, copies: int) -> dict:
+    """Regular (instances) and distinct files of the measured tree, without hashing it."""
+    files = {"regular_files": build["regular_files"], "distinct_files": build["distinct_files"]}
+    if copies:
+        per_venv = [regular_files(venv) for venv in base_venvs(pristine)]
+        files["base_regular_files"] = files["regular_files"]
+        files["regular_files"] = sum(per_venv[i % len(per_venv)] for i in range(copies))
+    return files
+
+
 # --------------------------------------------------------------------------- the measurements
 
 
@@ -477,9 +529,19 @@ def measure_tool(rundir: Path, report: dict) -> None:
     report["rerun_full"] = summary(*run_tool(tree, store, "--full"))
 
 
-def measure_external(name: str, cmd: list[str], pristine: Path, rundir: Path) -> dict:
-    tree = rundir / "tree"
+def measure_base_run(pristine: Path, rundir: Path) -> dict:
+    """A first run on the K pip-made venvs alone: what memory the copies start from."""
+    tree, store = rundir / "base", rundir / "base-store"
     fresh_copy(pristine, tree)
+    log("venv-dedupe first run on the base venvs alone")
+    base = summary(*run_tool(tree, store))
+    sh(["rm", "-rf", str(tree), str(store)])
+    return base
+
+
+def measure_external(name: str, cmd: list[str], pristine: Path, rundir: Path, copies: int) -> dict:
+    tree = rundir / "tree"
+    fresh_tree(pristine, tree, copies)
     before = du_bytes([tree])
     log(f"{name}: {' '.join(cmd)} TREE")
     run = run_measured([*cmd, str(tree)], keep_stdout=False)
@@ -571,6 +633,36 @@ def ratio(a, b) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def copies_memory(report: dict, memory: int) -> dict:
+    """With --copies: the base run's memory per distinct file, and what each file instance
+    that the copies add costs on top of it (the growth with the number of copies)."""
+    tree = report["tree"]
+    base = report["base_run"]["peak_pss_bytes"] - report["import_dedupe_pss_bytes"]
+    added = tree["regular_files"] - tree["base_regular_files"]
+    return {
+        "base_memory_bytes_over_interpreter": base,
+        "base_memory_bytes_per_distinct_file": ratio(base, tree["distinct_files"]),
+        "memory_bytes_per_added_file_instance": ratio(memory - base, added),
+    }
+
+
+def memory_targets(r: dict, met) -> dict:
+    """Bytes per distinct file (of the base run with --copies) and per added file instance."""
+    per_file = "base_memory_bytes_per_distinct_file"
+    if per_file not in r:
+        per_file = "memory_bytes_per_distinct_file"
+    targets = {
+        f"{per_file} <= {MEMORY_PER_FILE_TARGET}": met(
+            per_file, lambda v: v <= MEMORY_PER_FILE_TARGET
+        )
+    }
+    if "memory_bytes_per_added_file_instance" in r:
+        name = "memory_bytes_per_added_file_instance"
+        test = met(name, lambda v: v <= MEMORY_PER_INSTANCE_TARGET)
+        targets[f"{name} <= {MEMORY_PER_INSTANCE_TARGET}"] = test
+    return targets
+
+
 def evaluate(report: dict) -> None:
     tree, first = report["tree"], report.get("first_run")
     jd, hl = report.get("jdupes"), report.get("hardlink")
@@ -600,6 +692,8 @@ def evaluate(report: dict) -> None:
             "memory_bytes_per_distinct_file": ratio(memory, tree["distinct_files"]),
             "memory_bytes_per_regular_file": ratio(memory, tree["regular_files"]),
         }
+        if report.get("base_run"):
+            r.update(copies_memory(report, memory))
 
         def met(name: str, test) -> bool:
             return r[name] is not None and test(r[name])
@@ -615,9 +709,7 @@ def evaluate(report: dict) -> None:
             "reclaimed_ours_over_jdupes >= 0.9": met(
                 "reclaimed_ours_over_jdupes", lambda v: v >= 0.9
             ),
-            f"memory_bytes_per_distinct_file <= {MEMORY_PER_FILE_TARGET}": met(
-                "memory_bytes_per_distinct_file", lambda v: v <= MEMORY_PER_FILE_TARGET
-            ),
+            **memory_targets(r, met),
         }
         reclaimed = first["bytes_reclaimed"]
         du_total = first["du_allocated_change"] + first["measured_store_overhead"]
@@ -635,21 +727,26 @@ def evaluate(report: dict) -> None:
             "no errors, exit code 0": first["errors"] == rerun["errors"] == 0
             and first["exit_code"] == rerun["exit_code"] == 0,
         }
+        if report.get("base_run"):
+            base = report["base_run"]
+            checks["base run: no errors, exit code 0"] = base["errors"] == base["exit_code"] == 0
     report["ratios"], report["targets"], report["checks"] = r, targets, checks
 
 
 def render(report: dict) -> str:
     t = report["tree"]
+    venvs = f"{report['venvs']} venvs"
+    if "copies_of" in report:
+        venvs += f" (cp -a copies of {report['copies_of']} pip-made ones, round robin)"
     lines = [
         "venv-dedupe scan benchmark (all figures with a WARM page cache: dropping caches is "
         "not possible here)",
-        f"python {report['python']}, {report['pip']}, {report['cpus']} CPUs, "
-        f"{report['venvs']} venvs",
+        f"python {report['python']}, {report['pip']}, {report['cpus']} CPUs, {venvs}",
         f"wheelhouse: {report['wheelhouse']['wheels']} wheels, download "
         + ("cached" if report["wheelhouse"]["cached"] else "done")
         + f" (took {report['wheelhouse']['seconds']} s)",
         f"venv build: {'cached' if report['build']['cached'] else 'done'} "
-        f"(took {report['build']['build_seconds']} s); cp -a of the tree "
+        f"(took {report['build']['build_seconds']} s); cp -a of the measured tree "
         f"{report['copy_seconds']} s",
         f"tools: {report['tool_command']} | {report['jdupes_version']} | "
         f"{report['hardlink_version']}",
@@ -659,6 +756,11 @@ def render(report: dict) -> str:
         "Tree",
         f"  regular files            {t['regular_files']:>14,}",
         f"  distinct (size, sha256)  {t['distinct_files']:>14,}",
+        *(
+            [f"  of the base venvs alone  {t['base_regular_files']:>14,}  regular files"]
+            if "base_regular_files" in t
+            else []
+        ),
         f"  apparent (du -sb)        {t['apparent_bytes']:>14,}  {mib(t['apparent_bytes'])}",
         f"  allocated (du -sB1)      {t['allocated_bytes']:>14,}  {mib(t['allocated_bytes'])}",
         "",
@@ -687,6 +789,8 @@ def render(report: dict) -> str:
                 "peak_pss_bytes": report["import_dedupe_pss_bytes"],
             },
         )
+        if report.get("base_run"):
+            row(f"venv-dedupe first run, {report['copies_of']} base venvs", report["base_run"])
         row("venv-dedupe --dry-run", report["dry_run"])
         row("venv-dedupe first run", report["first_run"])
         row("find walk, deduplicated tree (best of 3)", report["find_deduplicated_tree"])
@@ -695,6 +799,8 @@ def render(report: dict) -> str:
     for name in ("jdupes", "hardlink"):
         if report.get(name):
             row(report[name]["command"], report[name])
+    if report.get("baselines_skipped"):
+        lines.append(f"(not measured: {report['baselines_skipped']})")
 
     if report.get("first_run"):
         first = report["first_run"]
@@ -759,10 +865,58 @@ def render(report: dict) -> str:
 
 # --------------------------------------------------------------------------- main
 
+SKIPPED_WITH_COPIES = (
+    "util-linux hardlink and uv, skipped with --copies: hardlink would take about as long as"
+    " jdupes again, uv would build every copy as a venv of its own"
+)
+
+
+def measure_tree_and_tool(pristine: Path, rundir: Path, args, report: dict) -> None:
+    """The measured tree's size and find walk, then every venv-dedupe figure on it."""
+    tree = rundir / "tree"
+    report["copy_seconds"] = round(fresh_tree(pristine, tree, args.copies), 1)
+    apparent, allocated = du_bytes([tree])
+    report["tree"] = tree_files(pristine, report["build"], args.copies)
+    report["tree"].update(apparent_bytes=apparent, allocated_bytes=allocated)
+    report["find_fresh_tree"] = find_walk(tree)
+    if args.no_tool:
+        report["tool_skipped"] = True
+    else:
+        try:
+            if args.copies:
+                report["base_run"] = measure_base_run(pristine, rundir)
+            measure_tool(rundir, report)
+        except ToolFailed as exc:
+            report["tool_error"] = str(exc)
+            for key in ("dry_run", "first_run", "rerun", "base_run"):
+                report.pop(key, None)
+    sh(["rm", "-rf", str(tree), str(rundir / "store")])
+
+
+def measure_baselines(pristine: Path, wheelhouse: Path, rundir: Path, args, report: dict) -> None:
+    """jdupes, util-linux hardlink and uv, each on a tree of its own."""
+    jdupes = ["jdupes", "-r", "-L", "-q"]
+    report["jdupes"] = measure_external("jdupes", jdupes, pristine, rundir, args.copies)
+    if args.copies:
+        report["baselines_skipped"] = SKIPPED_WITH_COPIES
+        report["uv"] = {"skipped": "skipped with --copies"}
+        return
+    hardlink = ["hardlink", "-q", "-t"]
+    report["hardlink"] = measure_external("hardlink", hardlink, pristine, rundir, 0)
+    report["uv"] = measure_uv(args.venvs, wheelhouse, rundir)
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--venvs", type=int, default=24, help="number of venvs (default 24)")
+    ap.add_argument(
+        "--copies",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure N venvs made by cp -a of the --venvs pip-made ones, round robin "
+        "(scale; skips hardlink and uv)",
+    )
     ap.add_argument(
         "--workdir",
         type=Path,
@@ -786,6 +940,8 @@ def main(argv: list[str] | None = None) -> int:
         help="measure only the tree and the baselines (venv-dedupe not installed)",
     )
     args = ap.parse_args(argv)
+    if args.copies and args.copies < args.venvs:
+        ap.error("--copies must be at least --venvs (each base venv is copied at least once)")
 
     for prog in ("du", "find", "cp", "jdupes", "hardlink"):
         if not shutil.which(prog):
@@ -796,7 +952,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "venvs": args.venvs,
+        "venvs": args.copies or args.venvs,
+        **({"copies_of": args.venvs} if args.copies else {}),
         "loadavg_start": round(os.getloadavg()[0], 2),
         "warm_cache": True,
         "pip": tool_version([sys.executable, "-m", "pip", "--version"]).split(" from ")[0],
@@ -814,32 +971,8 @@ def main(argv: list[str] | None = None) -> int:
         sh(["rm", "-rf", str(rundir)])  # left by an interrupted run
     rundir.mkdir()
     try:
-        report["copy_seconds"] = round(fresh_copy(pristine, rundir / "tree"), 1)
-        apparent, allocated = du_bytes([rundir / "tree"])
-        report["tree"] = {
-            "regular_files": report["build"]["regular_files"],
-            "distinct_files": report["build"]["distinct_files"],
-            "apparent_bytes": apparent,
-            "allocated_bytes": allocated,
-        }
-        report["find_fresh_tree"] = find_walk(rundir / "tree")
-        if args.no_tool:
-            report["tool_skipped"] = True
-        else:
-            try:
-                measure_tool(rundir, report)
-            except ToolFailed as exc:
-                report["tool_error"] = str(exc)
-                for key in ("dry_run", "first_run", "rerun"):
-                    report.pop(key, None)
-        sh(["rm", "-rf", str(rundir / "tree"), str(rundir / "store")])
-        report["jdupes"] = measure_external(
-            "jdupes", ["jdupes", "-r", "-L", "-q"], pristine, rundir
-        )
-        report["hardlink"] = measure_external(
-            "hardlink", ["hardlink", "-q", "-t"], pristine, rundir
-        )
-        report["uv"] = measure_uv(args.venvs, wheelhouse, rundir)
+        measure_tree_and_tool(pristine, rundir, args, report)
+        measure_baselines(pristine, wheelhouse, rundir, args, report)
     finally:
         sh(["rm", "-rf", str(rundir)])
 
