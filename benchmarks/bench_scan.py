@@ -28,7 +28,7 @@ What one run does
        first run  the same without --dry-run: wall and CPU time (os.wait4: the child and
                   its workers), peak memory as the PSS of its process tree sampled every
                   PSS_SAMPLE_SECONDS (pages the forked workers share count once), and the
-                  largest single peak RSS,
+                  largest single peak RSS (VmHWM, sampled the same way),
                   bytes_reclaimed / apparent_bytes_reclaimed from its JSON, and the change of
                   allocated size of (tree + store) by du and by a walk of regular files
        rerun      the same again on the deduplicated tree, 3 times (must link nothing); the
@@ -133,7 +133,7 @@ class Run(NamedTuple):
 
     seconds: float
     cpu_seconds: float  # user + system, of the child and its reaped children
-    maxrss: int  # from wait4: the largest peak RSS of the child or one of its descendants
+    maxrss: int | None  # sampled: the largest peak RSS (VmHWM) of one process of its tree
     returncode: int
     stdout: str
     stderr: str
@@ -143,36 +143,44 @@ class Run(NamedTuple):
 PSS_SAMPLE_SECONDS = 0.05
 
 
-def tree_pss(pid: int) -> int:
-    """Proportional set size of pid and its descendants: pages shared between them (a
-    forked worker's copy-on-write pages) count once in all, not once per process."""
-    total, todo = 0, [pid]
+def proc_kib(path: str, field: str) -> int:
+    """A 'Field:   N kB' line of a /proc file, in bytes."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(PSS of pid and its descendants, largest VmHWM among them). In the PSS, pages shared
+    between them (a forked worker's copy-on-write pages) count once in all. VmHWM is read
+    here because wait4's ru_maxrss is not the child's own: a child that the benchmark
+    spawns starts with the benchmark's peak RSS, which grows with the tree it walks."""
+    total, hwm, todo = 0, 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
+            total += proc_kib(f"/proc/{p}/smaps_rollup", "Pss:")
+            hwm = max(hwm, proc_kib(f"/proc/{p}/status", "VmHWM:"))
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue  # ended meanwhile
-    return total
+    return total, hwm
 
 
 def run_measured(cmd: list[str], keep_stdout: bool = True) -> Run:
-    """Run cmd and reap it with os.wait4 (ru_maxrss of that child alone), sampling the PSS
-    of its process tree meanwhile (venv-dedupe forks workers)."""
+    """Run cmd and reap it with os.wait4 (CPU time of the child and its workers), sampling
+    the memory of its process tree meanwhile (venv-dedupe forks workers)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out if keep_stdout else subprocess.DEVNULL, stderr=err)
-        peak = [0]
+        peak = [0, 0]  # PSS, RSS
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(PSS_SAMPLE_SECONDS):
-                peak[0] = max(peak[0], tree_pss(proc.pid))
+                peak[:] = map(max, peak, tree_memory(proc.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -185,7 +193,7 @@ def run_measured(cmd: list[str], keep_stdout: bool = True) -> Run:
         err.seek(0)
         text = [f.read().decode(errors="replace") for f in (out, err)]
         cpu = usage.ru_utime + usage.ru_stime
-        return Run(seconds, cpu, usage.ru_maxrss * 1024, proc.returncode, *text, peak[0] or None)
+        return Run(seconds, cpu, peak[1] or None, proc.returncode, *text, peak[0] or None)
 
 
 def find_walk(tree: Path) -> dict:
