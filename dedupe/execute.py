@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .plan import Adopt, CreatePyc, Link, Observed, RewritePyc
+from .decisions import Adopt, CreatePyc, Link, Observed, RewritePyc
 from .problems import Problem
 from .reasons import Reason
 from .tree import At

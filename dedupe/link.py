@@ -24,9 +24,9 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from .execute import Failed, Observed, TooManyLinks
+from .decisions import Adopt, CreatePyc, Link, Observed, RewritePyc
+from .execute import Failed, TooManyLinks
 from .hashing import fingerprint, same_content, same_file, xattrs
-from .plan import Adopt, CreatePyc, Link, RewritePyc
 from .problems import Problem
 from .reasons import Reason
 from .store import TMP_PREFIX

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 
 from dedupe import link, scan
 from dedupe.census import Census, census_key
+from dedupe.decisions import Adopt, Link, Observed
 from dedupe.execute import DryRun
 from dedupe.hashing import FileChanged, fingerprint, same_file
 from dedupe.inventory import Candidate
-from dedupe.plan import Adopt, Link, Observed, Planner
+from dedupe.plan import Planner
 from dedupe.store import ObjectKey, Store, StoreIndex, parse_object_name
 from dedupe.tree import At, Tree
 

@@ -6,20 +6,20 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..census import census_key
-from ..execute import Executor, Failed, TooManyLinks
-from ..inventory import Candidate, Pyc, Shared
-from ..plan import (
+from ..decisions import (
     Adopt,
     AlreadyShared,
     CreatePyc,
     Decision,
     Link,
-    Planner,
     Refused,
     RewritePyc,
     SourceObject,
     Unique,
 )
+from ..execute import Executor, Failed, TooManyLinks
+from ..inventory import Candidate, Pyc, Shared
+from ..plan import Planner
 from ..problems import Problem
 from ..reasons import Reason
 from ..store import (
