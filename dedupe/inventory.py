@@ -18,7 +18,7 @@ from .bytecode import is_pyc_suffix
 from .discovery import Venv
 from .hashing import read_small
 from .reasons import Reason
-from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, parse_record
+from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, RecordHash, parse_record
 from .store import TMP_PREFIX, ObjectKey
 from .tree import At, FolderSwapped, Tree
 
@@ -418,6 +418,22 @@ def _classify(
     at = At(tree.tree, rel)
     if stored and share is None:
         return Shared(at, ino, pycs)  # with shares: by the object's size, below
+    return _by_stat(at, path, entry, file_hash, dist, pycs, store_inodes, store_device, share)
+
+
+def _by_stat(
+    at: At,
+    path: str,
+    entry: RecordEntry,
+    file_hash: RecordHash,
+    dist: str,
+    pycs: tuple[Pyc, ...],
+    store_inodes: set[int],
+    store_device: int,
+    share: tuple[int, int] | None,
+) -> Item | None:
+    """The classification of a recorded regular file from its lstat (through its
+    folder's handle): a candidate, a shared file, or skipped."""
     try:
         st = at.lstat()
     except FileNotFoundError:
