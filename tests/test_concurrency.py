@@ -163,7 +163,7 @@ def test_two_scans_starting_together_while_the_store_is_made(
             "lock_timeout": 60,
             "kill": {
                 "mode": "line",
-                "files": ["store.py"],
+                "files": [f"store/{m}.py" for m in ("names", "layout", "opening")],
                 "until": "lock",
                 "when": {
                     "exists": str(trial / "store"),

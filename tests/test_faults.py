@@ -7,7 +7,7 @@ process (see faultkit.py) and SIGKILLs it: at the Nth call of ``dedupe.link.faul
 the rename), before the Nth line executed in ``dedupe/link.py`` (every instant between
 two of its system calls), at the Nth call of a ``dedupe.link`` function, or from the
 parent after a random delay. The making of a new store is swept instead: one trial per
-line run in ``dedupe/store.py`` from the moment the store folder exists until the scan
+line run in ``dedupe/store/`` from the moment the store folder exists until the scan
 takes the lock. Afterwards:
 
 * every path under the root has its exact content (snapshot; a temp name may remain, as
@@ -201,12 +201,14 @@ def check_recovered(world: World, trial: Path) -> None:
     # jobs=1 in every trial: trials run in threads of this process, and a scan that forks
     # a worker while another trial's gc or verify holds its store's lock lends the child a
     # copy of that lock, held until the child closes it (the next trial's op then fails).
-    result = scan([venvs], store=store, jobs=1)
+    # A trial starting its child process lends it the same way until the child's exec:
+    # hence a lock timeout, where the library's default for scan is none.
+    result = scan([venvs], store=store, jobs=1, lock_timeout=10)
     assert result.errors == (), f"the next scan: {result.errors}"
     assert snapshot_diff(world.expected, snapshot(venvs)) == []
     assert leftovers(venvs, store) == []
     assert sharing(venvs) == world.shared
-    rerun = scan([venvs], store=store, jobs=1)
+    rerun = scan([venvs], store=store, jobs=1, lock_timeout=10)
     assert (rerun.errors, rerun.files_linked, rerun.files_stored) == ((), 0, 0), rerun
     checked = verify([venvs], store=store)
     assert checked.ok, f"after the next scan: {checked.damaged} {checked.errors}"
@@ -273,11 +275,11 @@ def test_kill_after_a_random_delay_of_a_scan(world: World) -> None:
     assert kills >= SCAN_DELAY_TRIALS // 4, kills
 
 
-# Every line of dedupe/store.py that a first scan runs before it takes the store's lock:
-# the making of the store.
+# Every line of the dedupe/store/ package that a first scan runs before it takes the
+# store's lock: the making of the store.
 STORE_CREATION = {
     "mode": "line",
-    "files": ["store.py"],
+    "files": [f"store/{m}.py" for m in ("names", "layout", "lock", "opening", "placement")],
     "until": "lock",
     # Before the store folder exists a kill leaves nothing behind: those instants are
     # the same as a kill before the scan.
@@ -286,7 +288,7 @@ STORE_CREATION = {
 
 
 def test_kill_while_the_store_is_made(world: World) -> None:
-    """Every line instant of dedupe/store.py in a first scan from the moment the store
+    """Every line instant of dedupe/store/ in a first scan from the moment the store
     folder exists until the scan takes its lock."""
     lines = counted(world, world.pristine, "scan", kill=STORE_CREATION)["seen"]
     assert 5 < lines < 100, lines
@@ -393,7 +395,7 @@ def test_kill_at_random_instants_of_gc(world: World) -> None:
         for tree in ("objects", "pyc"):
             for folder, dirs, files in os.walk(store / tree):
                 assert dirs or files or Path(folder) == store / tree, f"left empty: {folder}"
-        rescan = scan([venvs], store=store, jobs=1)  # see check_recovered
+        rescan = scan([venvs], store=store, jobs=1, lock_timeout=10)  # see check_recovered
         assert (rescan.errors, rescan.files_linked, rescan.files_stored) == ((), 0, 0), rescan
         assert snapshot_diff(world.expected_gc, snapshot(venvs)) == []
         assert leftovers(venvs, store) == []

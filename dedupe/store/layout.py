@@ -1,0 +1,190 @@
+"""An opened store folder: where its objects are, what it holds (its index), its size."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from ..errors import StoreError
+from ..lockfds import close_lock_fd
+from .lock import take
+from .names import (
+    CACHE_DIR,
+    TMP_PREFIX,
+    TRASH_DIR,
+    ObjectKey,
+    PycKey,
+    parse_object_name,
+    parse_pyc_name,
+)
+
+__all__ = ["Store", "StoreIndex", "saved_bytes"]
+
+
+@dataclass(slots=True)
+class StoreIndex:
+    """What the store held when the run began: objects by key and their inode numbers."""
+
+    objects: dict[ObjectKey, list[tuple[int, int]]]  # key -> [(generation, inode)]
+    inodes: set[int]  # of source and pyc objects
+    pycs: dict[PycKey, list[tuple[int, int]]] = field(default_factory=dict)
+    sources_by_inode: dict[int, tuple[ObjectKey, int]] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.inodes)
+
+
+class Store:
+    """An opened store folder on one filesystem."""
+
+    def __init__(self, path: str, device: int) -> None:
+        self.path = path
+        self.device = device
+        self._lock_fd: int | None = None
+
+    def object_path(self, key: ObjectKey, generation: int) -> str:
+        return os.path.join(self.path, key.relpath(generation))
+
+    def pyc_path(self, key: PycKey, generation: int) -> str:
+        return os.path.join(self.path, key.relpath(generation))
+
+    def _iter(self, top: str) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+        tree = os.path.join(self.path, top)
+        for algorithm in _listdir(tree):
+            alg_dir = os.path.join(tree, algorithm)
+            for shard in _listdir(alg_dir):
+                try:
+                    it = os.scandir(os.path.join(alg_dir, shard))
+                except NotADirectoryError:
+                    continue
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot list the store folder {exc.filename!r}: {exc.strerror}"
+                    ) from None
+                with it:
+                    for entry in it:
+                        if entry.is_file(follow_symlinks=False):
+                            yield algorithm, shard, entry
+
+    def iter_all(self) -> Iterator[tuple[ObjectKey | PycKey, int, os.DirEntry[str]]]:
+        """Source objects, then pyc objects."""
+        yield from self.iter_objects()
+        yield from self.iter_pycs()
+
+    def leftovers(self) -> list[str]:
+        """Temp files a killed run left in the store: a pyc object or a memo half written,
+        a replaced venv file in the trash."""
+        found = [
+            entry.path
+            for top in ("objects", "pyc")
+            for _algorithm, _shard, entry in self._iter(top)
+            if entry.name.startswith(TMP_PREFIX)
+        ]
+        for top, prefix in ((CACHE_DIR, TMP_PREFIX), (TRASH_DIR, "")):
+            folder = os.path.join(self.path, top)
+            with contextlib.suppress(OSError):
+                found += [
+                    os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(prefix)
+                ]
+        return found
+
+    def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
+        """Source objects (not pycs): key, generation, directory entry."""
+        for algorithm, shard, entry in self._iter("objects"):
+            parsed = parse_object_name(algorithm, shard, entry.name)
+            if parsed is not None:
+                yield parsed[0], parsed[1], entry
+
+    def iter_pycs(self) -> Iterator[tuple[PycKey, int, os.DirEntry[str]]]:
+        for algorithm, shard, entry in self._iter("pyc"):
+            parsed = parse_pyc_name(algorithm, shard, entry.name)
+            if parsed is not None:
+                yield parsed[0], parsed[1], entry
+
+    def load_index(self) -> StoreIndex:
+        # scandir gives d_ino without a stat: an unchanged rerun recognises linked files
+        # from inode numbers alone (DESIGN.md invariant 8).
+        objects: dict[ObjectKey, list[tuple[int, int]]] = {}
+        inodes: set[int] = set()
+        pycs: dict[PycKey, list[tuple[int, int]]] = {}
+        sources_by_inode: dict[int, tuple[ObjectKey, int]] = {}
+        for key, generation, entry in self.iter_objects():
+            objects.setdefault(key, []).append((generation, entry.inode()))
+            inodes.add(entry.inode())
+            sources_by_inode[entry.inode()] = (key, generation)
+        for pkey, generation, entry in self.iter_pycs():
+            pycs.setdefault(pkey, []).append((generation, entry.inode()))
+            inodes.add(entry.inode())
+        for generations in [*objects.values(), *pycs.values()]:
+            generations.sort()
+        return StoreIndex(objects, inodes, pycs, sources_by_inode)
+
+    def inodes(self) -> set[int]:
+        """The inode numbers of every object, source and pyc: all an inventory needs."""
+        return {entry.inode() for _key, _generation, entry in self.iter_all()}
+
+    def folder_bytes(self) -> int:
+        """Allocated bytes of the store's own folders and files, objects excluded: what the
+        store costs beside the objects, so that reclaimed bytes can be squared with du.
+        The scan's own state (memos, trash folder) is left out: see scan_state_bytes."""
+        total = 0
+        for folder, dirs, files in os.walk(self.path):
+            if folder == self.path:
+                dirs[:] = [d for d in dirs if d not in (CACHE_DIR, TRASH_DIR)]
+            names = files if folder == self.path else []
+            for name in [folder, *(os.path.join(folder, n) for n in names)]:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(name).st_blocks * 512
+            dirs.sort()
+        return total
+
+    def scan_state_bytes(self) -> int:
+        """Allocated bytes of the scan's memos (scan-cache/) and its trash folder: they
+        change with every run that walks a venv, whatever it links."""
+        total = 0
+        for top in (CACHE_DIR, TRASH_DIR):
+            folder = os.path.join(self.path, top)
+            with contextlib.suppress(OSError):
+                total += os.lstat(folder).st_blocks * 512
+                for entry in os.scandir(folder):
+                    with contextlib.suppress(OSError):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        return total
+
+    def lock(self, *, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
+        """Take the store's lock for this process (see dedupe.store.lock.take)."""
+        self._lock_fd = take(self.path, timeout=timeout, on_wait=on_wait)
+
+    def clock_ns(self) -> int:
+        """The filesystem's time now: the ctime it gives the lock file when we touch it
+        (under the lock, so in a real run only)."""
+        assert self._lock_fd is not None, "the store is not locked"
+        os.utime(self._lock_fd)
+        return os.fstat(self._lock_fd).st_ctime_ns
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            close_lock_fd(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    @property
+    def lock_fd(self) -> int | None:
+        return self._lock_fd
+
+
+def saved_bytes(st: os.stat_result) -> int:
+    """Allocated bytes an object saves: its n - 1 venv names share one inode that n - 1
+    copies would otherwise need (the store's own name is the nth)."""
+    return max(st.st_nlink - 2, 0) * st.st_blocks * 512
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot list the store folder {path!r}: {exc.strerror}") from None

@@ -1,0 +1,107 @@
+"""How the store names its objects (the keys of source and pyc objects) and its own files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = [
+    "CACHE_DIR",
+    "DEFAULT_STORE_NAME",
+    "FORMAT",
+    "TMP_PREFIX",
+    "TRASH_DIR",
+    "ObjectKey",
+    "PycKey",
+    "parse_object_name",
+    "parse_pyc_name",
+]
+
+
+FORMAT = "venv-dedupe store 1\n"
+# Prefix of every temp name we create, in venvs and in the store; the next run removes
+# any that a killed run left behind.
+TMP_PREFIX = ".venv-dedupe-tmp-"
+DEFAULT_STORE_NAME = ".venv-dedupe-store"
+CACHE_DIR = "scan-cache"
+TRASH_DIR = "trash"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectKey:
+    """What may share one inode: same content (by its recorded digest) and same metadata."""
+
+    algorithm: str
+    digest: bytes
+    uid: int
+    gid: int
+    mode: int  # stat.S_IMODE bits
+
+    def relpath(self, generation: int) -> str:
+        hexdigest = self.digest.hex()
+        name = f"{hexdigest[2:]}.{self.uid}.{self.gid}.{self.mode:o}.{generation}"
+        return os.path.join("objects", self.algorithm, hexdigest[:2], name)
+
+
+def parse_object_name(algorithm: str, shard: str, name: str) -> tuple[ObjectKey, int] | None:
+    """Inverse of ObjectKey.relpath; None for anything that is not an object name."""
+    parts = name.split(".")
+    if len(parts) != 5:
+        return None
+    rest, uid, gid, mode, generation = parts
+    try:
+        digest = bytes.fromhex(shard + rest)
+        return ObjectKey(algorithm, digest, int(uid), int(gid), int(mode, 8)), int(generation)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PycKey:
+    """What may share one pyc inode: the same source object (its generation fixes the
+    mtime a timestamp pyc records), interpreter magic, flags, cache tag and optimisation
+    level, and the pyc's own owner, group and permission bits."""
+
+    source: ObjectKey
+    source_generation: int
+    suffix: str  # cache tag and optimisation level: "cpython-311" or "cpython-311.opt-1"
+    magic: bytes
+    flags: int
+    uid: int
+    gid: int
+    mode: int
+
+    def relpath(self, generation: int) -> str:
+        src = self.source
+        hexdigest = src.digest.hex()
+        name = (
+            f"{hexdigest[2:]}.{src.uid}.{src.gid}.{src.mode:o}.{self.source_generation}."
+            f"{self.suffix.replace('.', '+')}.{self.magic.hex()}.{self.flags}."
+            f"{self.uid}.{self.gid}.{self.mode:o}.{generation}"
+        )
+        return os.path.join("pyc", src.algorithm, hexdigest[:2], name)
+
+
+def parse_pyc_name(algorithm: str, shard: str, name: str) -> tuple[PycKey, int] | None:
+    """Inverse of PycKey.relpath; None for anything that is not a pyc object name."""
+    parts = name.split(".")
+    if len(parts) != 12:
+        return None
+    source = parse_object_name(algorithm, shard, ".".join(parts[:5]))
+    if source is None:
+        return None
+    suffix, magic, flags, uid, gid, mode, generation = parts[5:]
+    try:
+        key = PycKey(
+            source[0],
+            source[1],
+            suffix.replace("+", "."),
+            bytes.fromhex(magic),
+            int(flags),
+            int(uid),
+            int(gid),
+            int(mode, 8),
+        )
+        return key, int(generation)
+    except ValueError:
+        return None
