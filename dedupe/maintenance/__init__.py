@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import link, memo
-from .bytecode import HEADER_SIZE, parse_header
-from .discovery import Venv, default_roots, find_venvs
-from .errors import DEFAULT_LOCK_TIMEOUT, DedupeError, StoreError, UsageError
-from .execute import Failed
-from .hashing import FileChanged, digest_file, read_small
-from .inventory import dist_infos, read_text
-from .problems import Problem, VenvSkip
-from .records import RecordError, parse_record
-from .store import (
+from .. import link, memo
+from ..bytecode import HEADER_SIZE, parse_header
+from ..discovery import Venv, default_roots, find_venvs
+from ..errors import DEFAULT_LOCK_TIMEOUT, DedupeError, StoreError, UsageError
+from ..execute import Failed
+from ..hashing import FileChanged, digest_file, read_small
+from ..inventory import dist_infos, read_text
+from ..problems import Problem, VenvSkip
+from ..records import RecordError, parse_record
+from ..store import (
     ObjectKey,
     PycKey,
     Store,
@@ -41,8 +41,8 @@ from .store import (
     saved_bytes,
     user_store_path,
 )
-from .text import human_size
-from .tree import At, Tree
+from ..text import human_size
+from ..tree import At, Tree
 
 LockWait = Callable[[str], None]
 
