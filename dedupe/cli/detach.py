@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: parsing, and so --help, must not load the machinery (issue #11).
     from ..maintenance import detach
-    from ..report_maintenance import render_detach, to_json
+    from ..report.maintenance import render_detach, to_json
 
     result = detach(
         args.venvs,

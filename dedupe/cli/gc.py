@@ -29,7 +29,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: parsing, and so --help, must not load the machinery (issue #11).
     from ..maintenance import gc
-    from ..report_maintenance import render_gc, to_json
+    from ..report.maintenance import render_gc, to_json
 
     result = gc(
         store=args.store,

@@ -25,7 +25,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: parsing, and so --help, must not load the machinery (issue #11).
     from ..maintenance import status
-    from ..report_maintenance import render_status, to_json
+    from ..report.maintenance import render_status, to_json
 
     result = status(args.roots, store=args.store)
     print(to_json(result) if args.json else render_status(result))

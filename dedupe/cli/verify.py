@@ -32,7 +32,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: parsing, and so --help, must not load the machinery (issue #11).
     from ..maintenance import verify
-    from ..report_maintenance import render_verify, to_json
+    from ..report.maintenance import render_verify, to_json
 
     result = verify(
         args.roots,

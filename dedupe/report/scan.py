@@ -6,9 +6,11 @@ import dataclasses
 import json
 from typing import Any
 
-from .reasons import Reason
-from .scan import ScanResult
-from .text import display, human_size
+from ..reasons import Reason
+from ..scan import ScanResult
+from ..text import display, human_size
+
+__all__ = ["render_problems", "render_text", "to_json"]
 
 
 def _label(reason: str) -> str:

@@ -6,9 +6,11 @@ import dataclasses
 import json
 from typing import Any
 
-from .maintenance import DetachResult, GcResult, StatusResult, VerifyResult
-from .problems import Problem, VenvSkip
-from .text import display, human_size
+from ..maintenance import DetachResult, GcResult, StatusResult, VerifyResult
+from ..problems import Problem, VenvSkip
+from ..text import display, human_size
+
+__all__ = ["Result", "render_detach", "render_gc", "render_status", "render_verify", "to_json"]
 
 Result = StatusResult | VerifyResult | DetachResult | GcResult
 
