@@ -1,0 +1,91 @@
+"""Which distribution installed a venv file, and the command that reinstalls it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..discovery import Venv
+from ..inventory import dist_infos, read_text
+from ..records import RecordError, parse_record
+from .results import Distribution
+
+__all__ = ["distribution_of", "repair_command"]
+
+
+def distribution_of(dist_info_name: str) -> Distribution:
+    """Name and version from a .dist-info folder name (`name-version.dist-info`),
+    normalised with packaging."""
+    stem = dist_info_name.removesuffix(".dist-info")
+    name, _, version = stem.partition("-")
+    with contextlib.suppress(InvalidVersion):
+        version = str(Version(version))
+    return Distribution(str(canonicalize_name(name)), version)
+
+
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    distribution: Distribution
+    installer: str  # the dist-info's INSTALLER: "pip", "uv", ... or ""
+
+
+class _Owners:
+    """Which distribution installed each file of one venv, read from its RECORDs once."""
+
+    def __init__(self, venv: Venv) -> None:
+        self.venv = venv
+        self._by_path: dict[str, _Owner] | None = None
+        self.has_pip = False
+
+    def _load(self) -> dict[str, _Owner]:
+        by_path: dict[str, _Owner] = {}
+        for site_packages in self.venv.site_packages:
+            for dist_info in dist_infos(site_packages):
+                folder = os.path.join(site_packages, dist_info)
+                try:
+                    text = read_text(os.path.join(folder, "RECORD"))
+                except OSError:
+                    continue
+                try:
+                    entries = parse_record(text.splitlines())
+                except RecordError as exc:
+                    entries = exc.entries
+                try:
+                    installer = read_text(os.path.join(folder, "INSTALLER"), 1024).strip()
+                except OSError:
+                    installer = ""
+                owner = _Owner(distribution_of(dist_info), installer)
+                self.has_pip |= owner.distribution.name == "pip"
+                for entry in entries:
+                    path = os.path.normpath(os.path.join(site_packages, entry.path))
+                    by_path.setdefault(path, owner)
+        return by_path
+
+    def of(self, path: str) -> _Owner | None:
+        if self._by_path is None:
+            self._by_path = self._load()
+        owner = self._by_path.get(path)
+        folder, name = os.path.split(path)
+        if owner is None and os.path.basename(folder) == "__pycache__":
+            # A pyc belongs to its source's distribution (uv does not list pycs in RECORD).
+            source = os.path.join(os.path.dirname(folder), name.split(".", 1)[0] + ".py")
+            owner = self._by_path.get(source)
+        return owner
+
+
+def repair_command(venv_root: str, owner: _Owner, has_pip: bool) -> str:
+    """The command that reinstalls one distribution in one venv, giving it fresh files
+    (the installer unlinks the damaged names rather than writing through them)."""
+    python = shlex.quote(os.path.join(venv_root, "bin", "python"))
+    requirement = shlex.quote(str(owner.distribution))
+    if owner.installer == "uv":
+        return f"uv pip install --python {python} --reinstall --no-deps {requirement}"
+    if has_pip:
+        return f"{python} -m pip install --force-reinstall --no-deps {requirement}"
+    # A venv made --without-pip (or by uv) is served by an outer pip >= 22.3.
+    return f"python3 -m pip --python {python} install --force-reinstall --no-deps {requirement}"

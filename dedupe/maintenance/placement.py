@@ -1,0 +1,154 @@
+"""Which store serves which venv, the objects of a store, and the venv files linked to them."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..discovery import Venv, default_roots, find_venvs
+from ..errors import StoreError
+from ..problems import Problem, VenvSkip
+from ..store import ObjectKey, PycKey, Store, default_store_path, open_store, user_store_path
+from ..tree import At, Tree
+
+__all__ = ["DAMAGED_FOLDER", "LockWait"]
+
+
+LockWait = Callable[[str], None]
+DAMAGED_FOLDER = "damaged"
+
+
+@dataclass(frozen=True, slots=True)
+class _Object:
+    path: str
+    key: ObjectKey | PycKey
+    st: os.stat_result
+
+
+@dataclass(slots=True)
+class _Placement:
+    """The venvs under the roots, each with the store of its filesystem (or None)."""
+
+    roots: tuple[str, ...]
+    stores: dict[str, Store] = field(default_factory=dict)
+    venvs: list[tuple[Venv, Store | None]] = field(default_factory=list)
+    skipped: list[VenvSkip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def venvs_of(self, store: Store) -> list[Venv]:
+        return [v for v, s in self.venvs if s is store]
+
+
+def _open_existing(path: str) -> Store:
+    opened = open_store(path, create=False)
+    if opened is None:
+        raise StoreError(f"no venv-dedupe store at {path!r}; pass --store DIR with the store")
+    return opened
+
+
+def _place(venvs: Sequence[Venv], explicit: str | None, roots: tuple[str, ...]) -> _Placement:
+    """The store of each venv: explicit, or the rule scan uses (never created here)."""
+    placement = _Placement(roots)
+    if explicit is not None:
+        only = _open_existing(os.path.abspath(explicit))
+        placement.stores[only.path] = only
+    missing: set[str] = set()
+    for venv in venvs:
+        if explicit is not None:
+            store: Store | None = next(iter(placement.stores.values()))
+        else:
+            path = default_store_path(venv.root, venv.device)
+            store = placement.stores.get(path)
+            if store is None and path not in missing:
+                store = open_store(path, create=False)
+                if store is None:
+                    missing.add(path)
+                    placement.notes.append(
+                        f"no store at {path!r} (the default for {venv.root!r}): nothing on "
+                        "that filesystem is shared; pass --store DIR if scan used another"
+                    )
+                else:
+                    placement.stores[store.path] = store
+        if store is not None and store.device != venv.device:
+            placement.skipped.append(
+                VenvSkip(venv.root, f"on another filesystem than the store {store.path!r}")
+            )
+            continue
+        placement.venvs.append((venv, store))
+    return placement
+
+
+def _place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> _Placement:
+    """Venvs under roots (the well-known venv homes when empty) and their stores; with no
+    venv and no --store, the user's store, if there is one."""
+    root_list = tuple(os.fspath(r) for r in roots) or tuple(str(p) for p in default_roots())
+    discovery = find_venvs(root_list)
+    placement = _place(discovery.venvs, store, root_list)
+    placement.skipped[:0] = [VenvSkip(p, r) for p, r in discovery.skipped]
+    if not placement.stores and not discovery.venvs and store is None:
+        path = user_store_path()
+        user = open_store(path, create=False)
+        if user is not None:
+            placement.stores[user.path] = user
+            placement.notes.append(f"no venvs found; looking at the user store {path!r}")
+        else:
+            placement.notes.append(f"no venvs found, and no store at {path!r}")
+    return placement
+
+
+def _objects(store: Store) -> list[_Object]:
+    """Every source and pyc object of the store, lstat'ed, by path."""
+    found: list[_Object] = []
+    for key, _generation, entry in store.iter_all():
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        found.append(_Object(entry.path, key, st))
+    found.sort(key=lambda o: o.path)
+    return found
+
+
+# Which venv files share a store object is found by inode, from directory listings of the
+# whole venv (d_ino, no stat per file), so every shared file is found: the sources listed
+# in RECORD and the pycs shared beside them. RECORDs only say which distribution a shared
+# file belongs to (dedupe.maintenance.owners).
+
+
+def _shared_files(
+    venv: Venv, inodes: Container[int], problems: list[Problem]
+) -> Iterator[tuple[At, os.stat_result]]:
+    """Every regular file under the venv whose inode is in inodes, found through folder
+    handles (dedupe.tree): symlinks are never followed and other filesystems never
+    entered. A folder that cannot be listed becomes a problem: shared files in it would
+    be missed."""
+    with Tree(venv.root) as tree:
+        stack: list[tuple[str, int | None]] = [("", None)]
+        while stack:
+            rel, ino = stack.pop()
+            try:
+                entries = sorted(tree.scandir(rel, ino), key=lambda e: e.name)
+            except OSError as exc:
+                problems.append(Problem(tree.path(rel), f"cannot list: {exc.strerror or exc}"))
+                continue
+            prefix = f"{rel}/" if rel else ""
+            subfolders = []
+            for entry in entries:
+                at = At(tree, prefix + entry.name)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.stat(follow_symlinks=False).st_dev == venv.device:
+                            subfolders.append((at.rel, entry.inode()))
+                    elif entry.inode() in inodes and entry.is_file(follow_symlinks=False):
+                        st = at.lstat()
+                        if (
+                            stat.S_ISREG(st.st_mode)
+                            and st.st_dev == venv.device
+                            and st.st_ino in inodes
+                        ):
+                            yield at, st
+                except OSError:
+                    continue
+            stack.extend(reversed(subfolders))

@@ -1,0 +1,201 @@
+"""`verify`: re-hash store objects against their names; move damaged ones aside."""
+
+from __future__ import annotations
+
+import importlib.util
+import marshal
+import os
+import stat
+from collections.abc import Sequence
+
+from .. import link, memo
+from ..bytecode import HEADER_SIZE, parse_header
+from ..discovery import Venv
+from ..errors import DEFAULT_LOCK_TIMEOUT
+from ..hashing import FileChanged, digest_file, read_small
+from ..problems import Problem
+from ..store import ObjectKey, PycKey, Store
+from .owners import _Owners, repair_command
+from .placement import DAMAGED_FOLDER, LockWait, _Object, _objects, _place_roots, _shared_files
+from .results import DamagedObject, Distribution, LinkedFile, VenvRepair, VerifyResult
+
+__all__ = ["check_object", "verify"]
+
+
+_MAX_PYC_BYTES = 256 << 20
+_RepairKey = tuple[str, "Distribution | None"]  # (venv, distribution)
+
+
+def _metadata_problem(st: os.stat_result, uid: int, gid: int, mode: int) -> str | None:
+    found = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    if found == (uid, gid, mode):
+        return None
+    return (
+        f"owner or mode is uid {found[0]} gid {found[1]} mode {found[2]:o}, its name says "
+        f"uid {uid} gid {gid} mode {mode:o}: someone ran chown or chmod on a file linked to it"
+    )
+
+
+def _check_source(obj: _Object, key: ObjectKey) -> str | None:
+    problem = _metadata_problem(obj.st, key.uid, key.gid, key.mode)
+    if problem is not None:
+        return problem
+    try:
+        digest = digest_file(obj.path, key.algorithm)
+    except ValueError:
+        return f"its name has a hash algorithm this Python lacks: {key.algorithm!r}"
+    except FileChanged:
+        return "it changed while it was read: something writes to a file linked to it"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if digest != key.digest:
+        return (
+            f"its bytes no longer match its name ({key.algorithm}): a file linked to it "
+            "was edited in place"
+        )
+    return None
+
+
+def _check_pyc(obj: _Object, key: PycKey) -> str | None:
+    """A pyc object is named by what makes it valid, not by its bytes: check what its
+    name says (magic, flags, owner, mode) and, for this interpreter, that it unmarshals."""
+    problem = _metadata_problem(obj.st, key.uid, key.gid, key.mode)
+    if problem is not None:
+        return problem
+    try:
+        raw = read_small(obj.path, _MAX_PYC_BYTES)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    try:
+        header = parse_header(raw[:HEADER_SIZE])
+    except ValueError as exc:
+        return f"its header is no longer a pyc header ({exc}): it was edited in place"
+    if (header.magic, header.flags) != (key.magic, key.flags):
+        return "its header no longer matches its name: a file linked to it was edited in place"
+    if header.magic == importlib.util.MAGIC_NUMBER:
+        try:
+            marshal.loads(raw[HEADER_SIZE:])
+        except (EOFError, ValueError, TypeError):
+            return "it no longer holds valid bytecode: a file linked to it was edited in place"
+    return None
+
+
+def check_object(obj: _Object) -> str | None:
+    """Why a store object must not be used any more, or None when it is what its name says."""
+    if isinstance(obj.key, PycKey):
+        return _check_pyc(obj, obj.key)
+    return _check_source(obj, obj.key)
+
+
+def _quarantine_path(store: Store, path: str) -> str:
+    relative = os.path.relpath(path, store.path)
+    destination = os.path.join(store.path, DAMAGED_FOLDER, relative)
+    candidate, n = destination, 0
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = f"{destination}.{n}"
+    return candidate
+
+
+def verify(
+    roots: Sequence[str | os.PathLike[str]] = (),
+    store: str | os.PathLike[str] | None = None,
+    repair: bool = False,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_lock_wait: LockWait | None = None,
+) -> VerifyResult:
+    """Re-hash every store object against its name; name every venv file linked to a
+    damaged one, with its distribution and the command that repairs each venv.
+
+    With repair, damaged objects move to STORE/damaged/ under the store's lock, so that
+    no later scan links anything to them; the venv files linked to them keep their bytes
+    until the repair commands are run.
+    """
+    placement = _place_roots(roots, os.fspath(store) if store is not None else None)
+    damaged: list[DamagedObject] = []
+    errors: list[Problem] = []
+    commands: dict[_RepairKey, str | None] = {}
+    checked = 0
+    for store_ in placement.stores.values():
+        if repair:
+            store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
+        try:
+            bad: list[tuple[_Object, str]] = []
+            for obj in _objects(store_):
+                checked += 1
+                problem = check_object(obj)
+                if problem is not None:
+                    bad.append((obj, problem))
+            inodes = {o.st.st_ino for o, _ in bad}
+            linked = _linked_to(placement.venvs_of(store_), inodes, commands, errors)
+            for obj, problem in bad:
+                moved_to = None
+                if repair:
+                    destination = _quarantine_path(store_, obj.path)
+                    try:
+                        link.quarantine(obj.path, destination)
+                        moved_to = destination
+                    except OSError as exc:
+                        errors.append(
+                            Problem(obj.path, f"cannot move it out of the store: {exc.strerror}")
+                        )
+                damaged.append(
+                    DamagedObject(
+                        obj.path,
+                        store_.path,
+                        problem,
+                        obj.st.st_nlink - 1,
+                        tuple(linked.get(obj.st.st_ino, [])),
+                        moved_to,
+                    )
+                )
+            if any(d.moved_to for d in damaged if d.store == store_.path):
+                memo.drop_all(store_)
+        finally:
+            store_.unlock()
+    return VerifyResult(
+        roots=placement.roots,
+        stores=tuple(placement.stores),
+        objects_checked=checked,
+        damaged=tuple(damaged),
+        repairs=_repairs(damaged, commands),
+        repair=repair,
+        skipped_venvs=tuple(placement.skipped),
+        errors=tuple(errors),
+        notes=tuple(placement.notes),
+    )
+
+
+def _linked_to(
+    venvs: list[Venv],
+    inodes: set[int],
+    commands: dict[_RepairKey, str | None],
+    problems: list[Problem],
+) -> dict[int, list[LinkedFile]]:
+    """inode -> the venv files that are its names; commands gets each one's repair."""
+    found: dict[int, list[LinkedFile]] = {}
+    if not inodes:
+        return found
+    for venv in venvs:
+        owners = _Owners(venv)
+        for at, st in _shared_files(venv, inodes, problems):
+            owner = owners.of(at.path)
+            dist = None if owner is None else owner.distribution
+            found.setdefault(st.st_ino, []).append(LinkedFile(at.path, venv.root, dist))
+            if owner is not None:
+                commands[venv.root, dist] = repair_command(venv.root, owner, owners.has_pip)
+    return found
+
+
+def _repairs(
+    damaged: list[DamagedObject], commands: dict[_RepairKey, str | None]
+) -> tuple[VenvRepair, ...]:
+    paths: dict[_RepairKey, list[str]] = {}
+    for obj in damaged:
+        for f in obj.linked_files:
+            paths.setdefault((f.venv, f.distribution), []).append(f.path)
+    return tuple(
+        VenvRepair(venv, dist, commands.get((venv, dist)), tuple(sorted(p)))
+        for (venv, dist), p in sorted(paths.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
+    )
