@@ -9,7 +9,7 @@ from .. import link, memo
 from ..errors import DEFAULT_LOCK_TIMEOUT, StoreError
 from ..problems import Problem
 from ..store import Store, open_store, user_store_path
-from .placement import DAMAGED_FOLDER, LockWait, _objects, _open_existing
+from .placement import DAMAGED_FOLDER, LockWait, list_objects, open_existing
 from .results import GcResult
 
 __all__ = ["gc"]
@@ -83,12 +83,12 @@ def gc(
             )
         store_ = opened
     else:
-        store_ = _open_existing(os.path.abspath(os.fspath(store)))
+        store_ = open_existing(os.path.abspath(os.fspath(store)))
     errors: list[Problem] = []
     if not dry_run:
         store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
     try:
-        candidates = [(o.path, o.st) for o in _objects(store_)]
+        candidates = [(o.path, o.st) for o in list_objects(store_)]
         candidates += _damaged_files(store_)
         total = len(candidates)
         unused = [(p, st) for p, st in candidates if st.st_nlink == 1]

@@ -13,7 +13,7 @@ from ..problems import Problem, VenvSkip
 from ..store import Store, mount_point
 from ..text import human_size
 from ..tree import At
-from .placement import LockWait, _objects, _place, _shared_files
+from .placement import LockWait, list_objects, place, shared_files
 from .results import DetachResult, SpaceCheck, VenvDetach
 
 __all__ = ["SPACE_MARGIN", "InsufficientSpaceError", "detach"]
@@ -100,7 +100,7 @@ def detach(
         venv = _venv_at(path)
         found.setdefault(venv.root, venv)
     roots = tuple(found)
-    placement = _place(list(found.values()), os.fspath(store) if store else None, roots)
+    placement = place(list(found.values()), os.fspath(store) if store else None, roots)
     locked: list[Store] = []
     errors: list[Problem] = []
     try:
@@ -117,10 +117,10 @@ def detach(
                 reports[venv.root] = VenvDetach(venv.root, None, 0, 0, 0)
                 continue
             if venv_store.path not in inodes_of:
-                inodes_of[venv_store.path] = {o.st.st_ino for o in _objects(venv_store)}
+                inodes_of[venv_store.path] = {o.st.st_ino for o in list_objects(venv_store)}
             inodes = inodes_of[venv_store.path]
             problems: list[Problem] = []
-            files = list(_shared_files(venv, inodes, problems))
+            files = list(shared_files(venv, inodes, problems))
             unwritable = _unwritable_folder(files)
             if problems or unwritable:
                 reason = (

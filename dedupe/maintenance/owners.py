@@ -15,7 +15,7 @@ from ..inventory import dist_infos, read_text
 from ..records import RecordError, parse_record
 from .results import Distribution
 
-__all__ = ["distribution_of", "repair_command"]
+__all__ = ["Owner", "Owners", "distribution_of", "repair_command"]
 
 
 def distribution_of(dist_info_name: str) -> Distribution:
@@ -29,21 +29,21 @@ def distribution_of(dist_info_name: str) -> Distribution:
 
 
 @dataclass(frozen=True, slots=True)
-class _Owner:
+class Owner:
     distribution: Distribution
     installer: str  # the dist-info's INSTALLER: "pip", "uv", ... or ""
 
 
-class _Owners:
+class Owners:
     """Which distribution installed each file of one venv, read from its RECORDs once."""
 
     def __init__(self, venv: Venv) -> None:
         self.venv = venv
-        self._by_path: dict[str, _Owner] | None = None
+        self._by_path: dict[str, Owner] | None = None
         self.has_pip = False
 
-    def _load(self) -> dict[str, _Owner]:
-        by_path: dict[str, _Owner] = {}
+    def _load(self) -> dict[str, Owner]:
+        by_path: dict[str, Owner] = {}
         for site_packages in self.venv.site_packages:
             for dist_info in dist_infos(site_packages):
                 folder = os.path.join(site_packages, dist_info)
@@ -59,14 +59,14 @@ class _Owners:
                     installer = read_text(os.path.join(folder, "INSTALLER"), 1024).strip()
                 except OSError:
                     installer = ""
-                owner = _Owner(distribution_of(dist_info), installer)
+                owner = Owner(distribution_of(dist_info), installer)
                 self.has_pip |= owner.distribution.name == "pip"
                 for entry in entries:
                     path = os.path.normpath(os.path.join(site_packages, entry.path))
                     by_path.setdefault(path, owner)
         return by_path
 
-    def of(self, path: str) -> _Owner | None:
+    def of(self, path: str) -> Owner | None:
         if self._by_path is None:
             self._by_path = self._load()
         owner = self._by_path.get(path)
@@ -78,7 +78,7 @@ class _Owners:
         return owner
 
 
-def repair_command(venv_root: str, owner: _Owner, has_pip: bool) -> str:
+def repair_command(venv_root: str, owner: Owner, has_pip: bool) -> str:
     """The command that reinstalls one distribution in one venv, giving it fresh files
     (the installer unlinks the damaged names rather than writing through them)."""
     python = shlex.quote(os.path.join(venv_root, "bin", "python"))

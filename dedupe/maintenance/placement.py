@@ -13,7 +13,17 @@ from ..problems import Problem, VenvSkip
 from ..store import ObjectKey, PycKey, Store, default_store_path, open_store, user_store_path
 from ..tree import At, Tree
 
-__all__ = ["DAMAGED_FOLDER", "LockWait"]
+__all__ = [
+    "DAMAGED_FOLDER",
+    "LockWait",
+    "Placement",
+    "StoreObject",
+    "list_objects",
+    "open_existing",
+    "place",
+    "place_roots",
+    "shared_files",
+]
 
 
 LockWait = Callable[[str], None]
@@ -21,14 +31,14 @@ DAMAGED_FOLDER = "damaged"
 
 
 @dataclass(frozen=True, slots=True)
-class _Object:
+class StoreObject:
     path: str
     key: ObjectKey | PycKey
     st: os.stat_result
 
 
 @dataclass(slots=True)
-class _Placement:
+class Placement:
     """The venvs under the roots, each with the store of its filesystem (or None)."""
 
     roots: tuple[str, ...]
@@ -41,18 +51,18 @@ class _Placement:
         return [v for v, s in self.venvs if s is store]
 
 
-def _open_existing(path: str) -> Store:
+def open_existing(path: str) -> Store:
     opened = open_store(path, create=False)
     if opened is None:
         raise StoreError(f"no venv-dedupe store at {path!r}; pass --store DIR with the store")
     return opened
 
 
-def _place(venvs: Sequence[Venv], explicit: str | None, roots: tuple[str, ...]) -> _Placement:
+def place(venvs: Sequence[Venv], explicit: str | None, roots: tuple[str, ...]) -> Placement:
     """The store of each venv: explicit, or the rule scan uses (never created here)."""
-    placement = _Placement(roots)
+    placement = Placement(roots)
     if explicit is not None:
-        only = _open_existing(os.path.abspath(explicit))
+        only = open_existing(os.path.abspath(explicit))
         placement.stores[only.path] = only
     missing: set[str] = set()
     for venv in venvs:
@@ -80,12 +90,12 @@ def _place(venvs: Sequence[Venv], explicit: str | None, roots: tuple[str, ...]) 
     return placement
 
 
-def _place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> _Placement:
+def place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> Placement:
     """Venvs under roots (the well-known venv homes when empty) and their stores; with no
     venv and no --store, the user's store, if there is one."""
     root_list = tuple(os.fspath(r) for r in roots) or tuple(str(p) for p in default_roots())
     discovery = find_venvs(root_list)
-    placement = _place(discovery.venvs, store, root_list)
+    placement = place(discovery.venvs, store, root_list)
     placement.skipped[:0] = [VenvSkip(p, r) for p, r in discovery.skipped]
     if not placement.stores and not discovery.venvs and store is None:
         path = user_store_path()
@@ -98,15 +108,15 @@ def _place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> 
     return placement
 
 
-def _objects(store: Store) -> list[_Object]:
+def list_objects(store: Store) -> list[StoreObject]:
     """Every source and pyc object of the store, lstat'ed, by path."""
-    found: list[_Object] = []
+    found: list[StoreObject] = []
     for key, _generation, entry in store.iter_all():
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        found.append(_Object(entry.path, key, st))
+        found.append(StoreObject(entry.path, key, st))
     found.sort(key=lambda o: o.path)
     return found
 
@@ -117,7 +127,7 @@ def _objects(store: Store) -> list[_Object]:
 # file belongs to (dedupe.maintenance.owners).
 
 
-def _shared_files(
+def shared_files(
     venv: Venv, inodes: Container[int], problems: list[Problem]
 ) -> Iterator[tuple[At, os.stat_result]]:
     """Every regular file under the venv whose inode is in inodes, found through folder

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from ..problems import Problem
 from ..store import saved_bytes
-from .owners import _Owners
-from .placement import _objects, _place_roots, _shared_files
+from .owners import Owners
+from .placement import list_objects, place_roots, shared_files
 from .results import Distribution, DistributionStatus, StatusResult, StoreStatus, VenvStatus
 
 __all__ = ["status"]
@@ -24,7 +24,7 @@ def status(
     equal share of that, so the venvs' shares add up to the total when every name of
     every object is under the roots.
     """
-    placement = _place_roots(roots, os.fspath(store) if store is not None else None)
+    placement = place_roots(roots, os.fspath(store) if store is not None else None)
     warnings: list[Problem] = []
     venv_files = [0] * len(placement.venvs)
     venv_saved = [0] * len(placement.venvs)
@@ -32,13 +32,13 @@ def status(
     dist_venvs: dict[Distribution, set[int]] = {}
     store_reports = []
     for store_ in placement.stores.values():
-        objects = {o.st.st_ino: o for o in _objects(store_)}
+        objects = {o.st.st_ino: o for o in list_objects(store_)}
         holders: dict[int, list[tuple[int, Distribution | None]]] = {}
         for index, (venv, venv_store) in enumerate(placement.venvs):
             if venv_store is not store_:
                 continue
-            owners = _Owners(venv)
-            for at, st in _shared_files(venv, objects.keys(), warnings):
+            owners = Owners(venv)
+            for at, st in shared_files(venv, objects.keys(), warnings):
                 owner = owners.of(at.path)
                 dist = owner.distribution if owner is not None else None
                 holders.setdefault(st.st_ino, []).append((index, dist))

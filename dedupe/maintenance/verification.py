@@ -15,8 +15,15 @@ from ..errors import DEFAULT_LOCK_TIMEOUT
 from ..hashing import FileChanged, digest_file, read_small
 from ..problems import Problem
 from ..store import ObjectKey, PycKey, Store
-from .owners import _Owners, repair_command
-from .placement import DAMAGED_FOLDER, LockWait, _Object, _objects, _place_roots, _shared_files
+from .owners import Owners, repair_command
+from .placement import (
+    DAMAGED_FOLDER,
+    LockWait,
+    StoreObject,
+    list_objects,
+    place_roots,
+    shared_files,
+)
 from .results import DamagedObject, Distribution, LinkedFile, VenvRepair, VerifyResult
 
 __all__ = ["check_object", "verify"]
@@ -36,7 +43,7 @@ def _metadata_problem(st: os.stat_result, uid: int, gid: int, mode: int) -> str 
     )
 
 
-def _check_source(obj: _Object, key: ObjectKey) -> str | None:
+def _check_source(obj: StoreObject, key: ObjectKey) -> str | None:
     problem = _metadata_problem(obj.st, key.uid, key.gid, key.mode)
     if problem is not None:
         return problem
@@ -56,7 +63,7 @@ def _check_source(obj: _Object, key: ObjectKey) -> str | None:
     return None
 
 
-def _check_pyc(obj: _Object, key: PycKey) -> str | None:
+def _check_pyc(obj: StoreObject, key: PycKey) -> str | None:
     """A pyc object is named by what makes it valid, not by its bytes: check what its
     name says (magic, flags, owner, mode) and, for this interpreter, that it unmarshals."""
     problem = _metadata_problem(obj.st, key.uid, key.gid, key.mode)
@@ -80,7 +87,7 @@ def _check_pyc(obj: _Object, key: PycKey) -> str | None:
     return None
 
 
-def check_object(obj: _Object) -> str | None:
+def check_object(obj: StoreObject) -> str | None:
     """Why a store object must not be used any more, or None when it is what its name says."""
     if isinstance(obj.key, PycKey):
         return _check_pyc(obj, obj.key)
@@ -112,7 +119,7 @@ def verify(
     no later scan links anything to them; the venv files linked to them keep their bytes
     until the repair commands are run.
     """
-    placement = _place_roots(roots, os.fspath(store) if store is not None else None)
+    placement = place_roots(roots, os.fspath(store) if store is not None else None)
     damaged: list[DamagedObject] = []
     errors: list[Problem] = []
     commands: dict[_RepairKey, str | None] = {}
@@ -121,8 +128,8 @@ def verify(
         if repair:
             store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
         try:
-            bad: list[tuple[_Object, str]] = []
-            for obj in _objects(store_):
+            bad: list[tuple[StoreObject, str]] = []
+            for obj in list_objects(store_):
                 checked += 1
                 problem = check_object(obj)
                 if problem is not None:
@@ -178,8 +185,8 @@ def _linked_to(
     if not inodes:
         return found
     for venv in venvs:
-        owners = _Owners(venv)
-        for at, st in _shared_files(venv, inodes, problems):
+        owners = Owners(venv)
+        for at, st in shared_files(venv, inodes, problems):
             owner = owners.of(at.path)
             dist = None if owner is None else owner.distribution
             found.setdefault(st.st_ino, []).append(LinkedFile(at.path, venv.root, dist))
