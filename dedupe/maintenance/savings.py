@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
 
 from ..problems import Problem
-from ..store import saved_bytes
+from ..store import Store, saved_bytes
 from .owners import Owners
-from .placement import list_objects, place_roots, shared_files
+from .placement import Placement, StoreObject, list_objects, place_roots, shared_files
 from .results import Distribution, DistributionStatus, StatusResult, StoreStatus, VenvStatus
 
 __all__ = ["status"]
+
+
+_Holders = dict[int, list[tuple[int, Distribution | None]]]  # inode -> (venv index, dist)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the venvs (by index in the placement) and distributions are given, so far."""
+
+    venv_files: list[int]
+    venv_saved: list[int]
+    dists: dict[Distribution, list[int]] = field(default_factory=dict)  # -> [files, bytes]
+    dist_venvs: dict[Distribution, set[int]] = field(default_factory=dict)
+
+    def give(self, index: int, dist: Distribution | None, share: int) -> None:
+        self.venv_files[index] += 1
+        self.venv_saved[index] += share
+        if dist is not None:
+            totals = self.dists.setdefault(dist, [0, 0])
+            totals[0] += 1
+            totals[1] += share
+            self.dist_venvs.setdefault(dist, set()).add(index)
 
 
 def status(
@@ -26,73 +49,85 @@ def status(
     """
     placement = place_roots(roots, os.fspath(store) if store is not None else None)
     warnings: list[Problem] = []
-    venv_files = [0] * len(placement.venvs)
-    venv_saved = [0] * len(placement.venvs)
-    dists: dict[Distribution, list[int]] = {}  # -> [files, bytes]
-    dist_venvs: dict[Distribution, set[int]] = {}
+    tally = _Tally([0] * len(placement.venvs), [0] * len(placement.venvs))
     store_reports = []
     for store_ in placement.stores.values():
         objects = {o.st.st_ino: o for o in list_objects(store_)}
-        holders: dict[int, list[tuple[int, Distribution | None]]] = {}
-        for index, (venv, venv_store) in enumerate(placement.venvs):
-            if venv_store is not store_:
-                continue
-            owners = Owners(venv)
-            for at, st in shared_files(venv, objects.keys(), warnings):
-                owner = owners.of(at.path)
-                dist = owner.distribution if owner is not None else None
-                holders.setdefault(st.st_ino, []).append((index, dist))
-        saved_total = unused = unused_bytes = allocated = outside = 0
-        for ino, obj in objects.items():
-            blocks = obj.st.st_blocks * 512
-            allocated += blocks
-            names = obj.st.st_nlink - 1
-            if names == 0:
-                unused += 1
-                unused_bytes += blocks
-                continue
-            saved = saved_bytes(obj.st)
-            saved_total += saved
-            found = holders.get(ino, [])[:names]
-            outside += names - len(found)
-            base, remainder = divmod(saved, names)
-            for i, (index, dist) in enumerate(found):
-                share = base + (1 if i < remainder else 0)
-                venv_files[index] += 1
-                venv_saved[index] += share
-                if dist is not None:
-                    totals = dists.setdefault(dist, [0, 0])
-                    totals[0] += 1
-                    totals[1] += share
-                    dist_venvs.setdefault(dist, set()).add(index)
-        store_reports.append(
-            StoreStatus(
-                store_.path,
-                len(objects),
-                unused,
-                unused_bytes,
-                allocated,
-                saved_total,
-                outside,
-            )
-        )
+        holders = _holders(placement, store_, objects.keys(), warnings)
+        store_reports.append(_account(store_, objects, holders, tally))
+    return _result(placement, store_reports, tally, warnings)
+
+
+def _holders(
+    placement: Placement, store: Store, inodes: Container[int], warnings: list[Problem]
+) -> _Holders:
+    """inode -> the venvs (by index) whose files are names of it, with their distribution."""
+    holders: _Holders = {}
+    for index, (venv, venv_store) in enumerate(placement.venvs):
+        if venv_store is not store:
+            continue
+        owners = Owners(venv)
+        for at, st in shared_files(venv, inodes, warnings):
+            owner = owners.of(at.path)
+            dist = owner.distribution if owner is not None else None
+            holders.setdefault(st.st_ino, []).append((index, dist))
+    return holders
+
+
+def _account(
+    store: Store, objects: dict[int, StoreObject], holders: _Holders, tally: _Tally
+) -> StoreStatus:
+    """What the store's objects save, each object's saving shared out among its names."""
+    saved_total = unused = unused_bytes = allocated = outside = 0
+    for ino, obj in objects.items():
+        blocks = obj.st.st_blocks * 512
+        allocated += blocks
+        names = obj.st.st_nlink - 1
+        if names == 0:
+            unused += 1
+            unused_bytes += blocks
+            continue
+        saved = saved_bytes(obj.st)
+        saved_total += saved
+        found = holders.get(ino, [])[:names]
+        outside += names - len(found)
+        base, remainder = divmod(saved, names)
+        for i, (index, dist) in enumerate(found):
+            tally.give(index, dist, base + (1 if i < remainder else 0))
+    return StoreStatus(
+        store.path,
+        len(objects),
+        unused,
+        unused_bytes,
+        allocated,
+        saved_total,
+        outside,
+    )
+
+
+def _result(
+    placement: Placement,
+    store_reports: list[StoreStatus],
+    tally: _Tally,
+    warnings: list[Problem],
+) -> StatusResult:
     return StatusResult(
         roots=placement.roots,
         stores=tuple(store_reports),
         venvs=tuple(
-            VenvStatus(v.root, s.path if s else None, venv_files[i], venv_saved[i])
+            VenvStatus(v.root, s.path if s else None, tally.venv_files[i], tally.venv_saved[i])
             for i, (v, s) in enumerate(placement.venvs)
         ),
         distributions=tuple(
-            DistributionStatus(d.name, d.version, len(dist_venvs[d]), files, saved)
-            for d, (files, saved) in sorted(dists.items())
+            DistributionStatus(d.name, d.version, len(tally.dist_venvs[d]), files, saved)
+            for d, (files, saved) in sorted(tally.dists.items())
         ),
         skipped_venvs=tuple(placement.skipped),
         objects=sum(s.objects for s in store_reports),
         unused_objects=sum(s.unused_objects for s in store_reports),
         unused_bytes=sum(s.unused_bytes for s in store_reports),
         bytes_saved=sum(s.bytes_saved for s in store_reports),
-        files_shared=sum(venv_files),
+        files_shared=sum(tally.venv_files),
         notes=tuple(placement.notes),
         warnings=tuple(warnings),
     )
