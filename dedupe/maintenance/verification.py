@@ -128,36 +128,12 @@ def verify(
         if repair:
             store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
         try:
-            bad: list[tuple[StoreObject, str]] = []
-            for obj in list_objects(store_):
-                checked += 1
-                problem = check_object(obj)
-                if problem is not None:
-                    bad.append((obj, problem))
-            inodes = {o.st.st_ino for o, _ in bad}
-            linked = _linked_to(placement.venvs_of(store_), inodes, commands, errors)
-            for obj, problem in bad:
-                moved_to = None
-                if repair:
-                    destination = _quarantine_path(store_, obj.path)
-                    try:
-                        link.quarantine(obj.path, destination)
-                        moved_to = destination
-                    except OSError as exc:
-                        errors.append(
-                            Problem(obj.path, f"cannot move it out of the store: {exc.strerror}")
-                        )
-                damaged.append(
-                    DamagedObject(
-                        obj.path,
-                        store_.path,
-                        problem,
-                        obj.st.st_nlink - 1,
-                        tuple(linked.get(obj.st.st_ino, [])),
-                        moved_to,
-                    )
-                )
-            if any(d.moved_to for d in damaged if d.store == store_.path):
+            count, bad = _check_all(store_)
+            checked += count
+            venvs = placement.venvs_of(store_)
+            found = _damaged(store_, bad, venvs, repair, commands, errors)
+            damaged += found
+            if any(d.moved_to for d in found):
                 memo.drop_all(store_)
         finally:
             store_.unlock()
@@ -172,6 +148,55 @@ def verify(
         errors=tuple(errors),
         notes=tuple(placement.notes),
     )
+
+
+def _check_all(store: Store) -> tuple[int, list[tuple[StoreObject, str]]]:
+    """How many objects the store has, and each damaged one with its problem."""
+    objects = list_objects(store)
+    bad: list[tuple[StoreObject, str]] = []
+    for obj in objects:
+        problem = check_object(obj)
+        if problem is not None:
+            bad.append((obj, problem))
+    return len(objects), bad
+
+
+def _damaged(
+    store: Store,
+    bad: list[tuple[StoreObject, str]],
+    venvs: list[Venv],
+    repair: bool,
+    commands: dict[_RepairKey, str | None],
+    errors: list[Problem],
+) -> list[DamagedObject]:
+    """The store's damaged objects with the venv files linked to them; with repair, each
+    moved to STORE/damaged/ first."""
+    linked = _linked_to(venvs, {o.st.st_ino for o, _ in bad}, commands, errors)
+    found = []
+    for obj, problem in bad:
+        moved_to = _move_aside(store, obj, errors) if repair else None
+        found.append(
+            DamagedObject(
+                obj.path,
+                store.path,
+                problem,
+                obj.st.st_nlink - 1,
+                tuple(linked.get(obj.st.st_ino, [])),
+                moved_to,
+            )
+        )
+    return found
+
+
+def _move_aside(store: Store, obj: StoreObject, errors: list[Problem]) -> str | None:
+    """Where the damaged object now is, or None (and an error) when it could not move."""
+    destination = _quarantine_path(store, obj.path)
+    try:
+        link.quarantine(obj.path, destination)
+    except OSError as exc:
+        errors.append(Problem(obj.path, f"cannot move it out of the store: {exc.strerror}"))
+        return None
+    return destination
 
 
 def _linked_to(
