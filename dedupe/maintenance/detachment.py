@@ -13,7 +13,7 @@ from ..problems import Problem, VenvSkip
 from ..store import Store, mount_point
 from ..text import human_size
 from ..tree import At
-from .placement import LockWait, list_objects, place, shared_files
+from .placement import LockWait, Placement, list_objects, place, shared_files
 from .results import DetachResult, SpaceCheck, VenvDetach
 
 __all__ = ["SPACE_MARGIN", "InsufficientSpaceError", "detach"]
@@ -22,6 +22,9 @@ __all__ = ["SPACE_MARGIN", "InsufficientSpaceError", "detach"]
 # Room detach leaves free beside the copies: metadata, journals, and whatever else
 # writes to the filesystem meanwhile.
 SPACE_MARGIN = 64 << 20
+
+# A venv, its files shared with its store (and their lstat), the store's inodes.
+_Planned = tuple[Venv, list[tuple[At, os.stat_result]], set[int]]
 
 
 class InsufficientSpaceError(DedupeError):
@@ -40,9 +43,7 @@ def _venv_at(path: str | os.PathLike[str]) -> Venv:
     raise UsageError(f"{os.fspath(path)!r}: {reasons}")
 
 
-def _space_checks(
-    planned: list[tuple[Venv, list[tuple[At, os.stat_result]], set[int]]],
-) -> tuple[SpaceCheck, ...]:
+def _space_checks(planned: list[_Planned]) -> tuple[SpaceCheck, ...]:
     by_device: dict[int, tuple[str, int, int]] = {}  # device -> (a venv root, files, bytes)
     for venv, files, _ in planned:
         root, count, needed = by_device.get(venv.device, (venv.root, 0, 0))
@@ -95,10 +96,7 @@ def detach(
     """
     if not venvs:
         raise UsageError("name at least one venv to detach")
-    found: dict[str, Venv] = {}
-    for path in venvs:
-        venv = _venv_at(path)
-        found.setdefault(venv.root, venv)
+    found = _venvs_named(venvs)
     roots = tuple(found)
     placement = place(list(found.values()), os.fspath(store) if store else None, roots)
     locked: list[Store] = []
@@ -109,41 +107,13 @@ def detach(
                 store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
                 locked.append(store_)
         # Planned under the lock, so that no scan adds links meanwhile.
-        planned: list[tuple[Venv, list[tuple[At, os.stat_result]], set[int]]] = []
-        inodes_of: dict[str, set[int]] = {}
-        reports: dict[str, VenvDetach] = {}
-        for venv, venv_store in placement.venvs:
-            if venv_store is None:
-                reports[venv.root] = VenvDetach(venv.root, None, 0, 0, 0)
-                continue
-            if venv_store.path not in inodes_of:
-                inodes_of[venv_store.path] = {o.st.st_ino for o in list_objects(venv_store)}
-            inodes = inodes_of[venv_store.path]
-            problems: list[Problem] = []
-            files = list(shared_files(venv, inodes, problems))
-            unwritable = _unwritable_folder(files)
-            if problems or unwritable:
-                reason = (
-                    f"cannot list {problems[0].path!r}: shared files could be missed"
-                    if problems
-                    else f"cannot write the folder {unwritable!r}"
-                )
-                placement.skipped.append(VenvSkip(venv.root, f"{reason}; nothing detached"))
-                continue
-            planned.append((venv, files, inodes))
-            needed = sum(st.st_blocks * 512 for _, st in files)
-            reports[venv.root] = VenvDetach(venv.root, venv_store.path, len(files), needed, 0)
+        planned, reports = _plan(placement)
         space = _space_checks(planned)
         short = [c for c in space if not c.fits]
         if short and not dry_run:
             raise InsufficientSpaceError(_no_room_message(short))
         if not dry_run:
-            for venv, files, inodes in planned:
-                done = _detach_files(files, inodes, errors)
-                old = reports[venv.root]
-                reports[venv.root] = VenvDetach(
-                    old.path, old.store, old.files_shared, old.bytes_needed, done
-                )
+            _carry_out(planned, reports, errors)
     finally:
         for store_ in locked:
             store_.unlock()
@@ -159,6 +129,57 @@ def detach(
         errors=tuple(errors),
         notes=tuple(placement.notes),
     )
+
+
+def _venvs_named(venvs: Sequence[str | os.PathLike[str]]) -> dict[str, Venv]:
+    """The venvs at the paths given, by root, each once."""
+    found: dict[str, Venv] = {}
+    for path in venvs:
+        venv = _venv_at(path)
+        found.setdefault(venv.root, venv)
+    return found
+
+
+def _plan(placement: Placement) -> tuple[list[_Planned], dict[str, VenvDetach]]:
+    """Each venv's shared files, and what it has to detach; a venv whose shared files
+    could be missed, or whose folders cannot be written, is skipped whole."""
+    planned: list[_Planned] = []
+    inodes_of: dict[str, set[int]] = {}
+    reports: dict[str, VenvDetach] = {}
+    for venv, venv_store in placement.venvs:
+        if venv_store is None:
+            reports[venv.root] = VenvDetach(venv.root, None, 0, 0, 0)
+            continue
+        if venv_store.path not in inodes_of:
+            inodes_of[venv_store.path] = {o.st.st_ino for o in list_objects(venv_store)}
+        inodes = inodes_of[venv_store.path]
+        problems: list[Problem] = []
+        files = list(shared_files(venv, inodes, problems))
+        unwritable = _unwritable_folder(files)
+        if problems or unwritable:
+            reason = (
+                f"cannot list {problems[0].path!r}: shared files could be missed"
+                if problems
+                else f"cannot write the folder {unwritable!r}"
+            )
+            placement.skipped.append(VenvSkip(venv.root, f"{reason}; nothing detached"))
+            continue
+        planned.append((venv, files, inodes))
+        needed = sum(st.st_blocks * 512 for _, st in files)
+        reports[venv.root] = VenvDetach(venv.root, venv_store.path, len(files), needed, 0)
+    return planned, reports
+
+
+def _carry_out(
+    planned: list[_Planned], reports: dict[str, VenvDetach], errors: list[Problem]
+) -> None:
+    """Detach the planned files; reports get how many of each venv's were detached."""
+    for venv, files, inodes in planned:
+        done = _detach_files(files, inodes, errors)
+        old = reports[venv.root]
+        reports[venv.root] = VenvDetach(
+            old.path, old.store, old.files_shared, old.bytes_needed, done
+        )
 
 
 def _detach_files(
