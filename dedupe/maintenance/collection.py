@@ -71,19 +71,8 @@ def gc(
 
     Without store, the user's store (dedupe.store.user_store_path()).
     """
-    notes = []
-    if store is None:
-        path = user_store_path()
-        notes.append(f"no --store given: collecting the user store {path!r}")
-        opened = open_store(path, create=False)
-        if opened is None:
-            raise StoreError(
-                f"no --store given, and no venv-dedupe store at the user store {path!r}; "
-                "pass --store DIR with the store to collect"
-            )
-        store_ = opened
-    else:
-        store_ = open_existing(os.path.abspath(os.fspath(store)))
+    notes: list[str] = []
+    store_ = _store_to_collect(store, notes)
     errors: list[Problem] = []
     if not dry_run:
         store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
@@ -92,18 +81,7 @@ def gc(
         candidates += _damaged_files(store_)
         total = len(candidates)
         unused = [(p, st) for p, st in candidates if st.st_nlink == 1]
-        removed: list[os.stat_result] = []
-        if dry_run:
-            removed = [st for _, st in unused]
-        else:
-            for object_path, st in unused:
-                try:
-                    gone = link.remove_unused(object_path, st.st_ino)
-                except OSError as exc:
-                    errors.append(Problem(object_path, f"cannot remove: {exc.strerror}"))
-                    continue
-                if gone is not None:
-                    removed.append(gone)
+        removed = [st for _, st in unused] if dry_run else _remove_unused(unused, errors)
         tops = [os.path.join(store_.path, t) for t in (*_OBJECT_TREES, DAMAGED_FOLDER)]
         gone_paths = {p for p, _ in unused} if dry_run else set()
         folders = [f for top in tops for f in _emptied_folders(top, gone_paths)]
@@ -123,3 +101,34 @@ def gc(
         errors=tuple(errors),
         notes=tuple(notes),
     )
+
+
+def _store_to_collect(store: str | os.PathLike[str] | None, notes: list[str]) -> Store:
+    """The store given, or else the user's store (saying so in notes); it must exist."""
+    if store is not None:
+        return open_existing(os.path.abspath(os.fspath(store)))
+    path = user_store_path()
+    notes.append(f"no --store given: collecting the user store {path!r}")
+    opened = open_store(path, create=False)
+    if opened is None:
+        raise StoreError(
+            f"no --store given, and no venv-dedupe store at the user store {path!r}; "
+            "pass --store DIR with the store to collect"
+        )
+    return opened
+
+
+def _remove_unused(
+    unused: list[tuple[str, os.stat_result]], errors: list[Problem]
+) -> list[os.stat_result]:
+    """Unlink each file still unused (dedupe.link checks); the lstat of each removed."""
+    removed: list[os.stat_result] = []
+    for object_path, st in unused:
+        try:
+            gone = link.remove_unused(object_path, st.st_ino)
+        except OSError as exc:
+            errors.append(Problem(object_path, f"cannot remove: {exc.strerror}"))
+            continue
+        if gone is not None:
+            removed.append(gone)
+    return removed
