@@ -44,20 +44,40 @@ def render_text(result: ScanResult) -> str:
             f"{r.venvs_unchanged} of them unchanged since the last scan (folders and RECORDs "
             "as it left them): counted from its memos, not walked to be examined"
         )
-    if r.venvs:
-        width = min(max(len(display(v.path)) for v in r.venvs), 60)
+    out += _venv_table(r)
+    out += _file_counts(r, would)
+    out += _reclaimed(r, would)
+    problems = render_problems(r)
+    if problems:
         out.append("")
+        out.append(problems)
+    return "\n".join(out)
+
+
+def _venv_table(r: ScanResult) -> list[str]:
+    """One row per venv: its files scanned, linked, already shared, and bytes reclaimed."""
+    if not r.venvs:
+        return []
+    out: list[str] = []
+    width = min(max(len(display(v.path)) for v in r.venvs), 60)
+    out.append("")
+    out.append(
+        f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}"
+    )
+    for v in r.venvs:
+        name = display(v.path)
+        if len(name) > width:
+            name = "..." + name[-(width - 3) :]
         out.append(
-            f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}"
+            f"  {name:<{width}}  {v.files_scanned:>7,}  {v.files_linked:>7,}  "
+            f"{v.files_already_shared:>7,}  {human_size(v.bytes_reclaimed):>10}"
         )
-        for v in r.venvs:
-            name = display(v.path)
-            if len(name) > width:
-                name = "..." + name[-(width - 3) :]
-            out.append(
-                f"  {name:<{width}}  {v.files_scanned:>7,}  {v.files_linked:>7,}  "
-                f"{v.files_already_shared:>7,}  {human_size(v.bytes_reclaimed):>10}"
-            )
+    return out
+
+
+def _file_counts(r: ScanResult, would: str) -> list[str]:
+    """What happened to the files and pycs, and why some were skipped."""
+    out: list[str] = []
     out.append("")
     out.append(
         f"files: {r.files_scanned:,} scanned, {r.files_eligible:,} eligible, "
@@ -83,6 +103,12 @@ def render_text(result: ScanResult) -> str:
         )
         for reason, count in sorted(p.skipped.items(), key=lambda kv: -kv[1]):
             out.append(f"  {count:>9,}  left as they are: {_label(reason)} [{reason}]")
+    return out
+
+
+def _reclaimed(r: ScanResult, would: str) -> list[str]:
+    """The bytes reclaimed, what the store's folders took, the stores, leftovers."""
+    out: list[str] = []
     verb = "would reclaim" if r.dry_run else "reclaimed"
     out.append(
         f"{verb}: {human_size(r.bytes_reclaimed)} on disk "
@@ -107,8 +133,4 @@ def render_text(result: ScanResult) -> str:
             out.append(f"store {display(s.path)}: {would}created")
     if r.leftovers_removed:
         out.append(f"removed {r.leftovers_removed} temp file(s) left by an interrupted run")
-    problems = render_problems(r)
-    if problems:
-        out.append("")
-        out.append(problems)
-    return "\n".join(out)
+    return out
