@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -427,3 +428,34 @@ def test_a_store_made_under_a_loose_umask_is_accepted(
     for folder in [store_dir, *(p for p in store_dir.rglob("*") if p.is_dir())]:
         assert not stat.S_IMODE(folder.stat().st_mode) & 0o022, folder
     assert status([venv_root], store=store_dir).bytes_saved > 0
+
+
+def test_a_detach_of_many_venvs_holds_the_folder_handles_of_one_at_a_time(
+    make_venvs: MakeVenvs, venv_root: Path, store_dir: Path
+) -> None:
+    """With a descriptor limit that one venv's folder handles fit under and four venvs'
+    do not, detach still gives every venv its private copies: each venv's handles are
+    closed once its files are done (and once its plan is made)."""
+    venvs = make_venvs(venv_root, **{n: ["alpha==1.0", "beta==1.0"] for n in "abcd"})
+    scan([venv_root], store=store_dir)
+    folders = sum(1 for p in venvs[0].path.rglob("*") if p.is_dir() and not p.is_symlink())
+    code = (
+        "import os, resource, sys\n"
+        "from dedupe import detach\n"
+        "in_use = len(os.listdir('/proc/self/fd'))\n"
+        f"limit = in_use + {folders} + 8\n"  # one venv's handles, a few files, the lock
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))\n"
+        "r = detach(sys.argv[1:-1], store=sys.argv[-1])\n"
+        "print(len(r.errors), r.files_detached, r.files_shared)\n"
+    )
+    paths = [str(v.path) for v in venvs]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *paths, str(store_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    errors, detached, shared = map(int, out)
+    assert errors == 0 and detached == shared > 0
+    assert all(os.lstat(v.file("alpha/util.py")).st_nlink == 1 for v in venvs)

@@ -156,6 +156,7 @@ def _plan(placement: Placement) -> tuple[list[_Planned], dict[str, VenvDetach]]:
         problems: list[Problem] = []
         files = list(shared_files(venv, inodes, problems))
         unwritable = _unwritable_folder(files)
+        _close_handles(files)
         if problems or unwritable:
             reason = (
                 f"cannot list {problems[0].path!r}: shared files could be missed"
@@ -175,11 +176,22 @@ def _carry_out(
 ) -> None:
     """Detach the planned files; reports get how many of each venv's were detached."""
     for venv, files, inodes in planned:
-        done = _detach_files(files, inodes, errors)
+        try:
+            done = _detach_files(files, inodes, errors)
+        finally:
+            _close_handles(files)
         old = reports[venv.root]
         reports[venv.root] = VenvDetach(
             old.path, old.store, old.files_shared, old.bytes_needed, done
         )
+
+
+def _close_handles(files: list[tuple[At, os.stat_result]]) -> None:
+    """Close the folder handles that a venv's files hold open: a detach of many venvs
+    must not keep a tree of handles open for each (a later use opens them again, and
+    checks each folder is the one first opened)."""
+    for tree in {id(at.tree): at.tree for at, _ in files}.values():
+        tree.close()
 
 
 def _detach_files(
