@@ -21,7 +21,7 @@ from helpers import (
 )
 
 from dedupe import scan
-from dedupe.report import human_size
+from dedupe.text import human_size
 
 # The keys of the --json object (CONTRACT.md).
 TOP_LEVEL_KEYS = {

@@ -23,7 +23,7 @@ from helpers import (
     store_objects,
 )
 
-from dedupe.report import human_size
+from dedupe.text import human_size
 
 UTIL = "alpha/util.py"
 # After `two`'s scan: alpha 1.0's 8 non-empty files and its 4 modules' pycs are shared by a

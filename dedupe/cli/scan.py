@@ -48,7 +48,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: parsing, and so --help, must not load the machinery (issue #11).
-    from ..report import render_problems, render_text, to_json
+    from ..report.scan import render_problems, render_text, to_json
     from ..scan import scan
 
     progress, close = progress_bars(not args.quiet and not args.json)
