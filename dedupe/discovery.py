@@ -16,6 +16,7 @@ class Venv:
     root: str  # absolute, symlink-free path of the folder holding pyvenv.cfg
     device: int
     site_packages: tuple[str, ...]  # absolute paths, each real folder once
+    ino: int = 0  # the root's inode when it was found: a later open must find the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,8 @@ def _venv_at(path: str, skipped: list[tuple[str, str]]) -> Venv | None:
     if not site_packages:
         skipped.append((path, "no site-packages folder found"))
         return None
-    return Venv(path, os.lstat(path).st_dev, site_packages)
+    st = os.lstat(path)
+    return Venv(path, st.st_dev, site_packages, st.st_ino)
 
 
 def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[Venv]:

@@ -20,7 +20,7 @@ from .hashing import read_small
 from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, RecordHash, parse_record
 from .store import TMP_PREFIX, ObjectKey
-from .tree import At, FolderSwapped, Tree
+from .tree import At, FolderSwapped, Tree, venv_tree
 
 MAX_RECORD_BYTES = 64 << 20
 
@@ -159,7 +159,7 @@ class _Tree:
         self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
         self.leftovers: list[At] = []
 
-    def _list(self, rel: str, ino: int | None) -> _Listing | str:
+    def _list(self, rel: str) -> _Listing | str:
         """The listing, or 'l' for a folder swapped for a symlink (or another folder)
         since its parent was listed, or 'unreadable'."""
         if self.trace is not None:
@@ -167,7 +167,7 @@ class _Tree:
         listing: _Listing = {}
         prefix = f"{rel}/" if rel else ""
         try:
-            for e in self.tree.scandir(rel, ino):  # regular files first: most entries are
+            for e in self.tree.scandir(rel):  # regular files first: most entries are
                 if e.is_file(follow_symlinks=False):
                     kind = "f"
                     if e.name.startswith(TMP_PREFIX):
@@ -197,10 +197,10 @@ class _Tree:
             if isinstance(parent, str):
                 result: _Listing | str = parent
             else:
-                ino, kind = parent.get(name, (0, "missing"))
-                result = self._list(rel, ino) if kind == "d" else _NOT_FOLDER.get(kind, "missing")
+                kind = parent.get(name, (0, "missing"))[1]
+                result = self._list(rel) if kind == "d" else _NOT_FOLDER.get(kind, "missing")
         else:
-            result = self._list("", None)
+            result = self._list("")
         self._folders[rel] = result
         return result
 
@@ -290,7 +290,7 @@ def inventory(
     the caller holds them (its trace stamps through them); else the inventory's own."""
     own = None
     if tree is None:
-        tree = own = Tree(venv.root)
+        tree = own = venv_tree(venv)
     walk = _Tree(tree, trace)
     seen: set[str] = set()
     try:
@@ -325,7 +325,7 @@ def _site_packages(
         if not dist_info.endswith(".dist-info"):
             continue
         rel = f"{base}/{dist_info}"
-        text = yield from _record(tree, rel, listing[dist_info][0])
+        text = yield from _record(tree, rel)
         if text is None:
             continue
         record_path = tree.tree.path(f"{rel}/RECORD")
@@ -345,7 +345,7 @@ def _site_packages(
                 yield item
 
 
-def _record(tree: _Tree, rel: str, ino: int) -> Generator[Item, None, str | None]:
+def _record(tree: _Tree, rel: str) -> Generator[Item, None, str | None]:
     """The text of the RECORD in the dist-info folder rel, read through its handle; None
     (and why, as items) when there is none to use."""
     record_path = tree.tree.path(f"{rel}/RECORD")
@@ -353,7 +353,7 @@ def _record(tree: _Tree, rel: str, ino: int) -> Generator[Item, None, str | None
         tree.trace.stamp(rel)  # RECORD made, removed or replaced
         tree.trace.stamp(f"{rel}/RECORD", may_be_absent=True)  # edited
     try:
-        return read_text("RECORD", dir_fd=tree.tree.fd(rel, ino))
+        return read_text("RECORD", dir_fd=tree.tree.fd(rel))
     except FileNotFoundError:
         yield Skipped(record_path, Reason.MISSING_RECORD)
         yield BadInput(record_path, "no RECORD: this distribution's files are not shared")

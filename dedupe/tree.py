@@ -15,7 +15,9 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["At", "FolderSwapped", "Tree", "split"]
+from .discovery import Venv
+
+__all__ = ["At", "FolderSwapped", "Tree", "split", "venv_tree"]
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
@@ -43,10 +45,17 @@ class Tree:
         self._open: OrderedDict[str, int] = OrderedDict()
         self._keep = keep
 
-    def fd(self, rel: str, ino: int | None = None) -> int:
-        """The handle of the folder rel ('' is the root). ino: the inode number a listing
-        of its parent gave it, checked on first open; later opens must find the folder
-        first opened. FolderSwapped when it is not that folder, or not a folder."""
+    def fd(self, rel: str) -> int:
+        """The handle of the folder rel ('' is the root). A later open (after eviction)
+        must find the folder first opened, and the root the one discovery found (the
+        tree's ident). FolderSwapped when it is not that folder, a symlink, or not a
+        folder.
+
+        The first open of a folder is not checked against the inode its parent's
+        listing gave: those differ for a mount point (and on some overlay filesystems),
+        and O_NOFOLLOW already refuses a symlink. A real folder renamed in place of it
+        meanwhile can only be one the venv's owner could have moved there before the
+        run began."""
         found = self._open.get(rel)
         if found is not None:
             self._open.move_to_end(rel)
@@ -59,7 +68,7 @@ class Tree:
         try:
             st = os.fstat(fd)
             ident = (st.st_dev, st.st_ino)
-            if self._ids.setdefault(rel, ident) != ident or (ino is not None and ino != ident[1]):
+            if self._ids.setdefault(rel, ident) != ident:
                 raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
         except BaseException:
             os.close(fd)
@@ -86,9 +95,9 @@ class Tree:
         folder, name = split(rel)
         return os.stat(name, dir_fd=self.fd(folder), follow_symlinks=False)
 
-    def scandir(self, rel: str, ino: int | None = None) -> list[os.DirEntry[str]]:
+    def scandir(self, rel: str) -> list[os.DirEntry[str]]:
         """The entries of the folder rel, read through its handle."""
-        with os.scandir(self.fd(rel, ino)) as it:
+        with os.scandir(self.fd(rel)) as it:
             return list(it)
 
     def path(self, rel: str) -> str:
@@ -109,6 +118,13 @@ class Tree:
         # A tree dropped without close() (an inventory stopped early) must not leak
         # descriptors: a scan walks thousands of venvs.
         self.close()
+
+
+def venv_tree(venv: Venv) -> Tree:
+    """The folder handles of a venv, its root checked to be the folder discovery found:
+    a folder above it swapped for a symlink between discovery and a pass redirects
+    nothing either."""
+    return Tree(venv.root, (venv.device, venv.ino) if venv.ino else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dedupe"
 # decisions, who carries them out, the commands, how results read, the command line).
 LAYERS = [
     {"_version", "errors", "reasons", "problems", "text", "lockfds"},
-    {"records", "bytecode", "hashing", "discovery", "tree"},
-    {"store"},
+    {"records", "bytecode", "hashing", "discovery"},
+    {"tree", "store"},
     {"census", "memo", "inventory", "proof", "decisions"},
     {"plan", "execute", "workers"},
     {"link"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,10 +51,44 @@ def test_a_folder_swapped_after_its_first_open_is_refused(tmp_path: Path) -> Non
             tree.fd("a")
 
 
-def test_a_folder_that_is_not_the_one_listed_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    with Tree(str(tmp_path)) as tree, pytest.raises(FolderSwapped):
-        tree.fd("a", ino=os.lstat(tmp_path / "a").st_ino + 1)
+def test_a_root_that_is_not_the_folder_discovery_found_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "venv"
+    root.mkdir()
+    st = os.lstat(root)
+    os.rename(root, tmp_path / "venv-moved")
+    root.mkdir()  # another real folder at the same path, as a swap above the root makes
+    with Tree(str(root), (st.st_dev, st.st_ino)) as tree, pytest.raises(FolderSwapped):
+        tree.fd("")
+
+
+def test_a_mount_point_inside_a_venv_is_another_filesystem_not_a_symlink(
+    pair: tuple[Venv, ...], venv_root: Path, store_dir: Path, tmp_path: Path
+) -> None:
+    """A folder that is a mount point has another inode than its parent's listing
+    names: its files are on another filesystem, and are counted so, never as symlinks
+    and never dropped in silence."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    a, b = pair
+    data = b.file("alpha/data")
+    kept = tmp_path / "kept"
+    shutil.copytree(data, kept)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()!r}")
+    try:
+        shutil.copytree(kept, data, dirs_exist_ok=True)
+        result = scan([venv_root], store=store_dir, jobs=1)
+        skipped = next(v for v in result.venvs if v.path == str(b.path)).skipped
+        assert skipped.get("other-filesystem") == 1 and "symlink" not in skipped, skipped
+        assert result.errors == () and result.files_linked > 0
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def test_handles_beyond_the_limit_are_closed_and_opened_again(tmp_path: Path) -> None:

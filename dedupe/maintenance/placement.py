@@ -11,7 +11,7 @@ from ..discovery import Venv, default_roots, find_venvs
 from ..errors import StoreError
 from ..problems import Problem, VenvSkip
 from ..store import ObjectKey, PycKey, Store, default_store_path, open_store, user_store_path
-from ..tree import At, Tree
+from ..tree import At, venv_tree
 
 __all__ = [
     "DAMAGED_FOLDER",
@@ -134,12 +134,12 @@ def shared_files(
     handles (dedupe.tree): symlinks are never followed and other filesystems never
     entered. A folder that cannot be listed becomes a problem: shared files in it would
     be missed."""
-    with Tree(venv.root) as tree:
-        stack: list[tuple[str, int | None]] = [("", None)]
+    with venv_tree(venv) as tree:
+        stack = [""]
         while stack:
-            rel, ino = stack.pop()
+            rel = stack.pop()
             try:
-                entries = sorted(tree.scandir(rel, ino), key=lambda e: e.name)
+                entries = sorted(tree.scandir(rel), key=lambda e: e.name)
             except OSError as exc:
                 problems.append(Problem(tree.path(rel), f"cannot list: {exc.strerror or exc}"))
                 continue
@@ -150,7 +150,7 @@ def shared_files(
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if entry.stat(follow_symlinks=False).st_dev == venv.device:
-                            subfolders.append((at.rel, entry.inode()))
+                            subfolders.append(at.rel)
                     elif entry.inode() in inodes and entry.is_file(follow_symlinks=False):
                         st = at.lstat()
                         if (

@@ -8,7 +8,7 @@ from ..errors import StoreError
 from ..inventory import BadInput, Candidate, Leftover, Shared, Skipped, inventory
 from ..memo import CANDIDATE, Memo, Memos, Trace
 from ..problems import Problem
-from ..tree import At, Tree
+from ..tree import At, venv_tree
 from ..workers import WorkerError, run_each
 from .stores import Stores
 from .tally import Tally
@@ -31,7 +31,7 @@ class Walk:
         self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
         self.memos = memos
         self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
-        self.tree = Tree(venv.root)  # the caller closes it, once done with the leftovers
+        self.tree = venv_tree(venv)  # the caller closes it, once done with the leftovers
         self.leftovers: list[At] = []
 
     def run(self) -> Memo:
