@@ -218,27 +218,42 @@ class Unlinker:
         self._queue: queue.Queue[list[str] | None] = queue.Queue(backlog)
         self._batch: list[str] = []
         self.failures: list[tuple[str, str]] = []
+        self._trash_made = False
 
     def __call__(self, fd: int, name: str, st: os.stat_result) -> None:
+        """Take the displaced file name (in the folder fd). Never raises: the swap before
+        it is done, so a file that cannot be freed is a failure to report (its temp name
+        is removed by the next run), not a link that failed."""
         if not self._threads:
-            make_folders(self._trash)  # on first use, as a dry run foresees
-            for _ in range(self._threads_wanted):
-                worker = threading.Thread(target=self._work, name="venv-dedupe-unlink", daemon=True)
-                worker.start()
-                self._threads.append(worker)
-        if st.st_nlink > 1:
-            os.unlink(name, dir_fd=fd)
-            return
-        binned = os.path.join(self._trash, name)
+            self._start()
         try:
-            os.rename(name, binned, src_dir_fd=fd)
-        except OSError:
-            os.unlink(name, dir_fd=fd)
+            if st.st_nlink > 1 or not self._trash_made:
+                os.unlink(name, dir_fd=fd)
+                return
+            binned = os.path.join(self._trash, name)
+            try:
+                os.rename(name, binned, src_dir_fd=fd)
+            except OSError:
+                os.unlink(name, dir_fd=fd)
+                return
+        except OSError as exc:
+            self.failures.append((name, f"cannot remove a replaced copy: {exc.strerror}"))
             return
         self._batch.append(binned)
         if len(self._batch) >= self.BATCH:
             self._queue.put(self._batch)
             self._batch = []
+
+    def _start(self) -> None:
+        try:
+            make_folders(self._trash)  # on first use, as a dry run foresees
+            self._trash_made = True
+        except OSError:
+            self._trash_made = False  # a full disk, say: unlink in place instead
+        for _ in range(self._threads_wanted):
+            worker = threading.Thread(target=self._work, name="venv-dedupe-unlink", daemon=True)
+            worker.start()
+            self._threads.append(worker)
 
     def _work(self) -> None:
         while (batch := self._queue.get()) is not None:
@@ -326,6 +341,18 @@ def replace(action: Link, discard: Discard = unlink_now) -> None:
     _hook("renamed", action.at)
 
 
+def _remove_own_copy(fd: int, tmp: str, copy_ino: int | None, not_ino: int = -1) -> None:
+    """Remove a temp copy of ours: before the swap (copy_ino None) whatever is at tmp
+    but an inode not_ino; after it only our copy, since a swap back may have put a file
+    someone else wrote at tmp."""
+    if copy_ino is not None:
+        _remove_own_link(fd, tmp, copy_ino)
+        return
+    with contextlib.suppress(OSError):
+        if _lstat(fd, tmp).st_ino != not_ino:
+            os.unlink(tmp, dir_fd=fd)
+
+
 def _remove_own_link(fd: int, tmp: str, object_ino: int) -> None:
     """Remove the temp name only while it is our link to the object: after a swap back
     it may hold a file someone else wrote, which must never be deleted."""
@@ -400,12 +427,13 @@ def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
             os.close(src)
     except OSError as exc:
         raise _os_failure(exc, f"cannot write beside {action.path!r}") from None
+    copy_ino = None
     try:
         _check_unchanged(fd, name, action.st, action.path)
-        _swap_in(fd, tmp, name, action.st, _lstat(fd, tmp).st_ino, discard, action.path)
+        copy_ino = _lstat(fd, tmp).st_ino
+        _swap_in(fd, tmp, name, action.st, copy_ino, discard, action.path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=fd)
+        _remove_own_copy(fd, tmp, copy_ino)
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
@@ -512,15 +540,14 @@ def make_private(at: At, object_ino: int) -> os.stat_result:
             Reason.CHANGED_DURING_SCAN, f"{path!r} is no longer linked to the store", error=False
         )
     tmp = _temp_name()
+    copy_ino = None
     try:
         copy_ino = _private_copy(fd, name, st, tmp, path)
         _hook("copied", at)
         _check_unchanged(fd, name, st, path)
         _swap_in(fd, tmp, name, st, copy_ino, unlink_now, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            if _lstat(fd, tmp).st_ino != st.st_ino:  # never unlink a name of the object here
-                os.unlink(tmp, dir_fd=fd)
+        _remove_own_copy(fd, tmp, copy_ino, not_ino=st.st_ino)  # never a name of the object
         if isinstance(exc, OSError):
             raise _os_failure(exc, f"cannot give {path!r} a private copy") from None
         raise
