@@ -5,13 +5,11 @@ Everything lives under pytest's tmp paths and installs offline from the wheelhou
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MakeVenv, MakeVenvs, Venv, create_venv, create_venvs, hold_lock
+from helpers import MakeVenv, MakeVenvs, Venv, create_venv, create_venvs, hold_lock, tmpfs_at
 from wheelbuilder import build_wheelhouse
 
 
@@ -86,20 +84,7 @@ def outside_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def tmpfs_mount(tmp_path: Path) -> Iterator[Path]:
     """A fresh tmpfs (another filesystem than tmp_path's); needs root and mount(2)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
     mount_point = tmp_path / "otherfs"
     mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()!r}")
-    try:
+    with tmpfs_at(mount_point, "64m"):
         yield mount_point
-    finally:
-        # Lazy unmount: a process of a failed test may still hold a file open in it.
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)

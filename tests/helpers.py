@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The outer pip runs with the venv's interpreter through --python (pip >= 22.3). Keep it
@@ -462,3 +464,24 @@ def run_cli(*args: str, timeout: float = 120) -> CliRun:
         stdin=subprocess.DEVNULL,
     )
     return CliRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+@contextmanager
+def tmpfs_at(mount_point: Path, size: str) -> Iterator[None]:
+    """A tmpfs mounted on the folder mount_point for the block; the test is skipped
+    where that is not possible (not root, no mount(2) here)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()!r}")
+    try:
+        yield
+    finally:
+        # Lazy unmount: a process of a failed test may still hold a file open in it.
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import TEMP_PREFIX, PathState, Venv, inodes, snapshot, snapshot_diff
+from helpers import TEMP_PREFIX, PathState, Venv, inodes, snapshot, snapshot_diff, tmpfs_at
 
 import dedupe.link as link
 from dedupe import detach, scan
@@ -67,28 +66,16 @@ def test_a_mount_point_inside_a_venv_is_another_filesystem_not_a_symlink(
     """A folder that is a mount point has another inode than its parent's listing
     names: its files are on another filesystem, and are counted so, never as symlinks
     and never dropped in silence."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
     a, b = pair
     data = b.file("alpha/data")
     kept = tmp_path / "kept"
     shutil.copytree(data, kept)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()!r}")
-    try:
+    with tmpfs_at(data, "8m"):
         shutil.copytree(kept, data, dirs_exist_ok=True)
         result = scan([venv_root], store=store_dir, jobs=1)
         skipped = next(v for v in result.venvs if v.path == str(b.path)).skipped
         assert skipped.get("other-filesystem") == 1 and "symlink" not in skipped, skipped
         assert result.errors == () and result.files_linked > 0
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def test_handles_beyond_the_limit_are_closed_and_opened_again(tmp_path: Path) -> None:
