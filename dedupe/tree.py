@@ -44,6 +44,10 @@ class Tree:
         self._ids: dict[str, tuple[int, int]] = {} if ident is None else {"": ident}
         self._open: OrderedDict[str, int] = OrderedDict()
         self._keep = keep
+        # The folder asked for last, and its handle: RECORD lists a folder's files
+        # together, so most calls ask for it again. It is always the newest of _open
+        # (set on every return, cleared by close), so no eviction can have closed it.
+        self._last: tuple[str, int] | None = None
 
     def fd(self, rel: str) -> int:
         """The handle of the folder rel ('' is the root). A later open (after eviction)
@@ -56,9 +60,13 @@ class Tree:
         and O_NOFOLLOW already refuses a symlink. A real folder renamed in place of it
         meanwhile can only be one the venv's owner could have moved there before the
         run began."""
+        last = self._last
+        if last is not None and last[0] == rel:
+            return last[1]
         found = self._open.get(rel)
         if found is not None:
             self._open.move_to_end(rel)
+            self._last = (rel, found)
             return found
         if rel:
             parent, name = split(rel)
@@ -76,6 +84,7 @@ class Tree:
         self._open[rel] = fd
         while len(self._open) > self._keep:
             os.close(self._open.popitem(last=False)[1])
+        self._last = (rel, fd)
         return fd
 
     def _open_at(self, parent: int | None, name: str, rel: str) -> int:
@@ -105,6 +114,7 @@ class Tree:
         return f"{self.root}/{rel}" if rel else self.root
 
     def close(self) -> None:
+        self._last = None
         while self._open:
             os.close(self._open.popitem()[1])
 
