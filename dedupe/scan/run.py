@@ -64,6 +64,8 @@ class ScanRun:
         return Hardlinks(trash)
 
     def remove_store_leftovers(self) -> None:
+        if self.options.dry_run:
+            return  # listing every object folder to remove nothing: the dry run's count is 0
         for store in self.stores.by_device.values():
             self.leftovers += sum(map(self.cleaner.remove_store_leftover, store.leftovers()))
 
