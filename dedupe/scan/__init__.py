@@ -89,10 +89,13 @@ def scan(
             else:
                 skipped_venvs.append(VenvSkip(venv.root, reason))
         run = ScanRun(options, stores, venvs)
-        run.remove_store_leftovers()
-        run.examine()
-        run.share()
-        return run.result(root_list, skipped_venvs)
+        try:
+            run.remove_store_leftovers()
+            run.examine()
+            run.share()
+            return run.result(root_list, skipped_venvs)
+        finally:
+            run.close()
     finally:
         stores.close()
 

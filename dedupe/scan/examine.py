@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..census import census_key
 from ..discovery import Venv
 from ..errors import StoreError
@@ -10,6 +12,7 @@ from ..memo import CANDIDATE, Memo, Memos, Trace
 from ..problems import Problem
 from ..tree import At, venv_tree
 from ..workers import WorkerError, run_each
+from .spool import Row, row
 from .stores import Stores
 from .tally import Tally
 
@@ -27,12 +30,14 @@ class Walk:
         share_pyc: bool,
         memos: Memos | None,
         settled_pycs: set[int] | frozenset[int] = frozenset(),
+        keep: Callable[[Row], None] | None = None,
     ) -> None:
         self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
         self.memos = memos
         self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
         self.tree = venv_tree(venv)  # the caller closes it, once done with the leftovers
         self.leftovers: list[At] = []
+        self.keep = keep  # given: told the spool row of each item pass 2 will need
 
     def run(self) -> Memo:
         venv, inodes = self.venv, self.inodes
@@ -54,15 +59,20 @@ class Walk:
                         census_key(st.st_dev, key), st.st_ino, st.st_nlink > 1
                     )
                     tally.eligible += 1
+                    if self.keep is not None:
+                        self.keep(row(item))
                 case Shared():
                     tally.eligible += 1
                     tally.shared += 1
                     # Unshared pycs of a shared source: Python wrote them since. Without
                     # pyc sharing there is nothing to do: the scan that linked the source
                     # kept its pycs valid, and Python writes valid ones.
-                    tally.pyc_work |= self.share_pyc and any(
+                    work = self.share_pyc and any(
                         p.ino not in inodes and p.ino not in self.settled_pycs for p in item.pycs
                     )
+                    tally.pyc_work |= work
+                    if work and self.keep is not None:
+                        self.keep(row(item))
                 case Skipped(reason=reason):
                     tally.skipped[reason] += 1
                 case BadInput(path=path, message=message):

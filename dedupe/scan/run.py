@@ -6,23 +6,25 @@ import functools
 import os
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..census import Census
 from ..discovery import Venv
 from ..execute import DryRun, Executor
-from ..inventory import Candidate, Shared, inventory
+from ..inventory import Candidate, Item, Shared, inventory
 from ..link import Hardlinks
 from ..memo import Memo, Memos
 from ..plan import Planner
 from ..problems import Problem, VenvSkip
 from ..proof import Disk
 from ..store import TRASH_DIR
+from ..tree import Tree, venv_tree
 from ..workers import run_each, run_parts
 from .examine import Walk, renew_memos
 from .result import Progress, ScanResult
 from .share import Linked, Run
+from .spool import Spool, replay
 from .stores import Stores
 from .tally import PhaseCounter, Tally, pyc_report
 
@@ -54,6 +56,10 @@ class ScanRun:
         self.new_folders: set[str] = set()
         self.linked_in: list[tuple[Venv, Tally]] = []  # the venvs pass 2 walked
         self.cleaner = self.new_executor()  # of leftovers: it frees nothing, needs no close()
+        self.spool = Spool()  # what pass 1 found for pass 2; the caller closes the run
+
+    def close(self) -> None:
+        self.spool.close()
 
     def new_executor(self) -> Executor:
         # The one place a dry run differs from a real run, but for the memos a real run
@@ -111,10 +117,17 @@ class ScanRun:
     def _walk(self, i: int) -> tuple[int, Memo, int]:
         venv = self.venvs[i]
         memos = None if self.options.dry_run else self.memos[venv.device]
-        walker = Walk(venv, self.stores.indexes[venv.device].inodes, self.options.share_pyc, memos)
-        with walker.tree:
-            memo = walker.run()
-            removed = sum(map(self.cleaner.remove_leftover, walker.leftovers))
+        inodes = self.stores.indexes[venv.device].inodes
+        keep = self.spool.writer(i)
+        walker = Walk(venv, inodes, self.options.share_pyc, memos, keep=keep)
+        try:
+            with walker.tree:
+                memo = walker.run()
+                removed = sum(map(self.cleaner.remove_leftover, walker.leftovers))
+        except BaseException:
+            keep.discard()
+            raise
+        keep.close()
         return i, memo, removed
 
     # --- pass 2 ---------------------------------------------------------------------------
@@ -124,27 +137,29 @@ class ScanRun:
         is not shared yet, are walked again. Each worker takes the files of some sizes (so
         every copy of a content, and every name of an inode, meets one planner), in the
         same order as one process would: the same decisions."""
-        todo = self.linked_in = self._worth_walking()
+        todo = self._worth_walking()
+        self.linked_in = [(self.venvs[i], tally) for i, tally in todo]
         jobs = self.options.jobs if todo else 0
         counter = PhaseCounter("link", len(todo), self.options.progress, max(jobs, 1))
         settled_pycs: set[int] = set()
         part = functools.partial(self._share_part, todo, jobs)
         for result in run_parts(part, jobs, counter.tick, self.stores.locks()):
-            for (_venv, tally), counts in zip(todo, result.tallies, strict=True):
+            for (_i, tally), counts in zip(todo, result.tallies, strict=True):
                 tally.merge(counts)
             self.errors += result.errors
             settled_pycs |= result.settled_pycs
             self.new_folders |= result.new_folders
         if not self.options.dry_run and todo:
             self.warnings += renew_memos(
-                todo, self.stores, self.memos, self.options.share_pyc, settled_pycs, jobs
+                self.linked_in, self.stores, self.memos, self.options.share_pyc, settled_pycs, jobs
             )
 
-    def _worth_walking(self) -> list[tuple[Venv, Tally]]:
+    def _worth_walking(self) -> list[tuple[int, Tally]]:
+        """The venvs (by index) with their tallies."""
         worthwhile = self.census.worthwhile_prefixes()
         todo = [
-            (venv, tally)
-            for venv, tally in zip(self.venvs, self.tallies, strict=True)
+            (i, tally)
+            for i, tally in enumerate(self.tallies)
             if tally.pyc_work or any(k in worthwhile for k in tally.candidate_keys)
         ]
         for tally in self.tallies:
@@ -152,26 +167,40 @@ class ScanRun:
         return todo
 
     def _share_part(
-        self, todo: list[tuple[Venv, Tally]], parts: int, part: int, emit: Callable[[None], None]
+        self, todo: list[tuple[int, Tally]], parts: int, part: int, emit: Callable[[None], None]
     ) -> Linked:
         stores = self.stores
         planner = Planner(self.census, stores.by_device, stores.indexes, Disk())
         run = Run(planner, self.new_executor(), self.options.share_pyc)
-        counts = [Tally(venv.root) for venv, _tally in todo]
+        counts = [Tally(self.venvs[i].root) for i, _tally in todo]
         share = (part, parts) if parts > 1 else None
         try:
-            for (venv, _tally), tally in zip(todo, counts, strict=True):
+            for (i, _tally), tally in zip(todo, counts, strict=True):
+                venv = self.venvs[i]
                 store = stores.by_device[venv.device]
                 inodes = stores.indexes[venv.device].inodes
-                for item in inventory(venv, inodes, venv.device, share=share):
-                    if isinstance(item, Candidate):
-                        run.candidate(store, item, tally)
-                    elif isinstance(item, Shared) and any(p.ino not in inodes for p in item.pycs):
-                        run.shared_source(store, item, tally, inodes)
+                with venv_tree(venv) as tree:
+                    for item in self._items(i, tree, share):
+                        if isinstance(item, Candidate):
+                            run.candidate(store, item, tally)
+                        elif isinstance(item, Shared) and any(
+                            p.ino not in inodes for p in item.pycs
+                        ):
+                            run.shared_source(store, item, tally, inodes)
                 emit(None)
         finally:
             run.close()
         return Linked(counts, run.errors, run.settled_pycs, planner.new_folders)
+
+    def _items(self, i: int, tree: Tree, share: tuple[int, int] | None) -> Iterator[Item]:
+        """Pass 2's items of venv i: from the spool pass 1 kept of it, else (a venv taken
+        from its memo in pass 1) from its RECORDs and folders."""
+        venv = self.venvs[i]
+        inodes = self.stores.indexes[venv.device].inodes
+        rows = self.spool.read(i)
+        if rows is None:
+            return inventory(venv, inodes, venv.device, share=share, tree=tree)
+        return replay(tree, rows, inodes, venv.device, share)
 
     # --- the result -----------------------------------------------------------------------
 

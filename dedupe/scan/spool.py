@@ -1,0 +1,191 @@
+"""What pass 1 found for pass 2, kept in a private temp folder for the length of one run.
+
+Pass 2 needs, of each venv it walks, only the candidates and the shared sources with pyc
+work, with their pycs. Pass 1 parsed the venv's RECORDs and listed its folders to find
+them: it writes them here, and every part of pass 2 reads them back instead of parsing and
+listing again. What lives in each file's inode (type, size, owner, mode, inode number) is
+taken afresh in pass 2 through the folder's handle, as the inventory would, so a file that
+changed in between is judged on what it is now.
+
+A spool holds venv paths and digests: it is written mode 0600 in a folder of mode 0700,
+one file per venv, and removed with the folder when the run ends. It sits on disk, not in
+memory, so memory stays bounded by the number of distinct files while a spool grows with
+the number of file instances.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ..inventory import Candidate, Pyc, Shared, share_of
+from ..store import ObjectKey
+from ..tree import At, FolderSwapped, Tree
+
+__all__ = ["Row", "Spool", "Writer", "replay", "row"]
+
+_PycRow = tuple[str, int, str]  # (venv-relative path, d_ino, suffix)
+# A candidate: ("c", rel, algorithm, digest, size, dist, pycs); pass 1's size is the one
+# RECORD gave, when it gave one.
+# A shared source with pyc work: ("s", rel, inode, pycs).
+CandidateRow = tuple[str, str, str, bytes, int, str, tuple[_PycRow, ...]]
+SharedRow = tuple[str, str, int, tuple[_PycRow, ...]]
+Row = CandidateRow | SharedRow
+
+
+def _pyc_rows(pycs: tuple[Pyc, ...]) -> tuple[_PycRow, ...]:
+    return tuple((p.at.rel, p.ino, p.suffix) for p in pycs)
+
+
+def row(item: Candidate | Shared) -> Row:
+    """The spool row of an item pass 2 will need."""
+    if isinstance(item, Candidate):
+        key = item.key
+        return ("c", item.at.rel, key.algorithm, key.digest, item.st.st_size, item.dist,
+                _pyc_rows(item.pycs))  # fmt: skip
+    return ("s", item.at.rel, item.ino, _pyc_rows(item.pycs))
+
+
+class Spool:
+    """The spool folder of one run: a file per venv index, written once by pass 1."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="venv-dedupe-spool-")  # mode 0700
+
+    def _path(self, index: int) -> str:
+        return os.path.join(self.folder, str(index))
+
+    def writer(self, index: int) -> Writer:
+        return Writer(self._path(index))
+
+    def read(self, index: int) -> Iterator[Row] | None:
+        """A venv's rows; None when pass 1 kept none for it (a remembered venv)."""
+        try:
+            f = open(self._path(index), "rb")  # noqa: SIM115 (closed by _rows)
+        except OSError:
+            return None
+        return _rows(f)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Writer:
+    """A venv's rows, kept one by one as pass 1 finds them (never all in memory), under a
+    temp name until close() gives the spool its name: a spool cut short, by a failed
+    write or a walk that stopped, is never read, and pass 2 walks that venv instead."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+        try:
+            fd = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            self._file = os.fdopen(fd, "wb")
+        except OSError:
+            pass
+
+    @property
+    def _partial(self) -> str:
+        return self.path + ".partial"
+
+    def __call__(self, r: Row) -> None:
+        if self._file is not None:
+            try:
+                marshal.dump(r, self._file)
+            except (OSError, ValueError):
+                self.discard()
+
+    def close(self) -> None:
+        """Give the spool its name, once it is whole."""
+        if self._file is None:
+            return
+        try:
+            self._file.close()
+            os.rename(self._partial, self.path)
+        except OSError:
+            self.discard()
+        self._file = None
+
+    def discard(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._partial)
+        self._file = None
+
+
+def _rows(f: BinaryIO) -> Iterator[Row]:
+    with f:
+        while True:
+            try:
+                yield marshal.load(f)
+            except EOFError:
+                return
+
+
+def replay(
+    tree: Tree,
+    rows: Iterator[Row],
+    store_inodes: set[int],
+    store_device: int,
+    share: tuple[int, int] | None,
+) -> Iterator[Candidate | Shared]:
+    """The items of a spool as pass 2's inventory would give them (dedupe.inventory with
+    share): each file stat-ed again through its folder's handle, and of a part's sizes
+    only (a candidate's by its size in pass 1, before any stat: another part's costs
+    nothing)."""
+
+    def ours(size: int) -> bool:
+        return share is None or share_of(size, share[1]) == share[0]
+
+    for r in rows:
+        found: tuple[Candidate | Shared, int] | None
+        if len(r) == 7:
+            found = _candidate(tree, r, store_inodes, store_device) if ours(r[4]) else None
+        else:
+            found = _shared(tree, r, store_inodes)
+        if found is not None and ours(found[1]):
+            yield found[0]
+
+
+def _pycs(tree: Tree, rows: tuple[_PycRow, ...]) -> tuple[Pyc, ...]:
+    return tuple(Pyc(At(tree, rel), ino, suffix) for rel, ino, suffix in rows)
+
+
+def _lstat(at: At) -> os.stat_result | None:
+    try:
+        return at.lstat()
+    except (OSError, FolderSwapped):
+        return None  # gone or moved since pass 1: pass 1 counted it, pass 2 leaves it
+
+
+def _candidate(
+    tree: Tree, r: CandidateRow, store_inodes: set[int], store_device: int
+) -> tuple[Candidate | Shared, int] | None:
+    _kind, rel, algorithm, digest, size, dist, pycs = r
+    at = At(tree, rel)
+    st = _lstat(at)
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_dev != store_device:
+        return None
+    if st.st_ino in store_inodes:
+        return Shared(at, st.st_ino, _pycs(tree, pycs)), st.st_size
+    if st.st_size != size:
+        return None  # changed since pass 1: the next run counts it anew
+    key = ObjectKey(algorithm, digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    return Candidate(at, key, st, dist, _pycs(tree, pycs)), st.st_size
+
+
+def _shared(tree: Tree, r: SharedRow, store_inodes: set[int]) -> tuple[Shared, int] | None:
+    _kind, rel, ino, pycs = r
+    at = At(tree, rel)
+    st = _lstat(at)
+    if st is None or st.st_ino != ino or ino not in store_inodes:
+        return None
+    return Shared(at, ino, _pycs(tree, pycs)), st.st_size

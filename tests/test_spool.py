@@ -1,0 +1,182 @@
+"""Tests for dedupe.scan.spool: pass 2 takes what pass 1 found from the spool, so a run
+reads each RECORD and lists each folder of a venv once in pass 1 (and once more for the
+memos, after linking), however many workers pass 2 has; and it judges each file on what
+the file is when pass 2 reaches it."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from helpers import MakeVenvs, inode
+
+from dedupe import scan
+from dedupe.scan.spool import Spool
+
+# Runs a scan with an audit hook that logs, with the pass it happens in, each RECORD
+# opened and each folder listed through a handle (the tree's; discovery and the store list
+# by path), in every process: forked workers inherit the hook, the pass and the log.
+_COUNTING_SCAN = """
+import os, sys
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+phase = ["start"]
+def hook(event, args):
+    if event == "open" and isinstance(args[0], str) and os.path.basename(args[0]) == "RECORD":
+        os.write(log, f"{phase[0]}:record\\n".encode())
+    elif event == "os.scandir" and isinstance(args[0], int):
+        os.write(log, f"{phase[0]}:listing\\n".encode())
+sys.addaudithook(hook)
+from dedupe import scan
+run = sys.modules["dedupe.scan.run"]
+def in_phase(name, function):
+    def wrapped(*args, **kwargs):
+        phase[0] = name
+        return function(*args, **kwargs)
+    return wrapped
+run.ScanRun.examine = in_phase("examine", run.ScanRun.examine)
+run.ScanRun._share_part = in_phase("link", run.ScanRun._share_part)  # in each worker
+run.renew_memos = in_phase("memos", run.renew_memos)
+run.ScanRun.close = in_phase("end", run.ScanRun.close)  # the spool's removal lists it
+scan([sys.argv[2]], store=sys.argv[3], jobs=int(sys.argv[4]), dry_run=sys.argv[5] == "1")
+"""
+
+
+def _counted_scan(tmp: Path, root: Path, store: Path, jobs: int, dry_run: bool) -> Counter[str]:
+    """(pass:what) -> how many times, of one scan in a child process."""
+    log = tmp / f"audit-{root.name}-{jobs}-{dry_run}.log"
+    argv = [sys.executable, "-c", _COUNTING_SCAN, str(log), str(root), str(store), str(jobs)]
+    subprocess.run([*argv, "1" if dry_run else "0"], check=True, capture_output=True)
+    return Counter(log.read_text().split())
+
+
+def _dist_infos(root: Path) -> int:
+    return sum(1 for _ in root.glob("*/lib/python*/site-packages/*.dist-info"))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_reads_each_record_once_per_walk_whatever_the_workers(
+    make_venvs: MakeVenvs, tmp_path: Path, jobs: int
+) -> None:
+    """A dry run walks each venv once (pass 1); a linking run once more, for the memos.
+    Pass 2 reads no RECORD and lists no folder, in any of its workers: before the spool,
+    each part of pass 2 walked every venv again (four walks with two workers)."""
+    requirements = {"a": ["alpha==1.0", "beta==1.0"], "b": ["alpha==1.0", "beta==1.0"]}
+    dry_root, real_root = tmp_path / "dry", tmp_path / "real"
+    make_venvs(dry_root, **requirements)
+    make_venvs(real_root, **requirements)
+    dists = _dist_infos(real_root)
+    assert dists == _dist_infos(dry_root) == 4
+
+    dry = _counted_scan(tmp_path, dry_root, tmp_path / "dry-store", jobs, dry_run=True)
+    real = _counted_scan(tmp_path, real_root, tmp_path / "real-store", jobs, dry_run=False)
+
+    assert dry["examine:record"] == real["examine:record"] == dists
+    assert dry["examine:listing"] == real["examine:listing"] > 0
+    assert real["memos:record"] == dists  # the memos' walk, after linking
+    assert real["memos:listing"] > 0
+    for counts in (dry, real):  # pass 2, in every worker: nothing read again
+        assert counts["link:record"] == counts["link:listing"] == 0
+    assert set(dry) | set(real) <= {
+        "examine:record", "examine:listing", "memos:record", "memos:listing", "end:listing"
+    }  # fmt: skip
+
+
+def test_pass_2_judges_a_file_on_what_it_is_when_it_gets_there(
+    make_venvs: MakeVenvs, venv_root: Path, store_dir: Path
+) -> None:
+    """A file that grew between the passes is not linked (pass 1's size is not trusted),
+    and keeps its new bytes; its twin in the other venv is linked with the rest."""
+    a, b = make_venvs(venv_root, a=["alpha==1.0"], b=["alpha==1.0"])
+    grown = b.site_packages / "alpha" / "util.py"
+    edited: list[str] = []
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "link" and not edited:
+            with grown.open("ab") as f:
+                f.write(b"# grown between the passes\n")
+            edited.append(phase)
+
+    before = grown.read_bytes()
+    result = scan([venv_root], store=store_dir, jobs=1, progress=progress)
+
+    assert edited == ["link"]
+    assert grown.read_bytes() == before + b"# grown between the passes\n"
+    assert grown.stat().st_nlink == 1
+    table = b.site_packages / "alpha" / "data" / "table.csv"
+    assert inode(table) == inode(a.site_packages / "alpha" / "data" / "table.csv")
+    assert result.files_linked > 0
+    assert result.errors == ()
+
+
+def test_a_spool_is_read_back_row_for_row(tmp_path: Path) -> None:
+    spool = Spool()
+    try:
+        assert stat.S_IMODE(os.stat(spool.folder).st_mode) == 0o700
+        rows = [
+            (
+                "c",
+                "lib/m.py",
+                "sha256",
+                b"\x01" * 32,
+                12,
+                "m-1.0",
+                (("lib/__pycache__/x", 7, "t"),),
+            ),
+            ("s", "lib/n.py", 42, ()),
+            ("c", "lib/\udcff.py", "sha256", b"\x02" * 32, 3, "m-1.0", ()),  # undecodable name
+        ]
+        keep = spool.writer(0)
+        for row in rows:
+            keep(row)
+        assert spool.read(0) is None  # not whole until closed
+        keep.close()
+        assert stat.S_IMODE(os.stat(os.path.join(spool.folder, "0")).st_mode) == 0o600
+        found = spool.read(0)
+        assert found is not None
+        assert list(found) == rows
+        assert spool.read(1) is None  # a venv pass 1 did not walk
+    finally:
+        spool.close()
+    assert not os.path.exists(spool.folder)
+
+
+def test_a_spool_cut_short_is_never_read(tmp_path: Path) -> None:
+    spool = Spool()
+    try:
+        keep = spool.writer(0)
+        keep(("s", "lib/n.py", 42, ()))
+        keep.discard()
+        keep.close()  # after a discard: names nothing
+        assert spool.read(0) is None
+        assert os.listdir(spool.folder) == []
+    finally:
+        spool.close()
+
+
+def test_a_scan_leaves_no_spool_behind(
+    make_venvs: MakeVenvs,
+    venv_root: Path,
+    store_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spools))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    make_venvs(venv_root, a=["alpha==1.0"], b=["alpha==1.0"])
+    during: list[list[str]] = []
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "link" and not during:
+            during.append(os.listdir(spools))
+
+    scan([venv_root], store=store_dir, jobs=2, progress=progress)
+    assert len(during) == 1 and len(during[0]) == 1  # the run's spool folder
+    assert during[0][0].startswith("venv-dedupe-spool-")
+    assert os.listdir(spools) == []
