@@ -1,7 +1,7 @@
 """Running venv-dedupe in a child process that dies (SIGKILL) at a chosen instant.
 
 The child is ``sys.executable -c CHILD_SCRIPT CONFIG_JSON``. It sets
-``dedupe.link.fault_hook`` (and, on request, a line tracer or wrappers around
+``dedupe.link.steps.fault_hook`` (and, on request, a line tracer or wrappers around
 ``dedupe.link`` functions), prints ``ready`` just before the operation starts, runs
 ``scan``, ``detach``, ``gc`` or a loop of scans (until the file ``stop`` exists), and on
 success prints one JSON line: how many hook calls, traced lines and wrapped calls it saw,
@@ -53,6 +53,7 @@ config = json.loads(sys.argv[1])
 import dedupe
 import dedupe.link as link
 from dedupe import detach, gc, scan
+from dedupe.link import steps
 
 kill = config.get("kill") or {"mode": "none"}
 main_pid = os.getpid()
@@ -91,7 +92,7 @@ def hook(stage, at=None):
         time.sleep(rng.uniform(0, sleeps[stage]))
 
 
-link.fault_hook = hook
+steps.fault_hook = hook
 
 
 def wrap(name):

@@ -2,13 +2,14 @@
 scan, detach and gc.
 
 Each trial copies a tree built once per module (``cp -a``), runs the operation in a child
-process (see faultkit.py) and SIGKILLs it: at the Nth call of ``dedupe.link.fault_hook``
-(of any stage, or of a chosen one: "linked" and "checked" lie between the temp link and
-the rename), before the Nth line executed in ``dedupe/link.py`` (every instant between
-two of its system calls), at the Nth call of a ``dedupe.link`` function, or from the
-parent after a random delay. The making of a new store is swept instead: one trial per
-line run in ``dedupe/store/`` from the moment the store folder exists until the scan
-takes the lock. Afterwards:
+process (see faultkit.py) and SIGKILLs it: at the Nth call of
+``dedupe.link.steps.fault_hook`` (of any stage, or of a chosen one: "linked" and
+"checked" lie between the temp link and the rename), before the Nth line executed in
+the package ``dedupe/link/`` (every instant between two of its system calls; a scan
+runs lines of each of its modules, and one trial at least strikes in each), at the Nth
+call of a ``dedupe.link`` function, or from the parent after a random delay. The making
+of a new store is swept instead: one trial per line run in ``dedupe/store/`` from the
+moment the store folder exists until the scan takes the lock. Afterwards:
 
 * every path under the root has its exact content (snapshot; a temp name may remain, as
   a regular file), and ``dedupe.maintenance.verify`` finds every store object intact;
@@ -41,6 +42,7 @@ from typing import Any
 import pytest
 from faultkit import copy_tree, leftovers, run_child, sharing, without_leftovers
 from helpers import (
+    REPO_ROOT,
     TEMP_PREFIX,
     PathState,
     Venv,
@@ -59,7 +61,7 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 # Random trials per test. With the store-creation sweep (one trial per line instant, about
 # 50) they keep this module near 35 s on 2 cores.
 SCAN_HOOK_TRIALS = 20  # at the Nth fault_hook call: half of any stage, half of one stage
-SCAN_LINE_TRIALS = 14  # before the Nth line run in dedupe/link.py
+SCAN_LINE_TRIALS = 14  # before the Nth line run in dedupe/link/ (one in each module)
 SCAN_DELAY_TRIALS = 12  # by the parent, after a random delay
 DETACH_TRIALS = 12
 GC_TRIALS = 6
@@ -67,7 +69,14 @@ TRIALS = SCAN_HOOK_TRIALS + SCAN_LINE_TRIALS + SCAN_DELAY_TRIALS + DETACH_TRIALS
 
 STAGES = ("adopted", "linked", "checked", "renamed")
 
-LINK_LINES = {"mode": "line", "files": ["link.py"]}
+# The modules of the executor, as faultkit's line kills name them. Its __init__ runs only
+# when it is imported, before any kill is armed.
+LINK_LINES = {"mode": "line", "files": ["link/*.py"]}
+LINK_MODULES = {
+    str(path.relative_to(REPO_ROOT / "dedupe"))
+    for path in (REPO_ROOT / "dedupe" / "link").glob("*.py")
+    if path.name != "__init__.py"
+}
 
 
 @dataclass
@@ -262,16 +271,28 @@ def test_kill_at_random_fault_hook_calls_of_a_scan(world: World) -> None:
     assert run_plans(plans, scan_trial(world)) == SCAN_HOOK_TRIALS
 
 
-def test_kill_at_random_lines_of_the_link_module_during_a_scan(world: World) -> None:
-    lines = counted(world, world.pristine, "scan", kill=LINK_LINES)["seen"]
+def test_kill_at_random_lines_of_the_link_package_during_a_scan(world: World) -> None:
+    """Before the Nth line run in dedupe/link/: in each of its modules one instant drawn
+    from the lines a scan runs there, and the other trials drawn from all of them."""
+    summary = counted(world, world.pristine, "scan", kill=LINK_LINES)
+    lines, by_module = summary["seen"], summary["lines"]
+    print(f"seed {SEED}: lines of dedupe/link/ run in one scan: {lines} {by_module}")
+    assert set(by_module) == LINK_MODULES, by_module  # every module of the executor runs
     assert lines > 100, lines
     rng = random.Random(f"{SEED}-line")
     plans = [
         Plan(
-            f"scan killed before line {n} of {lines} run in dedupe/link.py", {**LINK_LINES, "n": n}
+            f"scan killed before line {n} of {by_module[module]} run in dedupe/{module}",
+            {"mode": "line", "files": [module], "n": n},
         )
-        for n in (rng.randint(1, lines) for _ in range(SCAN_LINE_TRIALS))
+        for module in sorted(by_module)
+        for n in [rng.randint(1, by_module[module])]
     ]
+    plans += [
+        Plan(f"scan killed before line {n} of {lines} run in dedupe/link/", {**LINK_LINES, "n": n})
+        for n in (rng.randint(1, lines) for _ in range(SCAN_LINE_TRIALS - len(plans)))
+    ]
+    assert len(plans) == SCAN_LINE_TRIALS
     assert run_plans(plans, scan_trial(world)) == SCAN_LINE_TRIALS
 
 
@@ -331,7 +352,7 @@ def test_kill_while_the_store_is_made(world: World) -> None:
 def test_kill_at_random_instants_of_detach(world: World) -> None:
     """detach of venv a (every file it shares) killed at its Nth "copied" hook (the private
     copy written, not yet swapped in), before or after its Nth make_private, before the
-    Nth line it runs in dedupe/link.py, or after a delay; then detach again (all of a
+    Nth line it runs in dedupe/link/, or after a delay; then detach again (all of a
     private), then scan."""
     extra = {"count_calls": ["make_private"]}
     summary = counted(world, world.scanned, "detach", **extra)
@@ -353,7 +374,7 @@ def test_kill_at_random_instants_of_detach(world: World) -> None:
             plans.append(Plan(f"detach killed {'after' if after else 'before'} file {n}", kill))
         elif i % 4 == 2:
             n = rng.randint(1, lines)
-            what = f"detach killed before line {n} of {lines} run in dedupe/link.py"
+            what = f"detach killed before line {n} of {lines} run in dedupe/link/"
             plans.append(Plan(what, {**LINK_LINES, "n": n}))
         else:
             delay = rng.uniform(0, summary["elapsed"] * 1.2)
