@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 
 from ..decisions import CreatePyc, RewritePyc
 from ..execute import Failed
@@ -22,54 +23,104 @@ from .steps import (
     hook,
     lstat,
     os_failure,
-    remove_own_link,
-    temp_name,
+    remove_own,
 )
 from .swap import swap_in
 from .unlinker import Discard, unlink_now
 
-__all__ = ["create_pyc", "make_private", "rewrite_pyc"]
+__all__ = [
+    "Fill",
+    "copied_from",
+    "create_pyc",
+    "holding",
+    "make_private",
+    "rewrite_pyc",
+    "write_like",
+]
+
+# Writes a new file's bytes into it, open for writing at offset 0.
+Fill = Callable[[int], None]
+
+_COPY_CHUNK = 1 << 20
 
 
-def _remove_own_copy(fd: int, tmp: str, copy_ino: int | None, not_ino: int = -1) -> None:
-    """Remove a temp copy of ours: before the swap (copy_ino None) whatever is at tmp
-    but an inode not_ino; after it only our copy, since a swap back may have put a file
-    someone else wrote at tmp."""
-    if copy_ino is not None:
-        remove_own_link(fd, tmp, copy_ino)
-        return
-    with contextlib.suppress(OSError):
-        if lstat(fd, tmp).st_ino != not_ino:
-            os.unlink(tmp, dir_fd=fd)
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
-def _open_like(fd: int, name: str, like_st: os.stat_result) -> int:
-    """The venv file name (in the folder fd) opened for reading, if it still is the
-    inode like_st describes: the original whose owner, attributes and mode a copy takes."""
-    src = os.open(name, READ, dir_fd=fd)
-    if not same_file(os.fstat(src), like_st):
-        os.close(src)
-        raise Failed(Reason.CHANGED_DURING_SCAN, f"{name!r} changed", error=False)
-    return src
+def holding(data: bytes) -> Fill:
+    """The fill of a file that holds data."""
+    return lambda fd: _write_all(fd, data)
 
 
-def _write_temp(dir_fd: int, data: bytes, src: int, like_st: os.stat_result, shown: str) -> str:
-    """A new file in the folder dir_fd holding data, on disk, with the owner, extended
-    attributes and mode of the open file src (the inode like_st, named shown); its name."""
+def copied_from(src: int, like: os.stat_result, shown: str) -> Fill:
+    """The fill of a copy of the open file src, the inode like describes (named shown):
+    a file written while it was copied fails the copy."""
+
+    def fill(fd: int) -> None:
+        while chunk := os.read(src, _COPY_CHUNK):
+            _write_all(fd, chunk)
+        if not same_file(os.fstat(src), like):
+            raise Failed(
+                Reason.CHANGED_DURING_SCAN, f"{shown!r} changed while it was copied", error=False
+            )
+
+    return fill
+
+
+def write_like(
+    dir_fd: int, fill: Fill, src: int, like: os.stat_result, shown: str, *, times: bool
+) -> tuple[str, int]:
+    """A new file under a temp name in the folder dir_fd, filled by fill and on disk, with
+    the owner, extended attributes and mode of the open file src (the inode like, named
+    shown), and with times its access and modification times; (its name, its inode).
+    Nothing of it is left when it fails."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     tmp, fd = at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dir_fd))
     try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-        _take_metadata(fd, src, shown, like_st)
-        os.fsync(fd)
-    except BaseException:
+        ino = os.fstat(fd).st_ino
+        try:
+            fill(fd)
+            _take_metadata(fd, src, shown, like)
+            if times:
+                os.utime(fd, ns=(like.st_atime_ns, like.st_mtime_ns))
+            # The bytes must be on disk before a name points at them: after a crash the
+            # path holds either the inode it had or a complete copy.
+            os.fsync(fd)
+        except BaseException:
+            remove_own(dir_fd, tmp, ino)
+            raise
+    finally:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
-    os.close(fd)
-    return tmp
+    return tmp, ino
+
+
+def _open_like(fd: int, name: str, like: os.stat_result, shown: str) -> int:
+    """The venv file name (in the folder fd) opened for reading, if it still is the
+    inode like describes: the original whose owner, attributes and mode a copy takes."""
+    src = os.open(name, READ, dir_fd=fd)
+    if not same_file(os.fstat(src), like):
+        os.close(src)
+        raise Failed(
+            Reason.CHANGED_DURING_SCAN, f"{shown!r} changed before it was copied", error=False
+        )
+    return src
+
+
+def _copy_beside(
+    fd: int, name: str, like: os.stat_result, shown: str, data: bytes | None
+) -> tuple[str, int]:
+    """A copy of the venv file name (in the folder fd, still the inode like) under a temp
+    name beside it: with its bytes and times, or holding data; (its name, its inode)."""
+    src = _open_like(fd, name, like, shown)
+    try:
+        if data is None:
+            return write_like(fd, copied_from(src, like, shown), src, like, shown, times=True)
+        return write_like(fd, holding(data), src, like, shown, times=False)
+    finally:
+        os.close(src)
 
 
 def create_pyc(action: CreatePyc) -> int:
@@ -78,11 +129,13 @@ def create_pyc(action: CreatePyc) -> int:
     vfd, name = folder(action.at)
     try:
         make_folders(object_folder)
-        src = _open_like(vfd, name, action.st)
+        src = _open_like(vfd, name, action.st, action.at.path)
         try:
             dfd = os.open(object_folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                tmp = _write_temp(dfd, action.data, src, action.st, action.at.path)
+                tmp, _ = write_like(
+                    dfd, holding(action.data), src, action.st, action.at.path, times=False
+                )
                 try:
                     # link() fails if the name exists: a pyc object is never overwritten.
                     os.link(tmp, object_name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -102,26 +155,17 @@ def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
     """Replace a venv's pyc by a private copy whose header names the new source stat."""
     fd, name = folder(action.at)
     try:
-        src = _open_like(fd, name, action.st)
-        try:
-            tmp = _write_temp(fd, action.data, src, action.st, action.path)
-        finally:
-            os.close(src)
+        tmp, copy_ino = _copy_beside(fd, name, action.st, action.path, action.data)
     except OSError as exc:
         raise os_failure(exc, f"cannot write beside {action.path!r}") from None
-    copy_ino = None
     try:
         check_unchanged(fd, name, action.st, action.path)
-        copy_ino = lstat(fd, tmp).st_ino
         swap_in(fd, tmp, name, action.st, copy_ino, discard, action.path)
     except BaseException as exc:
-        _remove_own_copy(fd, tmp, copy_ino)
+        remove_own(fd, tmp, copy_ino)  # after a swap back, it holds someone's file
         if isinstance(exc, OSError):
             raise os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
-
-
-_COPY_CHUNK = 1 << 20
 
 
 def make_private(at: At, object_ino: int) -> os.stat_result:
@@ -145,53 +189,20 @@ def make_private(at: At, object_ino: int) -> os.stat_result:
         raise Failed(
             Reason.CHANGED_DURING_SCAN, f"{path!r} is no longer linked to the store", error=False
         )
-    tmp = temp_name()
-    copy_ino = None
     try:
-        copy_ino = _private_copy(fd, name, st, tmp, path)
+        tmp, copy_ino = _copy_beside(fd, name, st, path, None)
+    except OSError as exc:
+        raise os_failure(exc, f"cannot give {path!r} a private copy") from None
+    try:
         hook("copied", at)
         check_unchanged(fd, name, st, path)
         swap_in(fd, tmp, name, st, copy_ino, unlink_now, path)
     except BaseException as exc:
-        _remove_own_copy(fd, tmp, copy_ino, not_ino=st.st_ino)  # never a name of the object
+        remove_own(fd, tmp, copy_ino)  # never the object's name, nor someone's file
         if isinstance(exc, OSError):
             raise os_failure(exc, f"cannot give {path!r} a private copy") from None
         raise
     return st
-
-
-def _private_copy(fd: int, name: str, st: os.stat_result, tmp: str, shown: str) -> int:
-    """Write a copy of name (proven to be the inode st describes) at tmp, both in the
-    folder fd; the copy's inode."""
-    src = os.open(name, READ, dir_fd=fd)
-    try:
-        if not same_file(os.fstat(src), st):
-            raise Failed(
-                Reason.CHANGED_DURING_SCAN, f"{shown!r} changed before it was copied", error=False
-            )
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        dst = os.open(tmp, flags, 0o600, dir_fd=fd)
-        try:
-            while chunk := os.read(src, _COPY_CHUNK):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(dst, view) :]
-            if not same_file(os.fstat(src), st):
-                raise Failed(
-                    Reason.CHANGED_DURING_SCAN,
-                    f"{shown!r} changed while it was copied",
-                    error=False,
-                )
-            _take_metadata(dst, src, shown, st)
-            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-            # The bytes must be on disk before the name points at them: after a crash the
-            # path holds either the shared inode or a complete copy.
-            os.fsync(dst)
-            return os.fstat(dst).st_ino
-        finally:
-            os.close(dst)
-    finally:
-        os.close(src)
 
 
 def _take_metadata(dst: int, src: int, path: str, st: os.stat_result) -> None:

@@ -29,8 +29,7 @@ __all__ = [
     "lstat",
     "os_failure",
     "remove_leftover",
-    "remove_own_link",
-    "temp_name",
+    "remove_own",
 ]
 
 # Every read of a venv file: never through a symlink, never blocking on a FIFO.
@@ -63,7 +62,7 @@ def _new_token() -> None:
 os.register_at_fork(after_in_child=_new_token)
 
 
-def temp_name() -> str:
+def _temp_name() -> str:
     return f"{TMP_PREFIX}{_token}.{next(_numbers):x}"
 
 
@@ -71,7 +70,7 @@ def at_temp_name(make: Callable[[str], T]) -> tuple[str, T]:
     """(tmp, make(tmp)) for the first temp name that make does not find taken
     (FileExistsError)."""
     while True:
-        tmp = temp_name()
+        tmp = _temp_name()
         try:
             return tmp, make(tmp)
         except FileExistsError:
@@ -119,11 +118,12 @@ def check_unchanged(fd: int, name: str, expected: os.stat_result, shown: str) ->
         )
 
 
-def remove_own_link(fd: int, tmp: str, object_ino: int) -> None:
-    """Remove the temp name only while it is our link to the object: after a swap back
-    it may hold a file someone else wrote, which must never be deleted."""
+def remove_own(fd: int, tmp: str, ino: int) -> None:
+    """Remove the temp name only while it is the inode ino we put there (a link to an
+    object, or a copy): after a swap back it may hold a file someone else wrote, which
+    must never be deleted."""
     with contextlib.suppress(OSError):
-        if lstat(fd, tmp).st_ino == object_ino:
+        if lstat(fd, tmp).st_ino == ino:
             os.unlink(tmp, dir_fd=fd)
 
 

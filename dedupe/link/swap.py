@@ -21,7 +21,7 @@ from .steps import (
     hook,
     lstat,
     os_failure,
-    remove_own_link,
+    remove_own,
 )
 from .unlinker import Discard, unlink_now
 
@@ -143,7 +143,7 @@ def replace(action: Link, discard: Discard = unlink_now) -> None:
         hook("checked", action.at)
         swap_in(fd, tmp, name, action.st, action.object_ino, discard, action.path)
     except BaseException as exc:
-        remove_own_link(fd, tmp, action.object_ino)
+        remove_own(fd, tmp, action.object_ino)
         if isinstance(exc, OSError):
             raise os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
