@@ -107,7 +107,7 @@ def swap_in(
         return
     displaced = lstat(fd, tmp)
     if _same_content_inode(displaced, expected):
-        discard(fd, tmp, displaced)
+        discard(fd, tmp, displaced, shown)
         return
     # Someone replaced the file between our check and the swap: give it back.
     _exchange(fd, tmp, name)

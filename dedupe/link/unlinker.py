@@ -12,12 +12,12 @@ from .objects import make_folders
 
 __all__ = ["Discard", "Unlinker", "unlink_now"]
 
-# Removes the temp name (in the folder fd) of a displaced file, given its lstat:
-# unlink_now, or an Unlinker.
-Discard = Callable[[int, str, os.stat_result], None]
+# Removes the temp name (in the folder fd) of a displaced file, given its lstat and the
+# path of the venv file it was: unlink_now, or an Unlinker.
+Discard = Callable[[int, str, os.stat_result, str], None]
 
 
-def unlink_now(fd: int, name: str, st: os.stat_result) -> None:
+def unlink_now(fd: int, name: str, st: os.stat_result, shown: str) -> None:
     os.unlink(name, dir_fd=fd)
 
 
@@ -32,7 +32,8 @@ class Unlinker:
     one costs about as much as the rename. A file with other names is unlinked at once:
     that frees nothing, and its other names must see their new link count and ctime
     before the scan stats them. A name left in the trash by a kill is removed by the next
-    run. close() waits for every removal; failures are kept as (path, message).
+    run. close() waits for every removal; failures are kept as (path, message), by the
+    path of the venv file the copy was (its temp name means nothing to a user).
     """
 
     BATCH = 64
@@ -42,15 +43,16 @@ class Unlinker:
         self._threads_wanted = threads
         self._threads: list[threading.Thread] = []  # started on first use, with the trash
         # Bounded: the trash holds at most (backlog + threads + 1) * BATCH waiting files.
-        self._queue: queue.Queue[list[str] | None] = queue.Queue(backlog)
-        self._batch: list[str] = []
+        self._queue: queue.Queue[list[tuple[str, str]] | None] = queue.Queue(backlog)
+        self._batch: list[tuple[str, str]] = []  # (path in the trash, venv file it was)
         self.failures: list[tuple[str, str]] = []
         self._trash_made = False
 
-    def __call__(self, fd: int, name: str, st: os.stat_result) -> None:
-        """Take the displaced file name (in the folder fd). Never raises: the swap before
-        it is done, so a file that cannot be freed is a failure to report (its temp name
-        is removed by the next run), not a link that failed."""
+    def __call__(self, fd: int, name: str, st: os.stat_result, shown: str) -> None:
+        """Take the displaced file name (in the folder fd), once the venv file shown.
+        Never raises: the swap before it is done, so a file that cannot be freed is a
+        failure to report (its temp name is removed by the next run), not a link that
+        failed."""
         if not self._threads:
             self._start()
         try:
@@ -64,9 +66,9 @@ class Unlinker:
                 os.unlink(name, dir_fd=fd)
                 return
         except OSError as exc:
-            self.failures.append((name, f"cannot remove a replaced copy: {exc.strerror}"))
+            self._failed(shown, f"beside it as {name!r}", exc)
             return
-        self._batch.append(binned)
+        self._batch.append((binned, shown))
         if len(self._batch) >= self.BATCH:
             self._queue.put(self._batch)
             self._batch = []
@@ -84,13 +86,18 @@ class Unlinker:
 
     def _work(self) -> None:
         while (batch := self._queue.get()) is not None:
-            for path in batch:
+            for binned, shown in batch:
                 try:
-                    os.unlink(path)
+                    os.unlink(binned)
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
-                    self.failures.append((path, f"cannot remove a replaced copy: {exc.strerror}"))
+                    self._failed(shown, f"at {binned!r}", exc)
+
+    def _failed(self, shown: str, where: str, exc: OSError) -> None:
+        # list.append is atomic: the threads need no lock to add theirs.
+        message = f"cannot free its replaced copy, left {where} for the next run to remove"
+        self.failures.append((shown, f"{message}: {exc.strerror}"))
 
     def close(self) -> None:
         if self._batch:
