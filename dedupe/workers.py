@@ -32,7 +32,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, Pipe, wait
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from .errors import DedupeError
 from .lockfds import LOCK_FDS_GUARD, close_other_locks
@@ -79,53 +79,65 @@ def run_parts(
     if parts <= 1:
         return [work(part, on_step) for part in range(parts)]
     assert can_fork(), "workers fork on Linux only"
-    children: dict[Connection, tuple[int, int]] = {}  # reader -> (part, pid)
-    results: dict[int, T] = {}
-
-    def collect(timeout: float | None) -> None:
-        """Take what the children sent within timeout seconds; raise a part's failure."""
-        for ready in wait(list(children), timeout):
-            reader = cast(Connection, ready)
-            part, pid = children[reader]
-            try:
-                kind, value = reader.recv()
-            except (EOFError, OSError):
-                kind, value = "failed", _died(pid)
-            if kind == "step":
-                on_step(value)
-                continue
-            del children[reader]
-            reader.close()
-            _reap(pid)
-            if kind != "done":
-                raise value
-            results[part] = value
+    children = _Children[T](on_step)
 
     def emit(step: Any) -> None:
         on_step(step)
-        collect(0)
+        children.collect(0)
 
     # Pages stay shared with the children only while nobody writes them: the collector
     # would, in every child, on every object the parent holds.
     gc.freeze()
     try:
         for part in range(1, parts):
-            _start(part, work, locks, children)
+            _start(part, work, locks, children.running)
         # This process is a worker too: a child of its own would only wait here, and
         # each child costs the pages of the interpreter that it touches and so copies.
-        results[0] = work(0, emit)
-        while children:
-            collect(None)
+        children.results[0] = work(0, emit)
+        while children.running:
+            children.collect(None)
     finally:
-        # The others would go on linking for nothing (or for a run that is over): stop
-        # them, and wait until they are gone, since they hold the store's lock with us.
-        for reader, (_part, pid) in children.items():
+        children.kill()
+        gc.unfreeze()
+    return [children.results[part] for part in range(parts)]
+
+
+class _Children(Generic[T]):
+    """The forked parts of one run_parts still running, and what each part returned."""
+
+    def __init__(self, on_step: Emit) -> None:
+        self.on_step = on_step
+        self.running: dict[Connection, tuple[int, int]] = {}  # reader -> (part, pid)
+        self.results: dict[int, T] = {}
+
+    def collect(self, timeout: float | None) -> None:
+        """Take what the children sent within timeout seconds; raise a part's failure."""
+        for ready in wait(list(self.running), timeout):
+            reader = cast(Connection, ready)
+            part, pid = self.running[reader]
+            try:
+                kind, value = reader.recv()
+            except (EOFError, OSError):
+                kind, value = "failed", _died(pid)
+            if kind == "step":
+                self.on_step(value)
+                continue
+            del self.running[reader]
+            reader.close()
+            _reap(pid)
+            if kind != "done":
+                raise value
+            self.results[part] = value
+
+    def kill(self) -> None:
+        """Stop those still running, and wait until they are gone: they would go on
+        linking for nothing (or for a run that is over), and they hold the store's lock
+        with us."""
+        for reader, (_part, pid) in self.running.items():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             _reap(pid)
             reader.close()
-        gc.unfreeze()
-    return [results[part] for part in range(parts)]
 
 
 def run_each(

@@ -1,7 +1,7 @@
 """Running venv-dedupe in a child process that dies (SIGKILL) at a chosen instant.
 
 The child is ``sys.executable -c CHILD_SCRIPT CONFIG_JSON``. It sets
-``dedupe.link.fault_hook`` (and, on request, a line tracer or wrappers around
+``dedupe.link.steps.fault_hook`` (and, on request, a line tracer or wrappers around
 ``dedupe.link`` functions), prints ``ready`` just before the operation starts, runs
 ``scan``, ``detach``, ``gc`` or a loop of scans (until the file ``stop`` exists), and on
 success prints one JSON line: how many hook calls, traced lines and wrapped calls it saw,
@@ -16,11 +16,12 @@ Kill modes (``config["kill"]["mode"]``):
 
 * ``hook``: at the Nth ``fault_hook`` call (of ``stage``, or of any stage; with
   ``in_child``, only calls in a forked worker count);
-* ``line``: before the Nth line executed in the given dedupe modules (and functions;
-  until the first call of the function ``until``), so every instant between two system
-  calls of those modules can be chosen. With ``when`` ({"exists": path, "missing":
-  path}; "{store}" in them is the config's store) only lines run while the one exists
-  and the other does not count; with
+* ``line``: before the Nth line executed in the given dedupe modules (``files``: paths
+  in the package folder, glob patterns allowed; and functions; until the first call of
+  the function ``until``), so every instant between two system calls of those modules
+  can be chosen; the summary's ``lines`` counts the lines run in each file. With
+  ``when`` ({"exists": path, "missing": path}; "{store}" in them is the config's store)
+  only lines run while the one exists and the other does not count; with
   ``"action": "pause"`` the child does not die but writes where it is into the file
   ``paused`` and waits there until the file ``resume`` exists, so that another process
   can run at exactly that instant;
@@ -46,16 +47,18 @@ from typing import Any
 from helpers import REPO_ROOT, TEMP_PREFIX
 
 CHILD_SCRIPT = r"""
-import json, os, random, signal, sys, time
+import glob, json, os, random, signal, sys, time
 
 config = json.loads(sys.argv[1])
+import dedupe
 import dedupe.link as link
 from dedupe import detach, gc, scan
+from dedupe.link import steps
 
 kill = config.get("kill") or {"mode": "none"}
 main_pid = os.getpid()
 mode, target = kill.get("mode", "none"), kill.get("n", 0)
-hooks, calls = {}, {}
+hooks, calls, lines = {}, {}, {}
 seen = 0
 sleeps = config.get("sleep") or {}
 rng = random.Random(config.get("seed", 0))
@@ -89,7 +92,7 @@ def hook(stage, at=None):
         time.sleep(rng.uniform(0, sleeps[stage]))
 
 
-link.fault_hook = hook
+steps.fault_hook = hook
 
 
 def wrap(name):
@@ -116,8 +119,9 @@ for name in config.get("count_calls", []):
     wrap(name)
 
 if mode == "line":
-    folder = os.path.dirname(link.__file__)
-    files = {os.path.join(folder, f) for f in kill["files"]}
+    folder = os.path.dirname(dedupe.__file__)
+    files = {f for p in kill["files"] for f in glob.glob(os.path.join(folder, p))}
+    assert files, f"no file matches {kill['files']}"
     functions = set(kill.get("functions") or ())
     until = kill.get("until")
     stopped = False
@@ -135,9 +139,10 @@ if mode == "line":
         global seen, stopped
         if event == "line" and not stopped and counts():
             seen += 1
+            name = os.path.relpath(frame.f_code.co_filename, folder)
+            lines[name] = lines.get(name, 0) + 1
             if seen == target:
-                code = frame.f_code
-                where = f"{os.path.basename(code.co_filename)}:{frame.f_lineno} in {code.co_name}"
+                where = f"{name}:{frame.f_lineno} in {frame.f_code.co_name}"
                 if kill.get("action") != "pause":
                     die(where)
                 # Pause here until the parent says "resume": another process runs meanwhile.
@@ -195,7 +200,9 @@ if mode == "line":
     sys.settrace(tracer)
 summary = run()
 sys.settrace(None)
-summary.update(seen=seen, hooks=hooks, calls=calls, elapsed=time.monotonic() - started)
+summary.update(
+    seen=seen, hooks=hooks, calls=calls, lines=lines, elapsed=time.monotonic() - started
+)
 print(json.dumps(summary), flush=True)
 """
 
@@ -236,7 +243,7 @@ class ChildRun:
 
     @property
     def where(self) -> str:
-        """Where a line kill struck ("store.py:301 in open_store"), or ""."""
+        """Where a line kill struck ("store/opening.py:301 in open_store"), or ""."""
         for line in self.stderr.splitlines():
             if line.startswith("killed at "):
                 return line.removeprefix("killed at ")

@@ -2,13 +2,14 @@
 scan, detach and gc.
 
 Each trial copies a tree built once per module (``cp -a``), runs the operation in a child
-process (see faultkit.py) and SIGKILLs it: at the Nth call of ``dedupe.link.fault_hook``
-(of any stage, or of a chosen one: "linked" and "checked" lie between the temp link and
-the rename), before the Nth line executed in ``dedupe/link.py`` (every instant between
-two of its system calls), at the Nth call of a ``dedupe.link`` function, or from the
-parent after a random delay. The making of a new store is swept instead: one trial per
-line run in ``dedupe/store/`` from the moment the store folder exists until the scan
-takes the lock. Afterwards:
+process (see faultkit.py) and SIGKILLs it: at the Nth call of
+``dedupe.link.steps.fault_hook`` (of any stage, or of a chosen one: "linked" and
+"checked" lie between the temp link and the rename), before the Nth line executed in
+the package ``dedupe/link/`` (every instant between two of its system calls; a scan
+runs lines of each of its modules, and one trial at least strikes in each), at the Nth
+call of a ``dedupe.link`` function, or from the parent after a random delay. The making
+of a new store is swept instead: one trial per line run in ``dedupe/store/`` from the
+moment the store folder exists until the scan takes the lock. Afterwards:
 
 * every path under the root has its exact content (snapshot; a temp name may remain, as
   a regular file), and ``dedupe.maintenance.verify`` finds every store object intact;
@@ -41,8 +42,10 @@ from typing import Any
 import pytest
 from faultkit import copy_tree, leftovers, run_child, sharing, without_leftovers
 from helpers import (
+    REPO_ROOT,
     TEMP_PREFIX,
     PathState,
+    Venv,
     create_venvs,
     snapshot,
     snapshot_diff,
@@ -58,13 +61,22 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 # Random trials per test. With the store-creation sweep (one trial per line instant, about
 # 50) they keep this module near 35 s on 2 cores.
 SCAN_HOOK_TRIALS = 20  # at the Nth fault_hook call: half of any stage, half of one stage
-SCAN_LINE_TRIALS = 14  # before the Nth line run in dedupe/link.py
+SCAN_LINE_TRIALS = 14  # before the Nth line run in dedupe/link/ (one in each module)
 SCAN_DELAY_TRIALS = 12  # by the parent, after a random delay
-DETACH_TRIALS = 9
+DETACH_TRIALS = 12
 GC_TRIALS = 6
 TRIALS = SCAN_HOOK_TRIALS + SCAN_LINE_TRIALS + SCAN_DELAY_TRIALS + DETACH_TRIALS + GC_TRIALS
 
 STAGES = ("adopted", "linked", "checked", "renamed")
+
+# The modules of the executor, as faultkit's line kills name them. Its __init__ runs only
+# when it is imported, before any kill is armed.
+LINK_LINES = {"mode": "line", "files": ["link/*.py"]}
+LINK_MODULES = {
+    str(path.relative_to(REPO_ROOT / "dedupe"))
+    for path in (REPO_ROOT / "dedupe" / "link").glob("*.py")
+    if path.name != "__init__.py"
+}
 
 
 @dataclass
@@ -92,17 +104,27 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> World:
     base = tmp_path_factory.mktemp("faults")
     pristine = base / "pristine"
-    create_venvs(
+    a, _b, _c = create_venvs(
         wheelhouse,
         pristine / "venvs",
         a=["alpha==1.0", "beta==1.0"],
         b=["alpha==1.0"],
         c=["alpha==2.0", "beta==1.0"],
     )
+    # So that a scan writes a pyc object too (the executor's copies): a's util.py, which
+    # becomes the source object, gets an mtime that no venv's pyc records, and no pyc.
+    util = a.file("alpha/util.py")
+    os.utime(util, ns=(util.stat().st_atime_ns, util.stat().st_mtime_ns + 5_000_000_000))
+    for pyc in (util.parent / "__pycache__").glob("util.*.pyc"):
+        pyc.unlink()
     scanned = base / "scanned"
     copy_tree(pristine, scanned)
+    (b_pyc,) = Venv(scanned / "venvs" / "b").file("alpha/__pycache__").glob("util.*.pyc")
+    b_pyc_ino = b_pyc.stat().st_ino
     result = scan([scanned / "venvs"], store=scanned / "store")
     assert result.errors == () and result.files_linked > 10, result
+    # b's pyc was not valid for the object: it is now a name of a pyc object written anew.
+    assert b_pyc.stat().st_ino != b_pyc_ino and b_pyc.stat().st_nlink > 1
     gc_base = base / "gc"
     copy_tree(scanned, gc_base)
     shutil.rmtree(gc_base / "venvs" / "a")
@@ -249,15 +271,28 @@ def test_kill_at_random_fault_hook_calls_of_a_scan(world: World) -> None:
     assert run_plans(plans, scan_trial(world)) == SCAN_HOOK_TRIALS
 
 
-def test_kill_at_random_lines_of_the_link_module_during_a_scan(world: World) -> None:
-    kill = {"mode": "line", "files": ["link.py"]}
-    lines = counted(world, world.pristine, "scan", kill=kill)["seen"]
+def test_kill_at_random_lines_of_the_link_package_during_a_scan(world: World) -> None:
+    """Before the Nth line run in dedupe/link/: in each of its modules one instant drawn
+    from the lines a scan runs there, and the other trials drawn from all of them."""
+    summary = counted(world, world.pristine, "scan", kill=LINK_LINES)
+    lines, by_module = summary["seen"], summary["lines"]
+    print(f"seed {SEED}: lines of dedupe/link/ run in one scan: {lines} {by_module}")
+    assert set(by_module) == LINK_MODULES, by_module  # every module of the executor runs
     assert lines > 100, lines
     rng = random.Random(f"{SEED}-line")
     plans = [
-        Plan(f"scan killed before line {n} of {lines} run in dedupe/link.py", {**kill, "n": n})
-        for n in (rng.randint(1, lines) for _ in range(SCAN_LINE_TRIALS))
+        Plan(
+            f"scan killed before line {n} of {by_module[module]} run in dedupe/{module}",
+            {"mode": "line", "files": [module], "n": n},
+        )
+        for module in sorted(by_module)
+        for n in [rng.randint(1, by_module[module])]
     ]
+    plans += [
+        Plan(f"scan killed before line {n} of {lines} run in dedupe/link/", {**LINK_LINES, "n": n})
+        for n in (rng.randint(1, lines) for _ in range(SCAN_LINE_TRIALS - len(plans)))
+    ]
+    assert len(plans) == SCAN_LINE_TRIALS
     assert run_plans(plans, scan_trial(world)) == SCAN_LINE_TRIALS
 
 
@@ -316,24 +351,31 @@ def test_kill_while_the_store_is_made(world: World) -> None:
 
 def test_kill_at_random_instants_of_detach(world: World) -> None:
     """detach of venv a (every file it shares) killed at its Nth "copied" hook (the private
-    copy written, not yet swapped in), before or after its Nth make_private, or after a
-    delay; then detach again (all of a private), then scan."""
+    copy written, not yet swapped in), before or after its Nth make_private, before the
+    Nth line it runs in dedupe/link/, or after a delay; then detach again (all of a
+    private), then scan."""
     extra = {"count_calls": ["make_private"]}
     summary = counted(world, world.scanned, "detach", **extra)
     copies, calls = summary["hooks"].get("copied", 0), summary["calls"]["make_private"]
     assert copies == calls > 10, summary
+    lines = counted(world, world.scanned, "detach", kill=LINK_LINES)["seen"]
+    assert lines > calls, lines
     rng = random.Random(f"{SEED}-detach")
     plans = []
     for i in range(DETACH_TRIALS):
-        if i % 3 == 0:
+        if i % 4 == 0:
             n = rng.randint(1, copies)
             plans.append(
                 Plan(f"detach killed at copy {n}", {"mode": "hook", "stage": "copied", "n": n})
             )
-        elif i % 3 == 1:
+        elif i % 4 == 1:
             n, after = rng.randint(1, calls), rng.random() < 0.5
             kill = {"mode": "call", "function": "make_private", "n": n, "after": after}
             plans.append(Plan(f"detach killed {'after' if after else 'before'} file {n}", kill))
+        elif i % 4 == 2:
+            n = rng.randint(1, lines)
+            what = f"detach killed before line {n} of {lines} run in dedupe/link/"
+            plans.append(Plan(what, {**LINK_LINES, "n": n}))
         else:
             delay = rng.uniform(0, summary["elapsed"] * 1.2)
             plans.append(Plan(f"detach killed {delay * 1000:.1f} ms after ready", {}, delay))

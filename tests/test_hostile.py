@@ -50,8 +50,8 @@ from helpers import (
 )
 from wheelbuilder import record_hash
 
-import dedupe.link
 from dedupe import ScanResult, VenvReport, scan, verify
+from dedupe.link import steps
 from dedupe.tree import At
 
 DIST_INFO = "alpha-1.0.dist-info"
@@ -302,9 +302,9 @@ def test_a_file_written_between_hash_and_replace_keeps_its_bytes(
                 out.write(APPENDED)
             written.append(name)
 
-    monkeypatch.setattr(dedupe.link, "fault_hook", hook)
+    monkeypatch.setattr(steps, "fault_hook", hook)
     result = scan([venv_root], store=store_dir, jobs=1)  # the hook's list lives in this process
-    monkeypatch.setattr(dedupe.link, "fault_hook", None)
+    monkeypatch.setattr(steps, "fault_hook", None)
 
     assert written == [stage], "the hook never saw the target file"
     skipped = report(result, venvs[victim]).skipped

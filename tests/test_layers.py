@@ -29,6 +29,15 @@ LAYERS = [
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
+# Inside a package the same rule, where its order is written down. The executor, lowest
+# first: what every change is made of, the store's own files, freeing displaced files,
+# the atomic swaps, files written like another, and the executors (another way of
+# sharing, such as reflinks, joins hardlinks on the top layer). Its __init__ only
+# gathers them.
+INNER_LAYERS = {
+    "link": [{"steps", "objects"}, {"unlinker"}, {"swap"}, {"copies"}, {"hardlinks"}],
+}
+
 
 def _modules() -> dict[str, Path]:
     """'scan.run' -> its file, for every module of the package ('__init__' for its own)."""
@@ -86,3 +95,24 @@ def test_modules_of_a_package_import_each_other_without_cycles() -> None:
         for name, path in modules.items()
     }
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+@pytest.mark.parametrize("package", sorted(INNER_LAYERS))
+def test_every_module_of_a_layered_package_has_a_layer(package: str) -> None:
+    inner = {name.split(".")[1] for name in _modules() if name.startswith(f"{package}.")}
+    assert inner == set().union(*INNER_LAYERS[package])
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n in _modules() if n.split(".")[0] in INNER_LAYERS and "." in n),
+)
+def test_imports_inside_a_package_point_down(name: str) -> None:
+    package, module = name.split(".")[:2]
+    layer_of = {m: i for i, layer in enumerate(INNER_LAYERS[package]) for m in layer}
+    upward = sorted(
+        target
+        for target in _imports(name, _modules()[name])
+        if target.startswith(f"{package}.") and layer_of[target.split(".")[1]] >= layer_of[module]
+    )
+    assert upward == [], f"{name} (layer {layer_of[module]} of {package}) imports {upward}"

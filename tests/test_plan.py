@@ -16,12 +16,13 @@ from helpers import MakeVenvs, Venv, file_sha256
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedupe import link, scan
+from dedupe import scan
 from dedupe.census import Census, census_key
 from dedupe.decisions import Adopt, Link, Observed
 from dedupe.execute import DryRun
 from dedupe.hashing import FileChanged, fingerprint, same_file
 from dedupe.inventory import Candidate
+from dedupe.link import steps
 from dedupe.plan import Planner
 from dedupe.store import ObjectKey, Store, StoreIndex, parse_object_name
 from dedupe.tree import At, Tree
@@ -35,7 +36,7 @@ def four(make_venvs: MakeVenvs, venv_root: Path) -> tuple[Venv, ...]:
 @pytest.fixture
 def hook() -> Iterator[None]:
     yield
-    link.fault_hook = None
+    steps.fault_hook = None
 
 
 def test_an_object_edited_in_place_during_the_run_is_not_linked_to_again(
@@ -58,7 +59,7 @@ def test_an_object_edited_in_place_during_the_run_is_not_linked_to_again(
                 f.write("\nprint('edited in b')\n")
             done.append("edited")
 
-    link.fault_hook = edit_after_first_link
+    steps.fault_hook = edit_after_first_link
     result = scan([venv_root], store=store_dir, jobs=1)  # `done` lives in this process
 
     assert done

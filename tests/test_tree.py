@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from helpers import TEMP_PREFIX, PathState, Venv, inodes, snapshot, snapshot_diff, tmpfs_at
 
-import dedupe.link as link
 from dedupe import detach, scan
+from dedupe.link import steps
 from dedupe.tree import At, FolderSwapped, Tree
 
 
@@ -125,10 +125,10 @@ class _Swap:
 @pytest.fixture
 def swap_hook() -> Iterator[Callable[[_Swap], None]]:
     def install(hook: _Swap) -> None:
-        link.fault_hook = hook
+        steps.fault_hook = hook
 
     yield install
-    link.fault_hook = None
+    steps.fault_hook = None
 
 
 def _assert_untouched(hook: _Swap) -> None:
