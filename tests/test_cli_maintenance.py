@@ -278,3 +278,87 @@ def test_a_store_owned_by_another_user_exits_2(
     run = run_cli("status", "--store", str(store_dir), str(venv_root))
     assert run.returncode == 2, run
     assert "owned by uid 4242" in run.stderr and "chown" in run.stderr
+
+
+def _object_inodes_in(store: Path, *venvs: Venv) -> set[int]:
+    """The inodes of the venvs' files that are store objects or damaged ones moved aside."""
+    held = set(store_objects(store)) | {
+        os.lstat(p).st_ino for p in (store / "damaged").rglob("*") if p.is_file()
+    }
+    return {ino for venv in venvs for _, ino in inodes(venv.path).values()} & held
+
+
+def test_scan_status_and_gc_count_the_same_objects_and_the_same_unused(
+    make_venvs: MakeVenvs, tmp_path: Path, store_dir: Path
+) -> None:
+    """Issue #12: a scan, status, gc --dry-run and gc once said 4,919 objects and 1 unused
+    against 4,920 and 2. Unused is one definition: link count 1, the objects and the
+    damaged ones verify --repair moved aside alike; names outside the roots keep an
+    object in use."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    a, b = make_venvs(root, a=["alpha==1.0", "beta==1.0"], b=["alpha==1.0", "beta==1.0"])
+    (c,) = make_venvs(outside, c=["--no-deps", "beta==1.0"])
+    first = run_cli("scan", "--quiet", "--store", str(store_dir), str(root), str(outside))
+    assert first.returncode == 0, first
+    edit_in_place(a.file(UTIL))
+    repair = run_cli("verify", "--repair", "--store", str(store_dir), str(root))
+    assert repair.returncode == 1, repair
+    # alpha's objects (sources and pycs, and the damaged util.py) have names in a and b
+    # only: uninstalling it leaves them unused. beta's keep names in c, outside the root.
+    before = _object_inodes_in(store_dir, a, b)
+    for venv in (a, b):
+        pip(venv, "uninstall", "-y", "-q", "alpha")
+    unused = before - _object_inodes_in(store_dir, a, b)
+    in_c = _object_inodes_in(store_dir, c)
+    for venv in (a, b):
+        pip(venv, "uninstall", "-y", "-q", "beta")
+    assert in_c and unused and not in_c & unused
+    objects = len(store_objects(store_dir))
+
+    rescan = run_cli("scan", "--json", "--store", str(store_dir), str(root))
+    assert rescan.returncode == 0, rescan
+    assert rescan.json()["stores"][0]["objects"] == objects
+    state = run_cli("status", "--json", "--store", str(store_dir), str(root))
+    assert state.returncode == 0, state
+    (store,) = state.json()["stores"]
+    assert (store["objects"], store["damaged_objects"], store["unused_objects"]) == (
+        objects,
+        1,
+        len(unused),
+    )
+    # beta's objects: each has one name, in c, which the root does not hold.
+    assert store["links_outside_roots"] == len(in_c)
+    dry = run_cli("gc", "--dry-run", "--json", "--store", str(store_dir))
+    assert dry.returncode == 0, dry
+    assert (dry.json()["objects"], dry.json()["damaged_objects"]) == (objects, 1)
+    assert dry.json()["files_removed"] == len(unused)
+    texts = [
+        run_cli("status", "--store", str(store_dir), str(root)).stdout.splitlines(),
+        run_cli("gc", "--dry-run", "--store", str(store_dir)).stdout.splitlines(),
+    ]
+    damaged = "(and 1 damaged, moved aside by verify --repair)"
+    assert (
+        f"store {store_dir}: {objects} objects {damaged}, {len(unused)} unused "
+        f"({human_size(store['unused_bytes'])}: `venv-dedupe gc` removes them); "
+        f"sharing saves {human_size(store['bytes_saved'])}"
+    ) in texts[0]
+    assert texts[1][:2] == [
+        f"venv-dedupe gc (dry run: nothing was changed): store {store_dir}, "
+        f"{objects} object(s) {damaged}",
+        f"would remove {len(unused)} unused object(s), would free "
+        f"{human_size(dry.json()['bytes_freed'])} "
+        f"({human_size(dry.json()['apparent_bytes_freed'])} apparent size), "
+        f"and {dry.json()['folders_removed']} empty folder(s)",
+    ]
+
+    real = run_cli("gc", "--json", "--store", str(store_dir))
+    assert real.returncode == 0, real
+    assert real.json()["files_removed"] == len(unused)
+    assert len(store_objects(store_dir)) == objects - (len(unused) - 1)
+    assert _object_inodes_in(store_dir, c) == in_c  # what c uses stays
+    after = run_cli("status", "--json", "--store", str(store_dir), str(root)).json()["stores"][0]
+    assert (after["objects"], after["damaged_objects"], after["unused_objects"]) == (
+        objects - (len(unused) - 1),
+        0,
+        0,
+    )

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import os
-import stat
 
 from .. import link, memo
 from ..errors import DEFAULT_LOCK_TIMEOUT, StoreError
 from ..problems import Problem
 from ..store import Store, open_store, user_store_path
-from .placement import DAMAGED_FOLDER, LockWait, list_objects, open_existing
+from .placement import DAMAGED_FOLDER, LockWait, open_existing, store_files
 from .results import GcResult
 
 __all__ = ["gc"]
 
 
 _OBJECT_TREES = ("objects", "pyc")
-
-
-def _damaged_files(store: Store) -> list[tuple[str, os.stat_result]]:
-    found = []
-    for folder, dirs, files in os.walk(os.path.join(store.path, DAMAGED_FOLDER)):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                found.append((path, st))
-    return found
 
 
 def _emptied_folders(top: str, removed: set[str]) -> list[str]:
@@ -77,10 +61,8 @@ def gc(
     if not dry_run:
         store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
     try:
-        candidates = [(o.path, o.st) for o in list_objects(store_)]
-        candidates += _damaged_files(store_)
-        total = len(candidates)
-        unused = [(p, st) for p, st in candidates if st.st_nlink == 1]
+        files = store_files(store_)
+        unused = files.unused
         removed = [st for _, st in unused] if dry_run else _remove_unused(unused, errors)
         tops = [os.path.join(store_.path, t) for t in (*_OBJECT_TREES, DAMAGED_FOLDER)]
         gone_paths = {p for p, _ in unused} if dry_run else set()
@@ -93,7 +75,8 @@ def gc(
     return GcResult(
         dry_run=dry_run,
         store=store_.path,
-        objects=total,
+        objects=len(files.objects),
+        damaged_objects=len(files.damaged),
         files_removed=len(removed),
         bytes_freed=sum(st.st_blocks * 512 for st in removed),
         apparent_bytes_freed=sum(st.st_size for st in removed),

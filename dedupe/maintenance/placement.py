@@ -17,12 +17,14 @@ __all__ = [
     "DAMAGED_FOLDER",
     "LockWait",
     "Placement",
+    "StoreFiles",
     "StoreObject",
     "list_objects",
     "open_existing",
     "place",
     "place_roots",
     "shared_files",
+    "store_files",
 ]
 
 
@@ -106,6 +108,42 @@ def place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> P
         else:
             placement.notes.append(f"no venvs found, and no store at {path!r}")
     return placement
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFiles:
+    """The files of a store that venvs may use: its objects, and the damaged ones that
+    `verify --repair` moved aside (venvs keep using them until they reinstall)."""
+
+    objects: list[StoreObject]
+    damaged: list[tuple[str, os.stat_result]]
+
+    @property
+    def unused(self) -> list[tuple[str, os.stat_result]]:
+        """The files no venv uses any more: link count 1, the store's own name alone.
+        The one definition of unused: status counts these and gc removes these. Names
+        outside the roots (another venv, uv's cache) keep a file in use, as they should."""
+        every = [(o.path, o.st) for o in self.objects] + self.damaged
+        return [(path, st) for path, st in every if st.st_nlink == 1]
+
+
+def store_files(store: Store) -> StoreFiles:
+    return StoreFiles(list_objects(store), _damaged_files(store))
+
+
+def _damaged_files(store: Store) -> list[tuple[str, os.stat_result]]:
+    found = []
+    for folder, dirs, files in os.walk(os.path.join(store.path, DAMAGED_FOLDER)):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.append((path, st))
+    return found
 
 
 def list_objects(store: Store) -> list[StoreObject]:

@@ -36,7 +36,8 @@ class Distribution:
 class StoreStatus:
     path: str
     objects: int
-    unused_objects: int  # link count 1: no venv uses them; gc removes them
+    damaged_objects: int  # moved aside by verify --repair (STORE/damaged/)
+    unused_objects: int  # link count 1, damaged ones too: what gc removes
     unused_bytes: int  # allocated bytes gc would free
     allocated_bytes: int  # of every object
     bytes_saved: int  # allocated bytes that sharing saves now
@@ -68,6 +69,7 @@ class StatusResult:
     distributions: tuple[DistributionStatus, ...]
     skipped_venvs: tuple[VenvSkip, ...]
     objects: int
+    damaged_objects: int
     unused_objects: int
     unused_bytes: int
     bytes_saved: int  # over every object of the stores, whoever links to them
@@ -160,7 +162,8 @@ class DetachResult:
 class GcResult:
     dry_run: bool
     store: str
-    objects: int  # before the run, damaged ones included
+    objects: int  # before the run, as status counts them: the damaged ones apart
+    damaged_objects: int  # moved aside by verify --repair; removed too once unused
     files_removed: int
     bytes_freed: int  # allocated: what du shows
     apparent_bytes_freed: int

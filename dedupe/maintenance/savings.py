@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..problems import Problem
 from ..store import Store, saved_bytes
 from .owners import Owners
-from .placement import Placement, StoreObject, list_objects, place_roots, shared_files
+from .placement import Placement, StoreFiles, place_roots, shared_files, store_files
 from .results import Distribution, DistributionStatus, StatusResult, StoreStatus, VenvStatus
 
 __all__ = ["status"]
@@ -52,9 +52,10 @@ def status(
     tally = _Tally([0] * len(placement.venvs), [0] * len(placement.venvs))
     store_reports = []
     for store_ in placement.stores.values():
-        objects = {o.st.st_ino: o for o in list_objects(store_)}
-        holders = _holders(placement, store_, objects.keys(), warnings)
-        store_reports.append(_account(store_, objects, holders, tally))
+        files = store_files(store_)
+        inodes = {o.st.st_ino for o in files.objects}
+        holders = _holders(placement, store_, inodes, warnings)
+        store_reports.append(_account(store_, files, holders, tally))
     return _result(placement, store_reports, tally, warnings)
 
 
@@ -74,34 +75,31 @@ def _holders(
     return holders
 
 
-def _account(
-    store: Store, objects: dict[int, StoreObject], holders: _Holders, tally: _Tally
-) -> StoreStatus:
+def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) -> StoreStatus:
     """What the store's objects save, each object's saving shared out among its names."""
-    saved_total = unused = unused_bytes = allocated = outside = 0
-    for ino, obj in objects.items():
-        blocks = obj.st.st_blocks * 512
-        allocated += blocks
+    saved_total = allocated = outside = 0
+    for obj in files.objects:
+        allocated += obj.st.st_blocks * 512
         names = obj.st.st_nlink - 1
         if names == 0:
-            unused += 1
-            unused_bytes += blocks
             continue
         saved = saved_bytes(obj.st)
         saved_total += saved
-        found = holders.get(ino, [])[:names]
+        found = holders.get(obj.st.st_ino, [])[:names]
         outside += names - len(found)
         base, remainder = divmod(saved, names)
         for i, (index, dist) in enumerate(found):
             tally.give(index, dist, base + (1 if i < remainder else 0))
+    unused = files.unused
     return StoreStatus(
-        store.path,
-        len(objects),
-        unused,
-        unused_bytes,
-        allocated,
-        saved_total,
-        outside,
+        path=store.path,
+        objects=len(files.objects),
+        damaged_objects=len(files.damaged),
+        unused_objects=len(unused),
+        unused_bytes=sum(st.st_blocks * 512 for _, st in unused),
+        allocated_bytes=allocated,
+        bytes_saved=saved_total,
+        links_outside_roots=outside,
     )
 
 
@@ -124,6 +122,7 @@ def _result(
         ),
         skipped_venvs=tuple(placement.skipped),
         objects=sum(s.objects for s in store_reports),
+        damaged_objects=sum(s.damaged_objects for s in store_reports),
         unused_objects=sum(s.unused_objects for s in store_reports),
         unused_bytes=sum(s.unused_bytes for s in store_reports),
         bytes_saved=sum(s.bytes_saved for s in store_reports),

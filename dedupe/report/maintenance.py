@@ -40,6 +40,11 @@ def _problems(
     return ["", *lines] if lines else []
 
 
+def _damaged(count: int) -> str:
+    """Status and gc name the damaged objects apart from the objects, in the same words."""
+    return f" (and {count:,} damaged, moved aside by verify --repair)" if count else ""
+
+
 def render_status(result: StatusResult) -> str:
     r = result
     out = [f"venv-dedupe status: {len(r.venvs)} venv(s) under {', '.join(map(display, r.roots))}"]
@@ -65,7 +70,8 @@ def render_status(result: StatusResult) -> str:
     out.append("")
     for s in r.stores:
         line = (
-            f"store {display(s.path)}: {s.objects:,} objects, {s.unused_objects:,} unused"
+            f"store {display(s.path)}: {s.objects:,} objects{_damaged(s.damaged_objects)}, "
+            f"{s.unused_objects:,} unused"
             + (
                 f" ({human_size(s.unused_bytes)}: `venv-dedupe gc` removes them)"
                 if s.unused_objects
@@ -160,7 +166,7 @@ def render_gc(result: GcResult) -> str:
     verb = "would remove" if r.dry_run else "removed"
     freed = "would free" if r.dry_run else "freed"
     out = [
-        f"{title}: store {display(r.store)}, {r.objects:,} object(s)",
+        f"{title}: store {display(r.store)}, {r.objects:,} object(s){_damaged(r.damaged_objects)}",
         f"{verb} {r.files_removed:,} unused object(s), {freed} {human_size(r.bytes_freed)} "
         f"({human_size(r.apparent_bytes_freed)} apparent size)"
         + (f", and {r.folders_removed:,} empty folder(s)" if r.folders_removed else ""),
