@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["display", "human_size"]
+import os
+from collections.abc import Sequence
+
+__all__ = ["display", "human_size", "shortened"]
 
 
 def human_size(n: int) -> str:
@@ -17,3 +20,15 @@ def human_size(n: int) -> str:
 def display(path: str) -> str:
     # Non-UTF-8 names carry surrogate escapes; show them as escapes, never crash on them.
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def shortened(paths: Sequence[str]) -> tuple[str, list[str]]:
+    """The folder that holds every path ("" when only / does) and each path from there,
+    for display. A table cuts no path: cut from the left, `...me/.cache/pypoetry/x` no
+    longer says whose cache it is; the common folder, said once, loses nothing."""
+    if not paths or not all(os.path.isabs(p) for p in paths):
+        return "", [display(p) for p in paths]
+    folder = os.path.commonpath([os.path.dirname(p) for p in paths])
+    if folder == os.sep:
+        return "", [display(p) for p in paths]
+    return display(folder), [display(os.path.relpath(p, folder)) for p in paths]

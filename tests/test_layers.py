@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dedupe"
 # decisions, who carries them out, the commands, how results read, the command line).
 LAYERS = [
     {"_version", "errors", "reasons", "problems", "text", "lockfds"},
-    {"records", "bytecode", "hashing", "discovery"},
+    {"records", "bytecode", "hashing", "discovery", "caches"},
     {"tree", "store"},
     {"census", "memo", "inventory", "proof", "decisions"},
     {"plan", "execute", "workers"},

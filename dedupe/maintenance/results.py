@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..caches import Whereabouts
 from ..problems import Problem, VenvSkip
 
 __all__ = [
@@ -42,6 +43,7 @@ class StoreStatus:
     allocated_bytes: int  # of every object
     bytes_saved: int  # allocated bytes that sharing saves now
     links_outside_roots: int  # names of its objects not found in the venvs looked at
+    outside_roots: Whereabouts  # where those are: in which cache folders, or not found
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
+from ..caches import cache_folders, find_names
 from ..problems import Problem
 from ..store import Store, saved_bytes
 from .owners import Owners
@@ -77,7 +78,8 @@ def _holders(
 
 def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) -> StoreStatus:
     """What the store's objects save, each object's saving shared out among its names."""
-    saved_total = allocated = outside = 0
+    saved_total = allocated = 0
+    outside: dict[tuple[int, int], int] = {}  # names the venvs looked at do not hold
     for obj in files.objects:
         allocated += obj.st.st_blocks * 512
         names = obj.st.st_nlink - 1
@@ -86,7 +88,8 @@ def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) 
         saved = saved_bytes(obj.st)
         saved_total += saved
         found = holders.get(obj.st.st_ino, [])[:names]
-        outside += names - len(found)
+        if names > len(found):
+            outside[obj.st.st_dev, obj.st.st_ino] = names - len(found)
         base, remainder = divmod(saved, names)
         for i, (index, dist) in enumerate(found):
             tally.give(index, dist, base + (1 if i < remainder else 0))
@@ -99,7 +102,8 @@ def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) 
         unused_bytes=sum(st.st_blocks * 512 for _, st in unused),
         allocated_bytes=allocated,
         bytes_saved=saved_total,
-        links_outside_roots=outside,
+        links_outside_roots=sum(outside.values()),
+        outside_roots=find_names(outside, cache_folders() if outside else []),
     )
 
 

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 from ..maintenance import DetachResult, GcResult, StatusResult, VerifyResult
 from ..problems import Problem, VenvSkip
-from ..text import display, human_size
+from ..text import display, human_size, shortened
+from .elsewhere import where
 
 __all__ = ["Result", "render_detach", "render_gc", "render_status", "render_verify", "to_json"]
 
 Result = StatusResult | VerifyResult | DetachResult | GcResult
-
-
-def _fit(path: str, width: int) -> str:
-    path = display(path)
-    return path if len(path) <= width else "..." + path[-(width - 3) :]
 
 
 def to_json(result: Result) -> str:
@@ -49,11 +46,15 @@ def render_status(result: StatusResult) -> str:
     r = result
     out = [f"venv-dedupe status: {len(r.venvs)} venv(s) under {', '.join(map(display, r.roots))}"]
     if r.venvs:
-        width = min(max(len(display(v.path)) for v in r.venvs), 60)
-        out += ["", f"  {'venv':<{width}}  {'shared files':>12}  {'saves':>10}"]
-        for v in r.venvs:
+        folder, names = shortened([v.path for v in r.venvs])
+        width = max(4, *map(len, names))
+        out.append("")
+        if folder:
+            out.append(f"venvs in {folder}{os.sep}:")
+        out.append(f"  {'venv':<{width}}  {'shared files':>12}  {'saves':>10}")
+        for v, name in zip(r.venvs, names, strict=True):
             saves = human_size(v.bytes_saved) if v.store else "no store"
-            out.append(f"  {_fit(v.path, width):<{width}}  {v.files_shared:>12,}  {saves:>10}")
+            out.append(f"  {name:<{width}}  {v.files_shared:>12,}  {saves:>10}")
     if r.distributions:
         width = max(len(d.name) for d in r.distributions)
         vwidth = max(7, *(len(d.version) for d in r.distributions))
@@ -81,10 +82,11 @@ def render_status(result: StatusResult) -> str:
         )
         out.append(line)
         if s.links_outside_roots:
-            out.append(
+            out += [
                 f"  {s.links_outside_roots:,} name(s) of its objects are outside the venvs "
-                "looked at: their share of the saving is not shown per venv"
-            )
+                f"looked at: {where(s.outside_roots)}",
+                "  (their share of the saving is not shown per venv)",
+            ]
     out.append(f"saved in total: {human_size(r.bytes_saved)} ({r.files_shared:,} shared files)")
     out += _problems(r.notes, r.skipped_venvs, warnings=r.warnings)
     return "\n".join(out)

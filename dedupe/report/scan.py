@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 from ..reasons import Reason
 from ..scan import ScanResult
-from ..text import display, human_size
+from ..text import display, human_size, shortened
+from .elsewhere import where
 
 __all__ = ["render_problems", "render_text", "to_json"]
 
@@ -55,23 +57,31 @@ def render_text(result: ScanResult) -> str:
 
 
 def _venv_table(r: ScanResult) -> list[str]:
-    """One row per venv: its files scanned, linked, already shared, and bytes reclaimed."""
+    """One row per venv: its files scanned, stored, linked with and without gain, already
+    shared, and the bytes reclaimed (of them, the pycs')."""
     if not r.venvs:
         return []
-    out: list[str] = []
-    width = min(max(len(display(v.path)) for v in r.venvs), 60)
-    out.append("")
+    folder, names = shortened([v.path for v in r.venvs])
+    width = max(4, *map(len, names))
+    out = [""]
+    if folder:
+        out.append(f"venvs in {folder}{os.sep}:")
     out.append(
-        f"  {'venv':<{width}}  {'files':>7}  {'linked':>7}  {'shared':>7}  {'reclaimed':>10}"
+        f"  {'venv':<{width}}  {'files':>7}  {'stored':>7}  {'linked':>7}  {'no gain':>7}  "
+        f"{'shared':>7}  {'reclaimed':>10}  {'of it pycs':>10}"
     )
-    for v in r.venvs:
-        name = display(v.path)
-        if len(name) > width:
-            name = "..." + name[-(width - 3) :]
+    for v, name in zip(r.venvs, names, strict=True):
         out.append(
-            f"  {name:<{width}}  {v.files_scanned:>7,}  {v.files_linked:>7,}  "
-            f"{v.files_already_shared:>7,}  {human_size(v.bytes_reclaimed):>10}"
+            f"  {name:<{width}}  {v.files_scanned:>7,}  {v.files_stored:>7,}  "
+            f"{v.files_linked - v.files_linked_without_gain:>7,}  "
+            f"{v.files_linked_without_gain:>7,}  {v.files_already_shared:>7,}  "
+            f"{human_size(v.bytes_reclaimed):>10}  {human_size(v.pyc.bytes_reclaimed):>10}"
         )
+    out += [
+        "  stored: the copy became the store's object; linked: replaced by a link, its copy",
+        "  freed; no gain: replaced by a link, but its inode has other names (uv's cache, for",
+        "  example), so nothing was freed; shared: linked by an earlier run",
+    ]
     return out
 
 
@@ -88,6 +98,16 @@ def _file_counts(r: ScanResult, would: str) -> list[str]:
         out.append(
             f"  {r.files_linked_without_gain:,} of the linked files had other hardlinks "
             "(a uv or conda cache, for example): relinking them reclaimed nothing"
+        )
+    if r.replaced_names_elsewhere.names:
+        out.append(
+            "  the other names of the inodes linked without gain: "
+            + where(r.replaced_names_elsewhere)
+        )
+    if r.object_names_elsewhere.names:
+        out.append(
+            f"  {r.object_names_elsewhere.names:,} name(s) of the new objects are outside the "
+            f"venvs walked: {where(r.object_names_elsewhere)}"
         )
     if r.skipped:
         out.append("skipped:")
@@ -106,6 +126,27 @@ def _file_counts(r: ScanResult, would: str) -> list[str]:
     return out
 
 
+def _du_covers(r: ScanResult) -> str:
+    """What du must be given for the net figure to be the change it shows: the roots, the
+    store, and the folders holding other names of the inodes linked without gain (without
+    them du would see those inodes go, though they stay on disk)."""
+    elsewhere = r.replaced_names_elsewhere
+    folders = [display(n.folder) for n in elsewhere.found]
+    covered = ", ".join(["the roots", "the store", *folders][:-1]) + " and " + (
+        folders[-1] if folders else "the store"
+    )
+    line = f"the change `du -s` over {covered} shows"
+    if elsewhere.not_found:
+        line += (
+            f" (and over wherever the {elsewhere.not_found:,} other name(s) not found are, "
+            "of inodes linked without gain)"
+        )
+    memos = sum(s.scan_state_bytes for s in r.stores)
+    if memos:
+        return line + f", less the scan's memos: {human_size(memos)} in the store"
+    return line + ", less the memos a real run keeps in the store"
+
+
 def _reclaimed(r: ScanResult, would: str) -> list[str]:
     """The bytes reclaimed, what the store's folders took, the stores, leftovers."""
     out: list[str] = []
@@ -119,14 +160,17 @@ def _reclaimed(r: ScanResult, would: str) -> list[str]:
         out.append(
             f"the store's folders {'would take' if r.dry_run else 'took'} "
             f"{human_size(r.store_overhead_bytes)}: net "
-            f"{human_size(r.bytes_reclaimed - r.store_overhead_bytes)}, the change du shows "
-            "(beside the memos the scan keeps, see below)"
+            f"{human_size(r.bytes_reclaimed - r.store_overhead_bytes)}, {_du_covers(r)}"
         )
     for s in r.stores:
         if s.exists:
             out.append(
                 f"store {display(s.path)}: {s.objects:,} objects"
-                + (f"; memos {human_size(s.scan_state_bytes)}" if s.scan_state_bytes else "")
+                + (
+                    f"; memos {human_size(s.scan_state_bytes)} (scan-cache/, trash/)"
+                    if s.scan_state_bytes
+                    else ""
+                )
                 + " (`venv-dedupe status` shows what they save, and any unused)"
             )
         else:

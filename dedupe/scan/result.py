@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..caches import Whereabouts
 from ..problems import Problem, VenvSkip
 
 __all__ = ["Progress", "PycReport", "ScanResult", "StoreReport", "VenvReport"]
@@ -28,15 +29,16 @@ class PycReport:
     skipped: dict[str, int]  # left as they are, by reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VenvReport:
     path: str
     unchanged: bool  # as the last run left it: pass 1 took it from its memo
     files_scanned: int
     files_eligible: int
-    files_linked: int
+    files_linked: int  # replaced by a link to an object, without gain too
+    files_linked_without_gain: int  # of files_linked: their inode had other names
     files_already_shared: int
-    files_stored: int
+    files_stored: int  # the first copy: its inode became the store's object
     bytes_reclaimed: int  # all files, pycs included
     apparent_bytes_reclaimed: int
     skipped: dict[str, int]
@@ -70,6 +72,11 @@ class ScanResult:
     files_stored: int
     files_unique: int
     files_linked_without_gain: int
+    # Names outside the venvs walked, where the caches of uv, conda, pdm or poetry hold
+    # them: of the inodes linked away without gain (du must cover them too for the figure
+    # to hold), and of the inodes that became objects in this run.
+    replaced_names_elsewhere: Whereabouts
+    object_names_elsewhere: Whereabouts
     leftovers_removed: int
     bytes_reclaimed: int  # all files, pycs included
     apparent_bytes_reclaimed: int

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from ..caches import Whereabouts, cache_folders, find_names
 from ..census import Census
 from ..discovery import Venv
 from ..execute import DryRun, Executor
@@ -26,7 +27,7 @@ from .result import Progress, ScanResult
 from .share import Linked, Run
 from .spool import Spool, replay
 from .stores import Stores
-from .tally import PhaseCounter, Tally, pyc_report
+from .tally import OtherNames, PhaseCounter, Tally, pyc_report
 
 __all__ = ["Options", "ScanRun"]
 
@@ -55,6 +56,7 @@ class ScanRun:
         self.errors: list[Problem] = []
         self.new_folders: set[str] = set()
         self.linked_in: list[tuple[Venv, Tally]] = []  # the venvs pass 2 walked
+        self.other_names = OtherNames()
         self.cleaner = self.new_executor()  # of leftovers: it frees nothing, needs no close()
         self.spool = Spool()  # what pass 1 found for pass 2; the caller closes the run
 
@@ -147,6 +149,7 @@ class ScanRun:
             for (_i, tally), counts in zip(todo, result.tallies, strict=True):
                 tally.merge(counts)
             self.errors += result.errors
+            self.other_names.merge(result.other_names)
             settled_pycs |= result.settled_pycs
             self.new_folders |= result.new_folders
         if not self.options.dry_run and todo:
@@ -190,7 +193,7 @@ class ScanRun:
                 emit(None)
         finally:
             run.close()
-        return Linked(counts, run.errors, run.settled_pycs, planner.new_folders)
+        return Linked(counts, run.other_names, run.errors, run.settled_pycs, planner.new_folders)
 
     def _items(self, i: int, tree: Tree, share: tuple[int, int] | None) -> Iterator[Item]:
         """Pass 2's items of venv i: from the spool pass 1 kept of it, else (a venv taken
@@ -203,6 +206,12 @@ class ScanRun:
         return replay(tree, rows, inodes, venv.device, share)
 
     # --- the result -----------------------------------------------------------------------
+
+    def _elsewhere(self, names: dict[tuple[int, int], int]) -> Whereabouts:
+        """Where the names that pass 2 never met are, looked for only when there are some:
+        the caches of uv, conda, pdm and poetry are walked (by d_ino), nothing else."""
+        left = {ident: n for ident, n in names.items() if n > 0}
+        return find_names(left, cache_folders() if left else [])
 
     def result(self, roots: list[str], skipped_venvs: list[VenvSkip]) -> ScanResult:
         """What the run did, with the stores' figures (still open: locked in a real run)."""
@@ -230,6 +239,8 @@ class ScanRun:
             files_stored=sum(t.stored for t in tallies),
             files_unique=sum(t.unique for t in tallies),
             files_linked_without_gain=sum(t.no_gain for t in tallies),
+            replaced_names_elsewhere=self._elsewhere(self.other_names.replaced),
+            object_names_elsewhere=self._elsewhere(self.other_names.stored),
             leftovers_removed=self.leftovers,
             bytes_reclaimed=sum(t.reclaimed for t in tallies) + pyc["reclaimed"],
             apparent_bytes_reclaimed=sum(t.apparent for t in tallies) + pyc["apparent"],

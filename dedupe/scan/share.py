@@ -25,7 +25,7 @@ from ..reasons import Reason
 from ..store import (
     Store,
 )
-from .tally import Tally
+from .tally import OtherNames, Tally
 
 __all__ = ["Linked", "Run"]
 
@@ -35,6 +35,7 @@ class Linked:
     """What one part of pass 2 did: counts per venv (from zero), errors, and the rest."""
 
     tallies: list[Tally]
+    other_names: OtherNames
     errors: list[Problem]
     settled_pycs: set[int]
     new_folders: set[str]
@@ -55,6 +56,7 @@ class Run:
         self.share_pyc = share_pyc
         self.errors: list[Problem] = []
         self.settled_pycs: set[int] = set()  # left alone for a reason the next run keeps
+        self.other_names = OtherNames()
 
     def close(self) -> None:
         """Wait for the executor's work under way (du must see replaced copies gone)."""
@@ -68,6 +70,7 @@ class Run:
                 return
             if isinstance(decision, AlreadyShared):
                 tally.shared += 1
+                self.other_names.met(candidate.st)
                 return
             if isinstance(decision, Refused):
                 self._refused(decision, tally.skipped)
@@ -86,8 +89,10 @@ class Run:
                 return
             if isinstance(decision, Adopt):
                 tally.stored += 1
+                self.other_names.adopted(decision.st)
             elif isinstance(decision, Link):
                 tally.linked += 1
+                self.other_names.linked(decision.st, decision.frees)
                 if decision.frees:
                     tally.reclaimed += decision.st.st_blocks * 512
                     tally.apparent += decision.st.st_size
@@ -151,6 +156,7 @@ class Run:
                 tally.pyc["stored"] += 1
             elif isinstance(decision, Link):
                 tally.pyc["linked"] += 1
+                self.other_names.linked(decision.st, decision.frees)
                 if decision.frees:
                     tally.pyc["reclaimed"] += decision.st.st_blocks * 512
                     tally.pyc["apparent"] += decision.st.st_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from ..memo import Memo
 from ..reasons import Reason
 from .result import Progress, PycReport, VenvReport
 
-__all__ = ["PhaseCounter", "Tally", "pyc_report"]
+__all__ = ["OtherNames", "PhaseCounter", "Tally", "pyc_report"]
 
 
 @dataclass(slots=True)
@@ -89,18 +90,56 @@ class Tally:
 
     def report(self) -> VenvReport:
         return VenvReport(
-            self.path,
-            self.unchanged,
-            self.scanned,
-            self.eligible,
-            self.linked,
-            self.shared,
-            self.stored,
-            self.reclaimed + self.pyc["reclaimed"],
-            self.apparent + self.pyc["apparent"],
-            dict(sorted(self.skipped.items())),
-            self.pyc_report(),
+            path=self.path,
+            unchanged=self.unchanged,
+            files_scanned=self.scanned,
+            files_eligible=self.eligible,
+            files_linked=self.linked,
+            files_linked_without_gain=self.no_gain,
+            files_already_shared=self.shared,
+            files_stored=self.stored,
+            bytes_reclaimed=self.reclaimed + self.pyc["reclaimed"],
+            apparent_bytes_reclaimed=self.apparent + self.pyc["apparent"],
+            skipped=dict(sorted(self.skipped.items())),
+            pyc=self.pyc_report(),
         )
+
+
+Inode = tuple[int, int]  # (st_dev, st_ino)
+
+
+@dataclass(slots=True)
+class OtherNames:
+    """Names of the inodes pass 2 linked away without gain or made store objects that it
+    has not met: outside the venvs walked (uv's cache, say), or in a later candidate.
+    Every name of an inode meets the same part of pass 2 (parts go by size), so counting
+    down the names a part meets leaves those it never met."""
+
+    replaced: dict[Inode, int] = field(default_factory=dict)  # du must see them
+    stored: dict[Inode, int] = field(default_factory=dict)  # new objects' other names
+
+    def linked(self, st: os.stat_result, frees: bool) -> None:
+        """One name of st's inode was replaced by a link (frees: it was the last)."""
+        ident = (st.st_dev, st.st_ino)
+        if frees:
+            self.replaced.pop(ident, None)
+            return
+        left = self.replaced.get(ident, st.st_nlink) - 1  # first met: its other names
+        self.replaced[ident] = left
+
+    def adopted(self, st: os.stat_result) -> None:
+        if st.st_nlink > 1:
+            self.stored[st.st_dev, st.st_ino] = st.st_nlink - 1
+
+    def met(self, st: os.stat_result) -> None:
+        """A candidate is a name of an object this run made: not one outside."""
+        ident = (st.st_dev, st.st_ino)
+        if ident in self.stored:
+            self.stored[ident] -= 1
+
+    def merge(self, part: OtherNames) -> None:
+        self.replaced.update(part.replaced)
+        self.stored.update(part.stored)
 
 
 def pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
