@@ -13,6 +13,7 @@ import importlib.util
 import json
 import marshal
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -137,6 +138,34 @@ def create_venvs(wheelhouse: Path, root: Path, **requirements: Sequence[str]) ->
             for name, reqs in requirements.items()
         ]
         return tuple(future.result() for future in futures)
+
+
+def find_uv() -> str | None:
+    """A `uv` on PATH or beside this interpreter (a dev venv that has it), else None."""
+    beside = Path(sys.executable).parent / "uv"
+    return shutil.which("uv") or (str(beside) if beside.is_file() else None)
+
+
+def create_uv_venv(
+    path: Path, wheelhouse: Path, cache: Path, link_mode: str, *requirements: str
+) -> Venv:
+    """``uv venv`` then ``uv pip install --link-mode MODE`` offline from the wheelhouse,
+    with uv's cache at ``cache``; the test is skipped where no uv can be found."""
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("no uv on PATH or beside the test interpreter")
+    env = {"UV_CACHE_DIR": str(cache), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run([uv, "venv", "-q", "--python", sys.executable, str(path)], env=env)
+    venv = Venv(path)
+    if requirements:
+        _run(
+            [uv, "pip", "install", "-q", "--offline", "--no-index", "--find-links",
+             str(wheelhouse), "--python", str(venv.python), "--link-mode", link_mode,
+             *requirements],
+            env=env,
+        )  # fmt: skip
+    return venv
 
 
 def run_python(venv: Venv, code: str) -> str:

@@ -34,6 +34,8 @@ TOP_LEVEL_KEYS = {
     "files_already_shared",
     "files_stored",
     "files_linked_without_gain",
+    "replaced_names_elsewhere",
+    "object_names_elsewhere",
     "bytes_reclaimed",
     "apparent_bytes_reclaimed",
     "skipped",
@@ -47,6 +49,8 @@ VENV_KEYS = {
     "files_scanned",
     "files_eligible",
     "files_linked",
+    "files_linked_without_gain",
+    "files_stored",
     "files_already_shared",
     "bytes_reclaimed",
     "apparent_bytes_reclaimed",
@@ -168,11 +172,13 @@ def test_default_output_is_text(unchanged_root: Path, store_dir: Path) -> None:
         f"store {store_dir}: would be created",
     ]
     assert [line for line in expected if line not in lines] == [], run.stdout
-    # The table: venv (its path, shortened from the left when long), files, linked, shared.
-    rows = [line.split() for line in lines if line.startswith("  ") and "/venvs/" in line]
-    assert {row[0].rsplit("/", 1)[-1]: row[1:4] for row in rows} == {
-        "a": ["13", "0", "0"],
-        "b": ["13", str(ALPHA_FILES), "0"],
+    # The table: venv (named from the venvs' common folder, said once), files, stored,
+    # linked, linked without gain, shared: a's copies would become the objects.
+    assert f"venvs in {unchanged_root}{os.sep}:" in lines, run.stdout
+    rows = [line.split() for line in lines if line.startswith(("  a ", "  b "))]
+    assert {row[0]: row[1:6] for row in rows} == {
+        "a": ["13", str(ALPHA_FILES), "0", "0", "0"],
+        "b": ["13", "0", str(ALPHA_FILES), "0", "0"],
     }
 
 

@@ -461,6 +461,10 @@ def test_a_file_hardlinked_outside_the_venvs_reclaims_nothing(
     result = scan([venv_root], store=store_dir)
 
     assert result.files_linked_without_gain == 1, result
+    # The other name is in no installer's cache: the report says it was not found.
+    assert result.replaced_names_elsewhere.found == ()
+    assert result.replaced_names_elsewhere.not_found == 1
+    assert report(result, b).files_linked_without_gain == 1
     assert report(result, b).files_linked == report(result, c).files_linked
     assert report(result, b).bytes_reclaimed == report(result, c).bytes_reclaimed - util_blocks
     usage_after = disk_usage(venv_root, outside_dir, *store_content_folders(store_dir))
