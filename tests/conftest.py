@@ -88,3 +88,17 @@ def tmpfs_mount(tmp_path: Path) -> Iterator[Path]:
     mount_point.mkdir()
     with tmpfs_at(mount_point, "64m"):
         yield mount_point
+
+
+@pytest.fixture
+def uv_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """uv's cache in tmp_path, and a home with no other cache: the only cache looked in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("CONDA_PKGS_DIRS", raising=False)
+    monkeypatch.delenv("PDM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("POETRY_CACHE_DIR", raising=False)
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uvcache"))
+    return tmp_path / "uvcache"

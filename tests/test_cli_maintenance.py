@@ -11,6 +11,7 @@ import pytest
 from helpers import (
     MakeVenvs,
     Venv,
+    create_uv_venv,
     disk_usage,
     edit_in_place,
     inodes,
@@ -362,3 +363,49 @@ def test_scan_status_and_gc_count_the_same_objects_and_the_same_unused(
         0,
         0,
     )
+
+
+def test_verify_names_the_uv_link_mode_each_venv_was_made_with(
+    make_venvs: MakeVenvs,
+    venv_root: Path,
+    store_dir: Path,
+    wheelhouse: Path,
+    uv_cache: Path,
+) -> None:
+    """Issue #12: uv's repair command left out the link mode, so following it re-hardlinked
+    a venv made with --link-mode copy from uv's cache. a is uv's in hardlink mode (first:
+    its inodes, which uv's cache holds too, become the objects), b pip's, c uv's in copy
+    mode. An edit in place through b reaches the cache too: verify says so."""
+    a = create_uv_venv(venv_root / "a", wheelhouse, uv_cache, "hardlink", "alpha==1.0")
+    (b,) = make_venvs(venv_root, b=["alpha==1.0"])
+    c = create_uv_venv(venv_root / "c", wheelhouse, uv_cache, "copy", "alpha==1.0")
+    scanned = run_cli("scan", "--quiet", "--store", str(store_dir), str(venv_root))
+    assert scanned.returncode == 0, scanned
+    edit_in_place(b.file(UTIL))
+
+    run = run_cli("verify", "--json", "--store", str(store_dir), str(venv_root))
+
+    assert run.returncode == 1, run
+    data = run.json()
+    (damaged,) = data["damaged"]
+    archive = uv_cache / "archive-v0"
+    assert damaged["outside_roots"]["found"] == [{"folder": str(archive), "names": 1}]
+    repairs = {r["venv"]: (r["command"], r["note"]) for r in data["repairs"]}
+    uv = "uv pip install --python {} --reinstall --no-deps --link-mode {} alpha==1.0"
+    assert repairs == {
+        str(a.path): (uv.format(a.python, "hardlink"), None),
+        str(b.path): (
+            f"python3 -m pip --python {b.python} install --force-reinstall --no-deps alpha==1.0",
+            None,
+        ),
+        str(c.path): (uv.format(c.python, "copy"), None),
+    }
+    text = run_cli("verify", "--store", str(store_dir), str(venv_root)).stdout.splitlines()
+    expected = [
+        f"  1 other name(s) of it are outside the venvs looked at: 1 in {archive}",
+        "  those caches hold the damaged bytes too: clean them first (for uv: "
+        "`uv cache clean alpha`), or a reinstall from them, in any link mode, brings the "
+        "damage back",
+        f"  {uv.format(c.python, 'copy')}",
+    ]
+    assert [line for line in expected if line not in text] == [], text

@@ -44,6 +44,7 @@ from dedupe.maintenance import (
     status,
     verify,
 )
+from dedupe.maintenance.owners import Owner, repair_command
 from dedupe.store import open_store
 
 UTIL = "alpha/util.py"  # the same bytes in alpha 1.0 and 2.0
@@ -459,3 +460,32 @@ def test_a_detach_of_many_venvs_holds_the_folder_handles_of_one_at_a_time(
     errors, detached, shared = map(int, out)
     assert errors == 0 and detached == shared > 0
     assert all(os.lstat(v.file("alpha/util.py")).st_nlink == 1 for v in venvs)
+
+
+@pytest.mark.parametrize(
+    ("installer", "mode", "command", "noted"),
+    [
+        pytest.param(
+            "uv", "copy", "uv pip install --python {py} --reinstall --no-deps "
+            "--link-mode copy alpha==1.0", False, id="uv-copy"
+        ),
+        pytest.param(
+            "uv", None, "uv pip install --python {py} --reinstall --no-deps alpha==1.0", True,
+            id="uv-mode-unknown",
+        ),
+        pytest.param(
+            "pip", None, "{py} -m pip install --force-reinstall --no-deps alpha==1.0", False,
+            id="pip",
+        ),
+    ],
+)  # fmt: skip
+def test_repair_command_names_the_link_mode_or_says_it_shares_uvs_cache(
+    installer: str, mode: str | None, command: str, noted: bool
+) -> None:
+    owner = Owner(Distribution("alpha", "1.0"), installer)
+    got, note = repair_command("/v", owner, has_pip=True, uv_link_mode=mode)
+    assert got == command.format(py="/v/bin/python")
+    assert (note is not None) == noted
+    if noted:
+        assert note is not None and "shares the venv's files with uv's cache" in note
+        assert "--link-mode copy" in note

@@ -8,7 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from helpers import (
     MakeVenvs,
     Venv,
@@ -22,20 +21,6 @@ from helpers import (
 # alpha 1.0's non-empty files (5 in the package, METADATA, WHEEL, entry_points.txt): what
 # uv hardlinks from its cache and what a scan shares.
 ALPHA_FILES = 8
-
-
-@pytest.fixture
-def caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """uv's cache in tmp_path, and a home with no other cache: the only cache looked in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
-    monkeypatch.delenv("CONDA_PKGS_DIRS", raising=False)
-    monkeypatch.delenv("PDM_CACHE_DIR", raising=False)
-    monkeypatch.delenv("POETRY_CACHE_DIR", raising=False)
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uvcache"))
-    return tmp_path / "uvcache"
 
 
 def _du(*paths: Path) -> int:
@@ -105,17 +90,17 @@ def test_a_uv_venv_linked_without_gain_says_so_and_where_its_other_names_are(
     venv_root: Path,
     store_dir: Path,
     wheelhouse: Path,
-    caches: Path,
+    uv_cache: Path,
 ) -> None:
-    b = _pip_then_uv(make_venvs, venv_root, wheelhouse, caches)
-    in_cache = {ino for _, ino in inodes(caches).values()}
+    b = _pip_then_uv(make_venvs, venv_root, wheelhouse, uv_cache)
+    in_cache = {ino for _, ino in inodes(uv_cache).values()}
     linked_from_cache = [
         p
         for p, (_, ino) in inodes(b.path).items()
         if ino in in_cache and os.path.getsize(b.path / p)  # an empty file is never shared
     ]
     assert len(linked_from_cache) == ALPHA_FILES
-    archive = caches / "archive-v0"
+    archive = uv_cache / "archive-v0"
     before, before_without_cache = _du(venv_root, archive), _du(venv_root)
     linked_from_cache_before = {p: os.lstat(b.path / p) for p in linked_from_cache}
 
@@ -128,7 +113,7 @@ def test_a_uv_venv_linked_without_gain_says_so_and_where_its_other_names_are(
     assert data["replaced_names_elsewhere"] == {
         "found": [{"folder": str(archive), "names": ALPHA_FILES}],
         "not_found": 0,
-        "looked_in": [str(caches)],
+        "looked_in": [str(uv_cache)],
     }
     # b gained nothing: its files' inodes live on in uv's cache, and uv wrote no pycs.
     assert (report["bytes_reclaimed"], report["pyc"]["bytes_reclaimed"]) == (0, 0)
@@ -140,7 +125,7 @@ def test_a_uv_venv_linked_without_gain_says_so_and_where_its_other_names_are(
     old_inodes = sum(st.st_blocks * 512 for st in linked_from_cache_before.values())
     assert before_without_cache - _du(venv_root, store_dir) == net - memos + old_inodes
     assert old_inodes > 0
-    _check_no_gain_text(make_venvs, wheelhouse, caches, store_dir.parent, report["files_scanned"])
+    _check_no_gain_text(make_venvs, wheelhouse, uv_cache, store_dir.parent, report["files_scanned"])
 
 
 def _check_no_gain_text(
@@ -169,13 +154,13 @@ def test_objects_made_from_a_uv_venv_have_their_other_names_in_uvs_cache(
     venv_root: Path,
     store_dir: Path,
     wheelhouse: Path,
-    caches: Path,
+    uv_cache: Path,
 ) -> None:
     """a is uv's, first: its inodes, which uv's cache holds too, become the objects.
     The scan and status say so and where, status per cache folder."""
-    create_uv_venv(venv_root / "a", wheelhouse, caches, "hardlink", "alpha==1.0")
+    create_uv_venv(venv_root / "a", wheelhouse, uv_cache, "hardlink", "alpha==1.0")
     make_venvs(venv_root, b=["alpha==1.0"])
-    archive = caches / "archive-v0"
+    archive = uv_cache / "archive-v0"
 
     run = run_cli("scan", "--json", "--store", str(store_dir), str(venv_root))
 
@@ -196,7 +181,7 @@ def test_objects_made_from_a_uv_venv_have_their_other_names_in_uvs_cache(
     assert store["outside_roots"] == {
         "found": [{"folder": str(archive), "names": ALPHA_FILES}],
         "not_found": 0,
-        "looked_in": [str(caches)],
+        "looked_in": [str(uv_cache)],
     }
     text = run_cli("status", "--store", str(store_dir), str(venv_root)).stdout.splitlines()
     assert (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import stat
+from collections.abc import Container
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
@@ -34,12 +36,18 @@ class Owner:
     installer: str  # the dist-info's INSTALLER: "pip", "uv", ... or ""
 
 
+# What uv writes itself in each install, never linked from its cache: no evidence of how
+# it links files (console scripts, outside site-packages, are left out too).
+_UV_WRITES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json"})
+
+
 class Owners:
     """Which distribution installed each file of one venv, read from its RECORDs once."""
 
     def __init__(self, venv: Venv) -> None:
         self.venv = venv
         self._by_path: dict[str, Owner] | None = None
+        self._uv_files: dict[Distribution, list[str]] = {}  # what uv may link from its cache
         self.has_pip = False
 
     def _load(self) -> dict[str, Owner]:
@@ -61,10 +69,34 @@ class Owners:
                     installer = ""
                 owner = Owner(distribution_of(dist_info), installer)
                 self.has_pip |= owner.distribution.name == "pip"
+                uv_files = self._uv_files.setdefault(owner.distribution, [])
                 for entry in entries:
                     path = os.path.normpath(os.path.join(site_packages, entry.path))
                     by_path.setdefault(path, owner)
+                    inside = not entry.path.startswith(("..", "/"))
+                    if installer == "uv" and inside and os.path.basename(path) not in _UV_WRITES:
+                        uv_files.append(path)
         return by_path
+
+    def uv_link_mode(self, distribution: Distribution, object_inodes: Container[int]) -> str | None:
+        """How uv put the distribution's files in, where its files show it: "hardlink"
+        when one that is no store object has other names (uv's cache), "copy" when every
+        one of them is private (copy, or clone on a copy-on-write filesystem), None when
+        all are store objects now, or none is left to look at."""
+        if self._by_path is None:
+            self._by_path = self._load()
+        private = False
+        for path in self._uv_files.get(distribution, []):
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_ino in object_inodes:
+                continue
+            if st.st_nlink > 1:
+                return "hardlink"
+            private = True
+        return "copy" if private else None
 
     def of(self, path: str) -> Owner | None:
         if self._by_path is None:
@@ -78,14 +110,28 @@ class Owners:
         return owner
 
 
-def repair_command(venv_root: str, owner: Owner, has_pip: bool) -> str:
+def repair_command(
+    venv_root: str, owner: Owner, has_pip: bool, uv_link_mode: str | None = None
+) -> tuple[str, str | None]:
     """The command that reinstalls one distribution in one venv, giving it fresh files
-    (the installer unlinks the damaged names rather than writing through them)."""
+    (the installer unlinks the damaged names rather than writing through them), and what
+    to know before running it. uv's default links files from its cache: a venv made with
+    `--link-mode copy` is asked for the same mode, where its files show it."""
     python = shlex.quote(os.path.join(venv_root, "bin", "python"))
     requirement = shlex.quote(str(owner.distribution))
     if owner.installer == "uv":
-        return f"uv pip install --python {python} --reinstall --no-deps {requirement}"
+        command = f"uv pip install --python {python} --reinstall --no-deps"
+        if uv_link_mode is not None:
+            return f"{command} --link-mode {uv_link_mode} {requirement}", None
+        return f"{command} {requirement}", (
+            "uv links files from its cache unless told otherwise, so this shares the "
+            "venv's files with uv's cache; the venv does not show how uv installed it: "
+            "add --link-mode copy if it was made so"
+        )
     if has_pip:
-        return f"{python} -m pip install --force-reinstall --no-deps {requirement}"
+        return f"{python} -m pip install --force-reinstall --no-deps {requirement}", None
     # A venv made --without-pip (or by uv) is served by an outer pip >= 22.3.
-    return f"python3 -m pip --python {python} install --force-reinstall --no-deps {requirement}"
+    return (
+        f"python3 -m pip --python {python} install --force-reinstall --no-deps {requirement}",
+        None,
+    )

@@ -89,7 +89,7 @@ class LinkedFile:
     distribution: Distribution | None  # None: no RECORD of the venv lists it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DamagedObject:
     path: str
     store: str
@@ -97,6 +97,7 @@ class DamagedObject:
     other_links: int  # names besides the store's own (link count - 1)
     linked_files: tuple[LinkedFile, ...]
     moved_to: str | None  # where --repair moved it
+    outside_roots: Whereabouts  # where its names outside the venvs looked at are
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class VenvRepair:
     distribution: Distribution | None
     command: str | None
     paths: tuple[str, ...]
+    note: str | None  # what to know before running the command
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .. import link, memo
 from ..bytecode import HEADER_SIZE, parse_header
+from ..caches import cache_folders, find_names
 from ..discovery import Venv
 from ..errors import DEFAULT_LOCK_TIMEOUT
 from ..hashing import FileChanged, digest_file, read_small
@@ -23,6 +24,7 @@ from .placement import (
     list_objects,
     place_roots,
     shared_files,
+    store_files,
 )
 from .results import DamagedObject, Distribution, LinkedFile, VenvRepair, VerifyResult
 
@@ -31,6 +33,7 @@ __all__ = ["check_object", "verify"]
 
 _MAX_PYC_BYTES = 256 << 20
 _RepairKey = tuple[str, "Distribution | None"]  # (venv, distribution)
+_Commands = dict[_RepairKey, tuple[str, "str | None"]]  # -> (command, note)
 
 
 def _metadata_problem(st: os.stat_result, uid: int, gid: int, mode: int) -> str | None:
@@ -122,16 +125,16 @@ def verify(
     placement = place_roots(roots, os.fspath(store) if store is not None else None)
     damaged: list[DamagedObject] = []
     errors: list[Problem] = []
-    commands: dict[_RepairKey, str | None] = {}
+    commands: _Commands = {}
     checked = 0
     for store_ in placement.stores.values():
         if repair:
             store_.lock(timeout=lock_timeout, on_wait=on_lock_wait)
         try:
-            count, bad = _check_all(store_)
-            checked += count
+            objects, bad = _check_all(store_)
+            checked += len(objects)
             venvs = placement.venvs_of(store_)
-            found = _damaged(store_, bad, venvs, repair, commands, errors)
+            found = _damaged(store_, (objects, bad), venvs, repair, commands, errors)
             damaged += found
             if any(d.moved_to for d in found):
                 memo.drop_all(store_)
@@ -150,39 +153,49 @@ def verify(
     )
 
 
-def _check_all(store: Store) -> tuple[int, list[tuple[StoreObject, str]]]:
-    """How many objects the store has, and each damaged one with its problem."""
+def _check_all(store: Store) -> tuple[list[StoreObject], list[tuple[StoreObject, str]]]:
+    """The store's objects, and each damaged one with its problem."""
     objects = list_objects(store)
     bad: list[tuple[StoreObject, str]] = []
     for obj in objects:
         problem = check_object(obj)
         if problem is not None:
             bad.append((obj, problem))
-    return len(objects), bad
+    return objects, bad
 
 
 def _damaged(
     store: Store,
-    bad: list[tuple[StoreObject, str]],
+    checked: tuple[list[StoreObject], list[tuple[StoreObject, str]]],
     venvs: list[Venv],
     repair: bool,
-    commands: dict[_RepairKey, str | None],
+    commands: _Commands,
     errors: list[Problem],
 ) -> list[DamagedObject]:
     """The store's damaged objects with the venv files linked to them; with repair, each
     moved to STORE/damaged/ first."""
-    linked = _linked_to(venvs, {o.st.st_ino for o, _ in bad}, commands, errors)
+    objects, bad = checked
+    # A venv file that is a name of an object, or of a damaged one moved aside, says
+    # nothing of how its installer linked it.
+    every = {o.st.st_ino for o in objects} | {st.st_ino for _, st in store_files(store).damaged}
+    linked = _linked_to(venvs, ({o.st.st_ino for o, _ in bad}, every), commands, errors)
     found = []
     for obj, problem in bad:
         moved_to = _move_aside(store, obj, errors) if repair else None
+        files = tuple(linked.get(obj.st.st_ino, []))
+        # Names outside the venvs: in uv's cache, it holds the damaged bytes too, and a
+        # reinstall that links from the cache would bring them back.
+        outside = obj.st.st_nlink - 1 - len(files)
+        wanted = {(obj.st.st_dev, obj.st.st_ino): outside} if outside > 0 else {}
         found.append(
             DamagedObject(
-                obj.path,
-                store.path,
-                problem,
-                obj.st.st_nlink - 1,
-                tuple(linked.get(obj.st.st_ino, [])),
-                moved_to,
+                path=obj.path,
+                store=store.path,
+                problem=problem,
+                other_links=obj.st.st_nlink - 1,
+                linked_files=files,
+                moved_to=moved_to,
+                outside_roots=find_names(wanted, cache_folders() if wanted else []),
             )
         )
     return found
@@ -201,11 +214,13 @@ def _move_aside(store: Store, obj: StoreObject, errors: list[Problem]) -> str | 
 
 def _linked_to(
     venvs: list[Venv],
-    inodes: set[int],
-    commands: dict[_RepairKey, str | None],
+    wanted: tuple[set[int], set[int]],
+    commands: _Commands,
     problems: list[Problem],
 ) -> dict[int, list[LinkedFile]]:
-    """inode -> the venv files that are its names; commands gets each one's repair."""
+    """inode -> the venv files that are its names (inodes: the damaged objects', and every
+    object's); commands gets each one's repair."""
+    inodes, every = wanted
     found: dict[int, list[LinkedFile]] = {}
     if not inodes:
         return found
@@ -215,19 +230,24 @@ def _linked_to(
             owner = owners.of(at.path)
             dist = None if owner is None else owner.distribution
             found.setdefault(st.st_ino, []).append(LinkedFile(at.path, venv.root, dist))
-            if owner is not None:
-                commands[venv.root, dist] = repair_command(venv.root, owner, owners.has_pip)
+            if owner is not None and (venv.root, dist) not in commands:
+                mode = owners.uv_link_mode(owner.distribution, every)
+                commands[venv.root, dist] = repair_command(venv.root, owner, owners.has_pip, mode)
     return found
 
 
-def _repairs(
-    damaged: list[DamagedObject], commands: dict[_RepairKey, str | None]
-) -> tuple[VenvRepair, ...]:
+def _repairs(damaged: list[DamagedObject], commands: _Commands) -> tuple[VenvRepair, ...]:
     paths: dict[_RepairKey, list[str]] = {}
     for obj in damaged:
         for f in obj.linked_files:
             paths.setdefault((f.venv, f.distribution), []).append(f.path)
     return tuple(
-        VenvRepair(venv, dist, commands.get((venv, dist)), tuple(sorted(p)))
+        VenvRepair(
+            venv=venv,
+            distribution=dist,
+            command=commands[venv, dist][0] if (venv, dist) in commands else None,
+            paths=tuple(sorted(p)),
+            note=commands[venv, dist][1] if (venv, dist) in commands else None,
+        )
         for (venv, dist), p in sorted(paths.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
     )

@@ -108,7 +108,17 @@ def render_verify(result: VerifyResult) -> str:
                 out.append(f"    {display(f.path)}{dist}")
         missing = d.other_links - len(d.linked_files)
         if missing > 0:
-            out.append(f"  {missing:,} other name(s) of it are outside the venvs looked at")
+            out.append(
+                f"  {missing:,} other name(s) of it are outside the venvs looked at: "
+                + where(d.outside_roots)
+            )
+        if d.outside_roots.found:
+            names = sorted({f.distribution.name for f in d.linked_files if f.distribution})
+            out.append(
+                "  those caches hold the damaged bytes too: clean them first (for uv: "
+                f"`uv cache clean {' '.join(names) or 'NAME'}`), or a reinstall from them, "
+                "in any link mode, brings the damage back"
+            )
         if d.moved_to:
             out.append(f"  moved to {display(d.moved_to)}: no scan will link to it again")
     if r.repairs:
@@ -116,6 +126,8 @@ def render_verify(result: VerifyResult) -> str:
         for rep in r.repairs:
             if rep.command:
                 out.append(f"  {rep.command}")
+                if rep.note:
+                    out.append(f"    ({rep.note})")
             else:
                 paths = ", ".join(map(display, rep.paths))
                 out.append(

@@ -132,8 +132,10 @@ def _du_covers(r: ScanResult) -> str:
     them du would see those inodes go, though they stay on disk)."""
     elsewhere = r.replaced_names_elsewhere
     folders = [display(n.folder) for n in elsewhere.found]
-    covered = ", ".join(["the roots", "the store", *folders][:-1]) + " and " + (
-        folders[-1] if folders else "the store"
+    covered = (
+        ", ".join(["the roots", "the store", *folders][:-1])
+        + " and "
+        + (folders[-1] if folders else "the store")
     )
     line = f"the change `du -s` over {covered} shows"
     if elsewhere.not_found:
