@@ -158,7 +158,7 @@ def _reclaimed(r: ScanResult, would: str) -> list[str]:
         f"({human_size(r.apparent_bytes_reclaimed)} apparent size), of which pycs "
         f"{human_size(r.pyc.bytes_reclaimed)}"
     )
-    if r.store_overhead_bytes:
+    if r.store_overhead_bytes or r.replaced_names_elsewhere.names:
         out.append(
             f"the store's folders {'would take' if r.dry_run else 'took'} "
             f"{human_size(r.store_overhead_bytes)}: net "
