@@ -5,7 +5,9 @@ Everything lives under pytest's tmp paths and installs offline from the wheelhou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,32 @@ def uv_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("POETRY_CACHE_DIR", raising=False)
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uvcache"))
     return tmp_path / "uvcache"
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], None]]:
+    """read_only(folder): a read-only bind mount over it as root (who may write in any
+    folder whatever its mode), else chmod 0o555. Undone at teardown."""
+    undo: list[list[str] | Path] = []
+
+    def make(target: Path) -> None:
+        if os.geteuid() != 0:
+            target.chmod(0o555)
+            undo.append(target)
+            return
+        for argv in (
+            ["mount", "--bind", str(target), str(target)],
+            ["mount", "-o", "remount,bind,ro", str(target)],
+        ):
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                pytest.skip(f"cannot make a read-only bind mount: {done.stderr.strip()!r}")
+            if argv[1] == "--bind":
+                undo.append(["umount", "-l", str(target)])
+
+    yield make
+    for item in reversed(undo):
+        if isinstance(item, Path):
+            item.chmod(0o755)
+        else:
+            subprocess.run(item, check=False)
