@@ -1,8 +1,8 @@
 """The venv-dedupe command line: one module per command; this one parses and dispatches.
 
-Exit codes: 0 done; 1 done, but some files could not be handled because of errors;
-2 bad usage or a fatal problem (store locked or unusable). DedupeError becomes exit 2
-here and nowhere else.
+Exit codes: 0 done; 1 done, but some files could not be handled because of errors (or
+the --metrics-file could not be written); 2 bad usage or a fatal problem (store locked
+or unusable). DedupeError becomes exit 2 here and nowhere else.
 
 Parsing imports argparse-level code only: each command module imports its machinery when
 the command runs, so `--help` and `--version` cost an interpreter start and little more.

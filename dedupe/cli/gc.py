@@ -7,6 +7,7 @@ from typing import Any
 
 from ._common import EXIT_ERRORS, EXIT_OK
 from ._lock import add_lock_options, lock_timeout, say_waiting
+from ._metrics import add_metrics_option, recording
 
 
 def register(commands: Any) -> None:
@@ -22,6 +23,7 @@ def register(commands: Any) -> None:
         "-n", "--dry-run", action="store_true", help="report what would go; remove nothing"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_metrics_option(p)
     add_lock_options(p)
     p.set_defaults(run=run)
 
@@ -31,11 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from ..maintenance import gc
     from ..report.maintenance import render_gc, to_json
 
-    result = gc(
-        store=args.store,
-        dry_run=args.dry_run,
-        lock_timeout=lock_timeout(args),
-        on_lock_wait=say_waiting,
-    )
-    print(to_json(result) if args.json else render_gc(result))
-    return EXIT_ERRORS if result.errors else EXIT_OK
+    with recording(args, "gc", args.dry_run) as metrics:
+        result = gc(
+            store=args.store,
+            dry_run=args.dry_run,
+            lock_timeout=lock_timeout(args),
+            on_lock_wait=say_waiting,
+        )
+        print(to_json(result) if args.json else render_gc(result))
+        return metrics.done(EXIT_ERRORS if result.errors else EXIT_OK, result)

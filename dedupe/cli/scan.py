@@ -8,6 +8,7 @@ from typing import Any
 
 from ._common import EXIT_ERRORS, EXIT_OK, progress_bars
 from ._lock import add_lock_options, lock_timeout, say_waiting
+from ._metrics import add_metrics_option, recording
 
 
 def register(commands: Any) -> None:
@@ -42,6 +43,7 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    add_metrics_option(p)
     add_lock_options(p)
     p.set_defaults(run=run)
 
@@ -51,27 +53,28 @@ def run(args: argparse.Namespace) -> int:
     from ..report.scan import render_problems, render_text, to_json
     from ..scan import scan
 
-    progress, close = progress_bars(not args.quiet and not args.json)
-    try:
-        result = scan(
-            args.roots,
-            store=args.store,
-            dry_run=args.dry_run,
-            share_pyc=args.share_pyc,
-            full=args.full,
-            jobs=args.jobs,
-            progress=progress,
-            lock_timeout=lock_timeout(args),
-            on_lock_wait=say_waiting,
-        )
-    finally:
-        close()
-    if args.json:
-        print(to_json(result))
-    elif args.quiet:
-        problems = render_problems(result)
-        if problems:
-            print(problems, file=sys.stderr)
-    else:
-        print(render_text(result))
-    return EXIT_ERRORS if result.errors else EXIT_OK
+    with recording(args, "scan", args.dry_run) as metrics:
+        progress, close = progress_bars(not args.quiet and not args.json)
+        try:
+            result = scan(
+                args.roots,
+                store=args.store,
+                dry_run=args.dry_run,
+                share_pyc=args.share_pyc,
+                full=args.full,
+                jobs=args.jobs,
+                progress=progress,
+                lock_timeout=lock_timeout(args),
+                on_lock_wait=say_waiting,
+            )
+        finally:
+            close()
+        if args.json:
+            print(to_json(result))
+        elif args.quiet:
+            problems = render_problems(result)
+            if problems:
+                print(problems, file=sys.stderr)
+        else:
+            print(render_text(result))
+        return metrics.done(EXIT_ERRORS if result.errors else EXIT_OK, result)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ._common import EXIT_ERRORS, EXIT_OK
 from ._lock import add_lock_options, lock_timeout, say_waiting
+from ._metrics import add_metrics_option, recording
 
 
 def register(commands: Any) -> None:
@@ -25,6 +26,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="move damaged objects to STORE/damaged/ so that no scan links to them again",
     )
+    add_metrics_option(p)
     add_lock_options(p)
     p.set_defaults(run=run)
 
@@ -34,12 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from ..maintenance import verify
     from ..report.maintenance import render_verify, to_json
 
-    result = verify(
-        args.roots,
-        store=args.store,
-        repair=args.repair,
-        lock_timeout=lock_timeout(args),
-        on_lock_wait=say_waiting,
-    )
-    print(to_json(result) if args.json else render_verify(result))
-    return EXIT_OK if result.ok else EXIT_ERRORS
+    with recording(args, "verify", dry_run=False) as metrics:
+        result = verify(
+            args.roots,
+            store=args.store,
+            repair=args.repair,
+            lock_timeout=lock_timeout(args),
+            on_lock_wait=say_waiting,
+        )
+        print(to_json(result) if args.json else render_verify(result))
+        return metrics.done(EXIT_OK if result.ok else EXIT_ERRORS, result)
