@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from promtext import read_prom, value
@@ -292,3 +293,18 @@ def test_a_figure_without_its_labels_is_a_bug_not_a_line() -> None:
         render(run(), [Figure(objects.family, 1)])
     with pytest.raises(ValueError, match="does not belong"):
         render(run(), [objects, objects])
+
+
+def test_the_readmes_sample_is_what_render_writes() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("An excerpt after a scan:\n\n```\n") + len(
+        "An excerpt after a scan:\n\n```\n"
+    )
+    sample = readme[start : readme.index("```", start)]
+    shown = read_prom(sample)
+    written = read_prom(render(run(), figures_of(scan_result()) + store_figures([usage()])))
+    for name, family in shown.items():
+        assert (family.help, family.label_names) == (
+            written[name].help,
+            written[name].label_names,
+        ), name
