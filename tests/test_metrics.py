@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from promtext import read_prom, value
 
+from dedupe.caches import Whereabouts
 from dedupe.maintenance.results import DamagedObject, GcResult, VerifyResult
 from dedupe.maintenance.usage import StoreUsage
 from dedupe.problems import Problem, VenvSkip
@@ -62,6 +63,8 @@ def scan_result(**changes: object) -> ScanResult:
         files_stored=5,
         files_unique=2,
         files_linked_without_gain=0,
+        replaced_names_elsewhere=Whereabouts((), 0, ()),
+        object_names_elsewhere=Whereabouts((), 0, ()),
         leftovers_removed=0,
         bytes_reclaimed=65536,
         apparent_bytes_reclaimed=50000,
@@ -75,7 +78,15 @@ def scan_result(**changes: object) -> ScanResult:
 
 
 def verify_result() -> VerifyResult:
-    damaged = DamagedObject("/srv/store/objects/x", "/srv/store", "bad", 2, (), None)
+    damaged = DamagedObject(
+        path="/srv/store/objects/x",
+        store="/srv/store",
+        problem="bad",
+        other_links=2,
+        linked_files=(),
+        moved_to=None,
+        outside_roots=Whereabouts((), 0, ()),
+    )
     return VerifyResult(
         roots=("/srv/venvs",),
         stores=("/srv/store",),
@@ -94,6 +105,7 @@ def gc_result(dry_run: bool = False) -> GcResult:
         dry_run=dry_run,
         store="/srv/store",
         objects=12,
+        damaged_objects=0,
         files_removed=3,
         bytes_freed=12288,
         apparent_bytes_freed=3000,
@@ -107,6 +119,7 @@ def usage(path: str = "/srv/store") -> StoreUsage:
     return StoreUsage(
         path=path,
         objects=12,
+        damaged_objects=2,
         unused_objects=1,
         unused_bytes=4096,
         allocated_bytes=49152,
@@ -154,6 +167,7 @@ def test_a_scan_gives_its_figures_and_every_skip_reason() -> None:
     )
     store = {**base, "store": "/srv/store"}
     assert value(m, "venv_dedupe_store_objects", **store) == 12
+    assert value(m, "venv_dedupe_store_damaged_objects", **store) == 2
     assert value(m, "venv_dedupe_store_unused_objects", **store) == 1
     assert value(m, "venv_dedupe_store_unused_bytes", **store) == 4096
     assert value(m, "venv_dedupe_store_allocated_bytes", **store) == 49152

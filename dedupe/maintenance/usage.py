@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..store import open_store, saved_bytes
-from .placement import list_objects
+from .placement import store_files
 
 __all__ = ["StoreUsage", "store_usage"]
 
@@ -13,11 +13,12 @@ __all__ = ["StoreUsage", "store_usage"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreUsage:
     """The figures of dedupe.maintenance.status's StoreStatus that need no venv walked,
-    by the same definitions: unused is link count 1, saved is saved_bytes()."""
+    by the same definitions: StoreFiles.unused, saved_bytes()."""
 
     path: str
     objects: int
-    unused_objects: int
+    damaged_objects: int  # moved aside by verify --repair (STORE/damaged/)
+    unused_objects: int  # StoreFiles.unused: damaged ones too, what gc removes
     unused_bytes: int
     allocated_bytes: int
     saved_bytes: int
@@ -33,13 +34,14 @@ def store_usage(path: str) -> StoreUsage | None:
     store = open_store(path, create=False)
     if store is None:
         return None
-    objects = list_objects(store)
-    unused = [o.st for o in objects if o.st.st_nlink == 1]
+    files = store_files(store)
+    unused = files.unused
     return StoreUsage(
         path=store.path,
-        objects=len(objects),
+        objects=len(files.objects),
+        damaged_objects=len(files.damaged),
         unused_objects=len(unused),
-        unused_bytes=sum(st.st_blocks * 512 for st in unused),
-        allocated_bytes=sum(o.st.st_blocks * 512 for o in objects),
-        saved_bytes=sum(saved_bytes(o.st) for o in objects),
+        unused_bytes=sum(st.st_blocks * 512 for _, st in unused),
+        allocated_bytes=sum(o.st.st_blocks * 512 for o in files.objects),
+        saved_bytes=sum(saved_bytes(o.st) for o in files.objects),
     )

@@ -132,8 +132,13 @@ DAMAGED = _family(
     "damaged_objects", "Store objects whose bytes no longer match their name (found by verify)"
 )
 STORE_OBJECTS = _family("store_objects", "Objects in the store once the run ended", "store")
+STORE_DAMAGED = _family(
+    "store_damaged_objects", "Damaged objects verify --repair moved aside (STORE/damaged/)", "store"
+)
 STORE_UNUSED = _family(
-    "store_unused_objects", "Store objects no venv uses (link count 1): what gc removes", "store"
+    "store_unused_objects",
+    "Store objects no venv uses (link count 1), damaged ones too: what gc removes",
+    "store",
 )
 STORE_UNUSED_BYTES = _family(
     "store_unused_bytes", "Allocated bytes of the store objects no venv uses", "store"
@@ -162,6 +167,7 @@ FAMILIES = (
     CHECKED,
     DAMAGED,
     STORE_OBJECTS,
+    STORE_DAMAGED,
     STORE_UNUSED,
     STORE_UNUSED_BYTES,
     STORE_ALLOCATED,
@@ -231,6 +237,7 @@ def store_figures(usages: Iterable[StoreUsage]) -> list[Figure]:
         store = (("store", display(u.path)),)
         figures += [
             Figure(STORE_OBJECTS, u.objects, store),
+            Figure(STORE_DAMAGED, u.damaged_objects, store),
             Figure(STORE_UNUSED, u.unused_objects, store),
             Figure(STORE_UNUSED_BYTES, u.unused_bytes, store),
             Figure(STORE_ALLOCATED, u.allocated_bytes, store),
