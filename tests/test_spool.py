@@ -118,17 +118,9 @@ def test_a_spool_is_read_back_row_for_row(tmp_path: Path) -> None:
     try:
         assert stat.S_IMODE(os.stat(spool.folder).st_mode) == 0o700
         rows = [
-            (
-                "c",
-                "lib/m.py",
-                "sha256",
-                b"\x01" * 32,
-                12,
-                "m-1.0",
-                (("lib/__pycache__/x", 7, "t"),),
-            ),
-            ("s", "lib/n.py", 42, ()),
-            ("c", "lib/\udcff.py", "sha256", b"\x02" * 32, 3, "m-1.0", ()),  # undecodable name
+            ("lib/m.py", "sha256", b"\x01" * 32, 12, "m-1.0", (("lib/__pycache__/x", 7, "t"),)),
+            ("lib/n.py", 42, ()),
+            ("lib/\udcff.py", "sha256", b"\x02" * 32, 3, "m-1.0", ()),  # undecodable name
         ]
         keep = spool.writer(0)
         for row in rows:
@@ -149,7 +141,7 @@ def test_a_spool_cut_short_is_never_read(tmp_path: Path) -> None:
     spool = Spool()
     try:
         keep = spool.writer(0)
-        keep(("s", "lib/n.py", 42, ()))
+        keep(("lib/n.py", 42, ()))
         keep.discard()
         keep.close()  # after a discard: names nothing
         assert spool.read(0) is None

@@ -31,11 +31,11 @@ from ..tree import At, FolderSwapped, Tree
 __all__ = ["Row", "Spool", "Writer", "replay", "row"]
 
 _PycRow = tuple[str, int, str]  # (venv-relative path, d_ino, suffix)
-# A candidate: ("c", rel, algorithm, digest, size, dist, pycs); pass 1's size is the one
-# RECORD gave, when it gave one.
-# A shared source with pyc work: ("s", rel, inode, pycs).
-CandidateRow = tuple[str, str, str, bytes, int, str, tuple[_PycRow, ...]]
-SharedRow = tuple[str, str, int, tuple[_PycRow, ...]]
+# A candidate: (rel, algorithm, digest, size, dist, pycs); pass 1's size is the one
+# RECORD gave, when it gave one. A shared source with pyc work: (rel, inode, pycs).
+# Their lengths tell them apart.
+CandidateRow = tuple[str, str, bytes, int, str, tuple[_PycRow, ...]]
+SharedRow = tuple[str, int, tuple[_PycRow, ...]]
 Row = CandidateRow | SharedRow
 
 
@@ -47,9 +47,9 @@ def row(item: Candidate | Shared) -> Row:
     """The spool row of an item pass 2 will need."""
     if isinstance(item, Candidate):
         key = item.key
-        return ("c", item.at.rel, key.algorithm, key.digest, item.st.st_size, item.dist,
-                _pyc_rows(item.pycs))  # fmt: skip
-    return ("s", item.at.rel, item.ino, _pyc_rows(item.pycs))
+        pycs = _pyc_rows(item.pycs)
+        return (item.at.rel, key.algorithm, key.digest, item.st.st_size, item.dist, pycs)
+    return (item.at.rel, item.ino, _pyc_rows(item.pycs))
 
 
 class Spool:
@@ -147,8 +147,8 @@ def replay(
 
     for r in rows:
         found: tuple[Candidate | Shared, int] | None
-        if len(r) == 7:
-            found = _candidate(tree, r, store_inodes, store_device) if ours(r[4]) else None
+        if len(r) == 6:
+            found = _candidate(tree, r, store_inodes, store_device) if ours(r[3]) else None
         else:
             found = _shared(tree, r, store_inodes)
         if found is not None and ours(found[1]):
@@ -169,7 +169,7 @@ def _lstat(at: At) -> os.stat_result | None:
 def _candidate(
     tree: Tree, r: CandidateRow, store_inodes: set[int], store_device: int
 ) -> tuple[Candidate | Shared, int] | None:
-    _kind, rel, algorithm, digest, size, dist, pycs = r
+    rel, algorithm, digest, size, dist, pycs = r
     at = At(tree, rel)
     st = _lstat(at)
     if st is None or not stat.S_ISREG(st.st_mode) or st.st_dev != store_device:
@@ -183,7 +183,7 @@ def _candidate(
 
 
 def _shared(tree: Tree, r: SharedRow, store_inodes: set[int]) -> tuple[Shared, int] | None:
-    _kind, rel, ino, pycs = r
+    rel, ino, pycs = r
     at = At(tree, rel)
     st = _lstat(at)
     if st is None or st.st_ino != ino or ino not in store_inodes:
