@@ -30,8 +30,6 @@ import os
 import random
 import socket
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -324,35 +322,6 @@ def test_a_file_written_between_hash_and_replace_keeps_its_bytes(
 
 
 # --- folders that cannot be written -----------------------------------------------------------
-
-
-@pytest.fixture
-def read_only(tmp_path: Path) -> Iterator[Any]:
-    """read_only(folder): a read-only bind mount over folder as root, else chmod 0o555
-    (moot for root, who may write anyway). Undone at teardown."""
-    undo: list[list[str] | Path] = []
-
-    def make(folder: Path) -> None:
-        if not IS_ROOT:
-            os.chmod(folder, 0o555)
-            undo.append(folder)
-            return
-        for argv in (
-            ["mount", "--bind", str(folder), str(folder)],
-            ["mount", "-o", "remount,bind,ro", str(folder)],
-        ):
-            done = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                pytest.skip(f"cannot make a read-only bind mount: {done.stderr.strip()!r}")
-            if argv[1] == "--bind":
-                undo.append(["umount", "-l", str(folder)])
-
-    yield make
-    for item in reversed(undo):
-        if isinstance(item, Path):
-            os.chmod(item, 0o755)
-        else:
-            subprocess.run(item, check=False)
 
 
 def test_a_read_only_folder_inside_a_venv(
