@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .interpreter import Build, Builds, python_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,7 @@ class Venv:
     device: int
     site_packages: tuple[str, ...]  # absolute paths, each real folder once
     ino: int = 0  # the root's inode when it was found: a later open must find the same
+    build: Build | None = None  # the interpreter build; None: unknown, pycs not shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ def _site_packages(root: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _venv_at(path: str, skipped: list[tuple[str, str]]) -> Venv | None:
+def _venv_at(path: str, skipped: list[tuple[str, str]], builds: Builds) -> Venv | None:
     cfg = os.path.join(path, "pyvenv.cfg")
     try:
         st = os.lstat(cfg)
@@ -108,10 +110,11 @@ def _venv_at(path: str, skipped: list[tuple[str, str]]) -> Venv | None:
         skipped.append((path, "no site-packages folder found"))
         return None
     st = os.lstat(path)
-    return Venv(path, st.st_dev, site_packages, st.st_ino)
+    build = builds.of(path, python_version(config, site_packages))
+    return Venv(path, st.st_dev, site_packages, st.st_ino, build)
 
 
-def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[Venv]:
+def _walk(root: str, skipped: list[tuple[str, str]], builds: Builds) -> Iterator[Venv]:
     """Depth-first walk that never follows symlinks and does not descend into venvs."""
     stack = [root]
     seen: set[tuple[int, int]] = set()
@@ -125,7 +128,7 @@ def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[Venv]:
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
-        venv = _venv_at(path, skipped)
+        venv = _venv_at(path, skipped, builds)
         if venv is not None:
             yield venv
             continue
@@ -143,11 +146,12 @@ def find_venvs(roots: Sequence[str | os.PathLike[str]]) -> Discovery:
     venvs: list[Venv] = []
     skipped: list[tuple[str, str]] = []
     seen: set[tuple[int, int]] = set()
+    builds = Builds()
     for root in roots:
         real = os.path.realpath(root)
         if not os.path.isdir(real):
             raise UsageError(f"root {os.fspath(root)!r} is not a folder")
-        for venv in _walk(real, skipped):
+        for venv in _walk(real, skipped, builds):
             st = os.lstat(venv.root)
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
