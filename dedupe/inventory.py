@@ -44,6 +44,11 @@ class Pyc:
     def path(self) -> str:
         return self.at.path
 
+    @property
+    def cache_tag(self) -> str:
+        """The interpreter it was written for: 'cpython-311' of 'cpython-311.opt-1'."""
+        return self.suffix.partition(".")[0]
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:

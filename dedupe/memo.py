@@ -112,6 +112,8 @@ def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
         "device": venv.device,
         "site_packages": list(venv.site_packages),
         "share_pyc": share_pyc,
+        # Another interpreter build: its pycs belong to other groups.
+        "build": None if venv.build is None else [*venv.build.version, venv.build.ident],
     }
 
 

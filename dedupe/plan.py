@@ -32,6 +32,7 @@ from .hashing import (
     fingerprint,
     same_content_fingerprint,
 )
+from .interpreter import Build
 from .inventory import Candidate, Pyc
 from .proof import Facts
 from .reasons import Reason
@@ -279,13 +280,15 @@ class Planner:
         source: SourceObject,
         before: tuple[int, int],
         pyc: Pyc,
-        share: bool,
+        build: Build | None,
     ) -> list[Decision]:
         """What to do with one pyc of a source that now is (or already was) `source`.
 
         `before` is the source's (mtime_ns, size) before this run linked it: a pyc valid
         for that stays valid, by sharing the group's pyc object or, without sharing or
         when sharing is impossible, by a private copy whose header names the new mtime.
+        build: the interpreter build that wrote the venv's pycs, None when they are not
+        to be shared (--no-share-pyc, or a build that cannot be told).
         """
         try:
             header_bytes, pst = self._facts.header(pyc.at)
@@ -301,16 +304,17 @@ class Planner:
         if not bytecode.valid_for_stat(header, *before):
             return [Refused(pyc.path, Reason.PYC_STALE)]
         fits_object = bytecode.valid_for_stat(header, source.mtime_ns, source.size)
-        if share:
+        if build is not None and build.writes(pyc.cache_tag):
             key = PycKey(
-                source.key,
-                source.generation,
-                pyc.suffix,
-                header.magic,
-                header.flags,
-                pst.st_uid,
-                pst.st_gid,
-                stat.S_IMODE(pst.st_mode),
+                source=source.key,
+                source_generation=source.generation,
+                suffix=pyc.suffix,
+                magic=header.magic,
+                flags=header.flags,
+                build=build.ident,
+                uid=pst.st_uid,
+                gid=pst.st_gid,
+                mode=stat.S_IMODE(pst.st_mode),
             )
             shared = self._share_pyc(store, key, source, pyc, pst, fits_object)
             if shared is not None:

@@ -43,6 +43,9 @@ class Reason(str, Enum):
     PYC_UNREADABLE = "pyc-unreadable"
     PYC_CHANGED = "pyc-changed-during-scan"
     PYC_LINK_FAILED = "pyc-link-failed"
+    # Pycs kept valid but private (their own inode), though sharing was asked for.
+    PYC_BUILD_UNKNOWN = "pyc-build-unknown"
+    PYC_OTHER_INTERPRETER = "pyc-other-interpreter"
 
     def __str__(self) -> str:
         return self.value
@@ -88,6 +91,9 @@ _LABELS = {
     Reason.PYC_UNREADABLE: "not readable",
     Reason.PYC_CHANGED: "changed during the scan",
     Reason.PYC_LINK_FAILED: "could not be linked",
+    Reason.PYC_BUILD_UNKNOWN: "the venv's interpreter build cannot be told (pycs of "
+    "different patch releases must not share)",
+    Reason.PYC_OTHER_INTERPRETER: "written for another interpreter than the venv's",
 }
 
 _FOR_PYC = {

@@ -327,3 +327,112 @@ def test_a_new_pyc_object_keeps_the_extended_attributes_of_its_pyc(
     assert os.getxattr(b_pyc, "user.venv-dedupe-test") == b"b's label"  # ...label and all
     assert valid(b_pyc)
     assert_imports_from_valid_pycs(b, ALPHA)
+
+
+def patch_releases_of_311() -> list[str]:
+    """CPython 3.11 executables of distinct patch releases (Debian's, pyenv's)."""
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found: dict[str, str] = {}
+    for exe in ["/usr/bin/python3.11", *glob.glob(f"{pyenv_root}/versions/3.11.*/bin/python3")]:
+        out = (
+            subprocess.run(
+                [exe, "-c", "import sys; print(sys.version.split()[0])"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if os.path.exists(exe)
+            else None
+        )
+        if out is not None and out.returncode == 0:
+            found.setdefault(out.stdout.strip(), exe)
+    return [found[v] for v in sorted(found)]
+
+
+def code_part(pyc: Path) -> bytes:
+    return pyc.read_bytes()[16:]
+
+
+def test_pycs_are_shared_only_between_venvs_of_one_interpreter_build(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """3.11.2 and 3.11.7 share a magic number but not necessarily their compiler: each
+    venv keeps the bytecode its own build wrote, and shares it with that build's venvs."""
+    releases = patch_releases_of_311()
+    if len(releases) < 2:
+        pytest.skip(f"two CPython 3.11 patch releases are needed, found {releases}")
+    old, new = releases[:2]
+    root = tmp_path / "venvs"
+    args = ("alpha==1.0", "beta==1.0")
+    a1, a2 = (make_venv(old, root / n, wheelhouse, *args) for n in ("old-1", "old-2"))
+    b1, b2 = (make_venv(new, root / n, wheelhouse, *args) for n in ("new-1", "new-2"))
+    code = {p: code_part(p) for v in (a1, b1) for p in pycs(v)}
+
+    result = scan([root], store=tmp_path / "store")
+
+    assert result.pyc.not_shared == {}
+    for pyc_a in pycs(a1):
+        rel = pyc_a.relative_to(a1.path)
+        old_ino, new_ino = pyc_a.stat().st_ino, (b1.path / rel).stat().st_ino
+        assert (a2.path / rel).stat().st_ino == old_ino  # one build: one inode
+        assert (b2.path / rel).stat().st_ino == new_ino
+        assert old_ino != new_ino, rel  # two builds: two
+        assert (a1.path / rel).stat().st_nlink == 3
+        # The sources are one inode for all four venvs.
+        source = source_of(a1.path / rel)
+        assert source.stat().st_ino == (b1.path / source.relative_to(a1.path)).stat().st_ino
+    for venv in (a1, b1):  # the bytecode each build wrote
+        assert {p: code_part(p) for p in pycs(venv)} == {p: code[p] for p in pycs(venv)}
+    for venv in (a1, a2, b1, b2):
+        assert_imports_from_valid_pycs(venv)
+
+
+def test_a_venv_whose_build_cannot_be_told_keeps_its_pycs_valid_and_private(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "venvs"
+    a, b = (make_venv(sys.executable, root / n, wheelhouse, "alpha==1.0") for n in ("a", "b"))
+    interpreter = os.path.realpath(b.python)
+    for exe in b.bin.glob("python*"):
+        exe.unlink()  # a venv whose interpreter is gone: which build wrote its pycs?
+    b_pycs = pycs(b)
+
+    result = scan([root], store=tmp_path / "store")
+
+    assert result.files_linked > 0
+    assert result.pyc.not_shared == {"pyc-build-unknown": len(b_pycs)}
+    os.symlink(interpreter, b.python)
+    for pyc, st in pycs(b).items():
+        assert st.st_nlink == 1 and valid(pyc)
+        assert source_of(pyc).stat().st_nlink == 3  # its source was shared
+    assert_imports_from_valid_pycs(b, ALPHA)
+    second = scan([root], store=tmp_path / "store")  # now its build is known: shared
+    assert second.pyc.linked == len(b_pycs)
+
+
+def test_pycs_another_interpreter_wrote_are_kept_valid_and_private(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """Pycs of another minor version in a venv (someone ran python3.12 over it): which
+    3.12 build wrote them is unknown, so they are not shared, only kept valid."""
+    this = "{}.{}".format(*sys.version_info[:2])
+    other = next((exe for v, exe in sorted(interpreters().items()) if v != this), None)
+    if other is None:
+        pytest.skip("no second CPython minor version on this machine")
+    root = tmp_path / "venvs"
+    a, b = (make_venv(sys.executable, root / n, wheelhouse, "alpha==1.0") for n in ("a", "b"))
+    for venv in (a, b):
+        subprocess.run([other, "-m", "compileall", "-q", str(venv.file("alpha"))], check=True)
+    foreign = {
+        v: [p for p in pycs(v) if sys.implementation.cache_tag not in p.name] for v in (a, b)
+    }
+    assert all(foreign.values())
+
+    result = scan([root], store=tmp_path / "store")
+
+    assert result.pyc.not_shared == {"pyc-other-interpreter": len(foreign[a]) + len(foreign[b])}
+    for venv in (a, b):
+        for pyc in foreign[venv]:
+            assert pyc.stat().st_nlink == 1 and valid(pyc)
+        for pyc in set(pycs(venv)) - set(foreign[venv]):
+            assert pyc.stat().st_nlink == 3  # this interpreter's: shared

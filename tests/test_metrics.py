@@ -42,6 +42,7 @@ def pyc_report(**skipped: int) -> PycReport:
         bytes_reclaimed=16384,
         apparent_bytes_reclaimed=9000,
         skipped=skipped,
+        not_shared={"pyc-build-unknown": 3},
     )
 
 
@@ -160,6 +161,8 @@ def test_a_scan_gives_its_figures_and_every_skip_reason() -> None:
     }
     pycs = {dict(k)["reason"]: v for k, v in m["venv_dedupe_skipped_pycs"].samples.items()}
     assert pycs == {r.value: 0 for r in Reason} | {"pyc-stale": 2, "xattrs-differ": 1}
+    unshared = {dict(k)["reason"]: v for k, v in m["venv_dedupe_unshared_pycs"].samples.items()}
+    assert unshared == {"pyc-build-unknown": 3, "pyc-other-interpreter": 0}
     assert m["venv_dedupe_skipped_files"].label_names == ("command", "dry_run", "reason")
     # The example the issue gives, as one exact line.
     assert 'venv_dedupe_skipped_files{command="scan",dry_run="0",reason="symlink"} 2' in (

@@ -121,6 +121,10 @@ SKIPPED_FILES = _family(
     "skipped_files", "Files listed in RECORD the last scan left as they are, by reason", "reason"
 )
 SKIPPED_PYCS = _family("skipped_pycs", "Pycs the last scan left as they are, by reason", "reason")
+UNSHARED_PYCS = _family(
+    "unshared_pycs", "Pycs the last scan kept valid but could not share, by reason", "reason"
+)
+_UNSHARED = (Reason.PYC_BUILD_UNKNOWN, Reason.PYC_OTHER_INTERPRETER)
 RECLAIMED = _family(
     "reclaimed_bytes",
     "Allocated bytes the last scan reclaimed by linking, pycs included" + _WOULD,
@@ -161,6 +165,7 @@ FAMILIES = (
     LINKED_PYCS,
     SKIPPED_FILES,
     SKIPPED_PYCS,
+    UNSHARED_PYCS,
     RECLAIMED,
     REMOVED,
     FREED,
@@ -175,10 +180,12 @@ FAMILIES = (
 )
 
 
-def _by_reason(family: Family, counts: dict[str, int]) -> list[Figure]:
+def _by_reason(
+    family: Family, counts: dict[str, int], known: tuple[Reason, ...] = tuple(Reason)
+) -> list[Figure]:
     """Every known reason, 0 when absent, and any other key the counts hold (a reason a
     newer version wrote to a memo), in the order of their names."""
-    every = {reason.value: 0 for reason in Reason} | counts
+    every = {reason.value: 0 for reason in known} | counts
     return [Figure(family, n, (("reason", reason),)) for reason, n in sorted(every.items())]
 
 
@@ -192,6 +199,7 @@ def _scan(r: ScanResult) -> list[Figure]:
         Figure(LINKED_PYCS, r.pyc.linked),
         *_by_reason(SKIPPED_FILES, r.skipped),
         *_by_reason(SKIPPED_PYCS, r.pyc.skipped),
+        *_by_reason(UNSHARED_PYCS, r.pyc.not_shared, _UNSHARED),
         Figure(RECLAIMED, r.bytes_reclaimed),
     ]
 

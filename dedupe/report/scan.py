@@ -123,6 +123,8 @@ def _file_counts(r: ScanResult, would: str) -> list[str]:
         )
         for reason, count in sorted(p.skipped.items(), key=lambda kv: -kv[1]):
             out.append(f"  {count:>9,}  left as they are: {_label(reason)} [{reason}]")
+        for reason, count in sorted(p.not_shared.items(), key=lambda kv: -kv[1]):
+            out.append(f"  {count:>9,}  kept valid, not shared: {_label(reason)} [{reason}]")
     return out
 
 

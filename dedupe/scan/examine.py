@@ -39,6 +39,21 @@ class Walk:
         self.leftovers: list[At] = []
         self.keep = keep  # given: told the spool row of each item pass 2 will need
 
+    def _pyc_work(self, item: Shared) -> bool:
+        """Whether the shared source has pycs that pass 2 may share: Python wrote them
+        since. Without pyc sharing there is nothing to do: the scan that linked the source
+        kept its pycs valid, and Python writes valid ones. Nor for pycs of a build that
+        cannot be told, or of another interpreter than the venv's: they stay private."""
+        build = self.venv.build
+        if not self.share_pyc or build is None:
+            return False
+        return any(
+            p.ino not in self.inodes
+            and p.ino not in self.settled_pycs
+            and build.writes(p.cache_tag)
+            for p in item.pycs
+        )
+
     def run(self) -> Memo:
         venv, inodes = self.venv, self.inodes
         tally = Tally(venv.root)
@@ -64,12 +79,7 @@ class Walk:
                 case Shared():
                     tally.eligible += 1
                     tally.shared += 1
-                    # Unshared pycs of a shared source: Python wrote them since. Without
-                    # pyc sharing there is nothing to do: the scan that linked the source
-                    # kept its pycs valid, and Python writes valid ones.
-                    work = self.share_pyc and any(
-                        p.ino not in inodes and p.ino not in self.settled_pycs for p in item.pycs
-                    )
+                    work = self._pyc_work(item)
                     tally.pyc_work |= work
                     if work and self.keep is not None:
                         self.keep(row(item))

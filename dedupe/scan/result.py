@@ -14,7 +14,7 @@ __all__ = ["Progress", "PycReport", "ScanResult", "StoreReport", "VenvReport"]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PycReport:
     """What happened to the .pyc files beside the sources RECORD lists."""
 
@@ -27,6 +27,8 @@ class PycReport:
     bytes_reclaimed: int
     apparent_bytes_reclaimed: int
     skipped: dict[str, int]  # left as they are, by reason
+    # Of those kept or rewritten, the ones that sharing could not take, by reason.
+    not_shared: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -185,11 +185,11 @@ class ScanRun:
                 with venv_tree(venv) as tree:
                     for item in self._items(i, tree, share):
                         if isinstance(item, Candidate):
-                            run.candidate(store, item, tally)
+                            run.candidate(store, item, tally, venv.build)
                         elif isinstance(item, Shared) and any(
                             p.ino not in inodes for p in item.pycs
                         ):
-                            run.shared_source(store, item, tally, inodes)
+                            run.shared_source(store, item, tally, inodes, venv.build)
                 emit(None)
         finally:
             run.close()
@@ -221,10 +221,12 @@ class ScanRun:
         skipped: Counter[str] = Counter()
         pyc: Counter[str] = Counter()
         pyc_skipped: Counter[str] = Counter()
+        pyc_private: Counter[str] = Counter()
         for tally in tallies:
             skipped.update(tally.skipped)
             pyc.update(tally.pyc)
             pyc_skipped.update(tally.pyc_skipped)
+            pyc_private.update(tally.pyc_private)
         return ScanResult(
             dry_run=self.options.dry_run,
             roots=tuple(roots),
@@ -244,7 +246,7 @@ class ScanRun:
             leftovers_removed=self.leftovers,
             bytes_reclaimed=sum(t.reclaimed for t in tallies) + pyc["reclaimed"],
             apparent_bytes_reclaimed=sum(t.apparent for t in tallies) + pyc["apparent"],
-            pyc=pyc_report(pyc, pyc_skipped),
+            pyc=pyc_report(pyc, pyc_skipped, pyc_private),
             store_overhead_bytes=self.stores.overhead(self.new_folders),
             skipped=dict(sorted(skipped.items())),
             errors=tuple(self.errors),

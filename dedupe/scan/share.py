@@ -18,6 +18,7 @@ from ..decisions import (
     Unique,
 )
 from ..execute import Executor, Failed, TooManyLinks
+from ..interpreter import Build
 from ..inventory import Candidate, Pyc, Shared
 from ..plan import Planner
 from ..problems import Problem
@@ -62,7 +63,9 @@ class Run:
         """Wait for the executor's work under way (du must see replaced copies gone)."""
         self.errors += self.executor.close()
 
-    def candidate(self, store: Store, candidate: Candidate, tally: Tally) -> None:
+    def candidate(
+        self, store: Store, candidate: Candidate, tally: Tally, build: Build | None
+    ) -> None:
         ckey = census_key(candidate.st.st_dev, candidate.key)
         for _attempt in range(2):
             decision = self.planner.decide(candidate, ckey)
@@ -102,13 +105,15 @@ class Run:
             if source is not None:
                 before = (candidate.st.st_mtime_ns, candidate.st.st_size)
                 for pyc in candidate.pycs:
-                    self._pyc(store, source, before, pyc, tally)
+                    self._pyc(store, source, before, pyc, tally, build)
             return
         tally.eligible -= 1
         tally.skipped[Reason.LINK_FAILED] += 1
         self.errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
 
-    def shared_source(self, store: Store, item: Shared, tally: Tally, inodes: set[int]) -> None:
+    def shared_source(
+        self, store: Store, item: Shared, tally: Tally, inodes: set[int], build: Build | None
+    ) -> None:
         """A source already linked in an earlier run whose pycs are not all shared: pycs
         Python wrote since (uv installs without --compile-bytecode) or new interpreters."""
         found = self.planner.indexed_source(store, item.ino)
@@ -124,14 +129,24 @@ class Run:
         source = SourceObject(key, generation, st.st_mtime_ns, st.st_size)
         for pyc in item.pycs:
             if pyc.ino not in inodes:
-                self._pyc(store, source, (st.st_mtime_ns, st.st_size), pyc, tally)
+                self._pyc(store, source, (st.st_mtime_ns, st.st_size), pyc, tally, build)
 
     def _pyc(
-        self, store: Store, source: SourceObject, before: tuple[int, int], pyc: Pyc, tally: Tally
+        self,
+        store: Store,
+        source: SourceObject,
+        before: tuple[int, int],
+        pyc: Pyc,
+        tally: Tally,
+        build: Build | None,
     ) -> None:
-        decisions = self.planner.decide_pyc(store, source, before, pyc, self.share_pyc)
+        private = None if not self.share_pyc else _private(build, pyc)
+        share = build if self.share_pyc and private is None else None
+        decisions = self.planner.decide_pyc(store, source, before, pyc, share)
         if not decisions:
             tally.pyc["kept"] += 1
+        if private is not None and not any(isinstance(d, Refused) for d in decisions):
+            tally.pyc_private[private] += 1
         for decision in decisions:
             if isinstance(decision, Refused):
                 self._refused(decision, tally.pyc_skipped)
@@ -207,3 +222,13 @@ class Run:
         skipped[reason] += 1
         if exc.error:
             self.errors.append(Problem(path, str(exc)))
+
+
+def _private(build: Build | None, pyc: Pyc) -> Reason | None:
+    """Why the pyc may not share an inode with other venvs' pycs, if it may not: only the
+    build that wrote it may share it (patch releases compile differently)."""
+    if build is None:
+        return Reason.PYC_BUILD_UNKNOWN
+    if not build.writes(pyc.cache_tag):
+        return Reason.PYC_OTHER_INTERPRETER
+    return None

@@ -35,6 +35,7 @@ class Tally:
     pyc_work: bool = False  # a shared source has a pyc that is not shared yet
     pyc: Counter[str] = field(default_factory=Counter)
     pyc_skipped: Counter[str] = field(default_factory=Counter)
+    pyc_private: Counter[str] = field(default_factory=Counter)  # why not shared, by reason
     unchanged: bool = False  # pass 1 took it from the memo of an earlier run
 
     def memo(self, warnings: tuple[tuple[str, str], ...], candidates: bytes) -> Memo:
@@ -86,7 +87,7 @@ class Tally:
             self.pyc_skipped[Reason.PYC_SOURCE_NOT_SHARED] += left
 
     def pyc_report(self) -> PycReport:
-        return pyc_report(self.pyc, self.pyc_skipped)
+        return pyc_report(self.pyc, self.pyc_skipped, self.pyc_private)
 
     def report(self) -> VenvReport:
         return VenvReport(
@@ -142,17 +143,18 @@ class OtherNames:
         self.stored.update(part.stored)
 
 
-def pyc_report(counts: Counter[str], skipped: Counter[str]) -> PycReport:
+def pyc_report(counts: Counter[str], skipped: Counter[str], private: Counter[str]) -> PycReport:
     return PycReport(
-        counts["scanned"],
-        counts["linked"],
-        counts["stored"],
-        counts["shared"],
-        counts["rewritten"],
-        counts["kept"],
-        counts["reclaimed"],
-        counts["apparent"],
-        dict(sorted(skipped.items())),
+        scanned=counts["scanned"],
+        linked=counts["linked"],
+        stored=counts["stored"],
+        already_shared=counts["shared"],
+        rewritten=counts["rewritten"],
+        kept_private=counts["kept"],
+        bytes_reclaimed=counts["reclaimed"],
+        apparent_bytes_reclaimed=counts["apparent"],
+        skipped=dict(sorted(skipped.items())),
+        not_shared=dict(sorted(private.items())),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -23,6 +24,7 @@ FORMAT = "venv-dedupe store 1\n"
 # any that a killed run left behind.
 TMP_PREFIX = ".venv-dedupe-tmp-"
 DEFAULT_STORE_NAME = ".venv-dedupe-store"
+_BUILD = re.compile(r"[0-9a-f]{16}")
 CACHE_DIR = "scan-cache"
 TRASH_DIR = "trash"
 
@@ -56,17 +58,18 @@ def parse_object_name(algorithm: str, shard: str, name: str) -> tuple[ObjectKey,
         return None
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True, order=True, kw_only=True)
 class PycKey:
     """What may share one pyc inode: the same source object (its generation fixes the
-    mtime a timestamp pyc records), interpreter magic, flags, cache tag and optimisation
-    level, and the pyc's own owner, group and permission bits."""
+    mtime a timestamp pyc records), interpreter build, magic, flags, cache tag and
+    optimisation level, and the pyc's own owner, group and permission bits."""
 
     source: ObjectKey
     source_generation: int
     suffix: str  # cache tag and optimisation level: "cpython-311" or "cpython-311.opt-1"
     magic: bytes
     flags: int
+    build: str  # dedupe.interpreter.Build.ident of the venv's interpreter
     uid: int
     gid: int
     mode: int
@@ -77,7 +80,7 @@ class PycKey:
         name = (
             f"{hexdigest[2:]}.{src.uid}.{src.gid}.{src.mode:o}.{self.source_generation}."
             f"{self.suffix.replace('.', '+')}.{self.magic.hex()}.{self.flags}."
-            f"{self.uid}.{self.gid}.{self.mode:o}.{generation}"
+            f"{self.build}.{self.uid}.{self.gid}.{self.mode:o}.{generation}"
         )
         return os.path.join("pyc", src.algorithm, hexdigest[:2], name)
 
@@ -85,22 +88,25 @@ class PycKey:
 def parse_pyc_name(algorithm: str, shard: str, name: str) -> tuple[PycKey, int] | None:
     """Inverse of PycKey.relpath; None for anything that is not a pyc object name."""
     parts = name.split(".")
-    if len(parts) != 12:
+    if len(parts) != 13:
         return None
     source = parse_object_name(algorithm, shard, ".".join(parts[:5]))
     if source is None:
         return None
-    suffix, magic, flags, uid, gid, mode, generation = parts[5:]
+    suffix, magic, flags, build, uid, gid, mode, generation = parts[5:]
+    if not _BUILD.fullmatch(build):
+        return None
     try:
         key = PycKey(
-            source[0],
-            source[1],
-            suffix.replace("+", "."),
-            bytes.fromhex(magic),
-            int(flags),
-            int(uid),
-            int(gid),
-            int(mode, 8),
+            source=source[0],
+            source_generation=source[1],
+            suffix=suffix.replace("+", "."),
+            magic=bytes.fromhex(magic),
+            flags=int(flags),
+            build=build,
+            uid=int(uid),
+            gid=int(gid),
+            mode=int(mode, 8),
         )
         return key, int(generation)
     except ValueError:
