@@ -36,6 +36,8 @@ LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 # gathers them.
 INNER_LAYERS = {
     "link": [{"steps", "objects"}, {"unlinker"}, {"swap"}, {"copies"}, {"hardlinks"}],
+    # The planner: its model of the store, the pyc decisions on it, the source decisions.
+    "plan": [{"model"}, {"pycs"}, {"planner"}],
 }
 
 

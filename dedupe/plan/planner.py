@@ -1,0 +1,106 @@
+"""Deciding, for each worthwhile candidate, whether to adopt it as an object, link it
+to one, or refuse, after its bytes are proven."""
+
+from __future__ import annotations
+
+import os
+
+from ..decisions import Adopt, AlreadyShared, Decision, Link, Refused, SourceObject, Unique
+from ..hashing import FileChanged
+from ..inventory import Candidate
+from ..reasons import Reason
+from ..store import ObjectKey
+from ..tree import At, FolderSwapped
+from .model import StoreObject
+from .pycs import PycPlanner
+
+
+class Planner(PycPlanner):
+    def decide(self, candidate: Candidate, ckey: bytes) -> Decision:
+        if not self._census.worth(ckey):
+            return Unique()
+        st = candidate.st
+        store = self._stores[st.st_dev]
+        obj = self._object(store, candidate.key)
+        if obj is not None and obj.ino == st.st_ino:
+            return AlreadyShared(candidate.path)
+        if obj is not None and obj.damaged:
+            return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED)
+        refused = self._prove(candidate.at, candidate.key, st)
+        if refused is not None:
+            return refused
+        if obj is not None and not (obj.proven and self._unchanged(obj)):
+            obj.damaged = self._check_object(obj, candidate.key, st)
+            obj.proven = True
+            if obj.damaged:
+                return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
+        differ = self._xattrs_differ(candidate.at, obj)
+        if differ is not None:
+            return differ
+        if obj is None or obj.nlink >= self._max_links(store):
+            generation = 0 if obj is None else obj.generation + 1
+            new = StoreObject(
+                generation,
+                store.object_path(candidate.key, generation),
+                st.st_ino,
+                self._adopted(st),
+                proven=True,
+                mtime_ns=st.st_mtime_ns,
+                xattrs=self._facts.xattrs(candidate.at),
+            )
+            self._objects[st.st_dev, candidate.key] = new
+            self._by_path[new.path] = new
+            self._note_folders(store, new.path)
+            return Adopt(candidate.at, st, new.path)
+        if candidate.pycs and not self._writable(candidate.pycs[0].at):
+            # Linking changes the source's mtime; pycs we may not replace would go stale
+            # and be recompiled on every import.
+            return Refused(candidate.path, Reason.PYCACHE_READ_ONLY)
+        self._gains_name(obj, st.st_dev)
+        return Link(candidate.at, st, obj.path, obj.ino, self._last_name(st))
+
+    def undo(self, decision: Decision, candidate: Candidate) -> None:
+        """The executor could not carry the decision out: forget what it assumed."""
+        key = (candidate.st.st_dev, candidate.key)
+        st = decision.st if isinstance(decision, (Adopt, Link)) else candidate.st
+        if isinstance(decision, Adopt):
+            obj = self._objects.pop(key, None)  # the next use reloads what the store has
+            if obj is not None:
+                self._by_path.pop(obj.path, None)
+            ident = (st.st_dev, st.st_ino)
+            if ident in self._remaining_links:
+                self._remaining_links[ident] -= 1  # the store's name it did not get
+        elif isinstance(decision, Link):
+            obj = self._objects.get(key)
+            if obj is not None:
+                obj.nlink -= 1
+                if (st.st_dev, obj.ino) in self._remaining_links:
+                    self._remaining_links[st.st_dev, obj.ino] -= 1
+            if st.st_nlink > 1:
+                ident = (st.st_dev, st.st_ino)
+                self._remaining_links[ident] = self._remaining_links.get(ident, 0) + 1
+
+    def _prove(self, at: At, key: ObjectKey, st: os.stat_result) -> Refused | None:
+        path = at.path
+        try:
+            digest = self._facts.digest(at, key.algorithm, expected=st, hoped=key.digest)
+        except (FileChanged, FolderSwapped):
+            return Refused(path, Reason.CHANGED_DURING_SCAN)
+        except OSError as exc:
+            return Refused(path, Reason.UNREADABLE, f"cannot read: {exc.strerror or exc}")
+        if digest != key.digest:
+            return Refused(path, Reason.CHANGED_SINCE_INSTALL)
+        return None
+
+    def source_object(self, candidate: Candidate) -> SourceObject | None:
+        """After an Adopt or Link of candidate: the object its name now points at."""
+        obj = self._objects.get((candidate.st.st_dev, candidate.key))
+        if obj is None:
+            return None
+        return SourceObject(candidate.key, obj.generation, obj.mtime_ns, candidate.st.st_size)
+
+    def object_full(self, candidate: Candidate) -> None:
+        """The object hit EMLINK although the planner expected room: start a new one next."""
+        obj = self._objects.get((candidate.st.st_dev, candidate.key))
+        if obj is not None:
+            obj.nlink = 1 << 62
