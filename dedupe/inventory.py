@@ -300,7 +300,8 @@ def inventory(
     seen: set[str] = set()
     try:
         for site_packages in venv.site_packages:
-            base = os.path.relpath(site_packages, venv.root)
+            # '' for a --target folder: its RECORD paths are relative to the tree's root.
+            base = "" if site_packages == venv.root else os.path.relpath(site_packages, venv.root)
             yield from _site_packages(venv, walk, base, seen, store_inodes, store_device, share)
         for at in walk.leftovers:
             yield Leftover(at)
@@ -321,7 +322,7 @@ def _site_packages(
     # pip lists every .pyc it compiled: a third of all RECORD lines, each of which
     # _classify drops as bytecode unless its path is unusual or lies in a folder of
     # per-install files.
-    in_base = [*base.split(os.sep), "m.pyc"]
+    in_base = [*base.split(os.sep), "m.pyc"] if base else ["m.pyc"]
     plain_bytecode_skips = string_reason(in_base, None, False) == Reason.BYTECODE
     listing = tree.folder(base)
     if isinstance(listing, str):
@@ -329,7 +330,7 @@ def _site_packages(
     for dist_info in sorted(n for n, (_, k) in listing.items() if k == "d"):
         if not dist_info.endswith(".dist-info"):
             continue
-        rel = f"{base}/{dist_info}"
+        rel = f"{base}/{dist_info}" if base else dist_info
         text = yield from _record(tree, rel)
         if text is None:
             continue
@@ -386,7 +387,7 @@ def _classify(
     if entry.path.startswith(".") or "/." in entry.path or "//" in entry.path:
         rel = os.path.normpath(os.path.join(base, entry.path))  # '..', '.', '//' inside
     else:
-        rel = f"{base}/{entry.path}"  # what normpath would give, without its cost
+        rel = f"{base}/{entry.path}" if base else entry.path  # normpath's, without its cost
     path = f"{venv.root}/{rel}"
     if rel == ".." or rel.startswith("../") or rel == ".":
         return Skipped(path, Reason.OUTSIDE_VENV)

@@ -112,6 +112,19 @@ def pip_install(venv: Venv, wheelhouse: Path, *args: str) -> str:
     )
 
 
+def pip_install_tree(wheelhouse: Path, option: str, folder: Path, *requirements: str) -> Path:
+    """``pip install --target DIR`` or ``--prefix DIR`` (option) from the wheelhouse, run by
+    this interpreter: a package tree that is no venv. Returns its site-packages folder."""
+    _run(
+        [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheelhouse),
+         "--no-cache-dir", "-q", option, str(folder), *requirements],
+        env=PIP_ENV,
+    )  # fmt: skip
+    if option == "--target":
+        return folder
+    return folder / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
 def create_venv(path: Path, wheelhouse: Path, *requirements: str) -> Venv:
     """``python -m venv --without-pip`` then ``pip --python`` install from the wheelhouse.
 

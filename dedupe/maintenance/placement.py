@@ -7,7 +7,7 @@ import stat
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ..discovery import Venv, default_roots, find_venvs
+from ..discovery import Kind, Venv, default_roots, find_venvs
 from ..errors import StoreError
 from ..problems import Problem, VenvSkip
 from ..store import ObjectKey, PycKey, Store, default_store_path, open_store, user_store_path
@@ -99,6 +99,7 @@ def place_roots(roots: Sequence[str | os.PathLike[str]], store: str | None) -> P
     discovery = find_venvs(root_list)
     placement = place(discovery.venvs, store, root_list)
     placement.skipped[:0] = [VenvSkip(p, r) for p, r in discovery.skipped]
+    placement.notes += [f"no venv or package tree found under {r}" for r in discovery.empty_roots]
     if not placement.stores and not discovery.venvs and store is None:
         path = user_store_path()
         user = open_store(path, create=False)
@@ -181,6 +182,8 @@ def shared_files(
             except OSError as exc:
                 problems.append(Problem(tree.path(rel), f"cannot list: {exc.strerror or exc}"))
                 continue
+            if rel and venv.kind is not Kind.VENV and any(e.name == "pyvenv.cfg" for e in entries):
+                continue  # a venv inside a package tree (~/.local/share/virtualenvs): its own
             prefix = f"{rel}/" if rel else ""
             subfolders = []
             for entry in entries:
