@@ -109,6 +109,7 @@ def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
         "format": MEMO_FORMAT,
         "version": __version__,
         "root": venv.root,
+        "kind": venv.kind.value,
         "device": venv.device,
         "site_packages": list(venv.site_packages),
         "share_pyc": share_pyc,

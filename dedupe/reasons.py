@@ -67,7 +67,7 @@ _LABELS = {
     Reason.NO_HASH: "no hash in RECORD",
     Reason.WEAK_HASH: "weak hash algorithm in RECORD",
     Reason.UNKNOWN_HASH: "unknown hash algorithm in RECORD",
-    Reason.OUTSIDE_VENV: "RECORD path outside the venv",
+    Reason.OUTSIDE_VENV: "RECORD path outside the venv (or package tree)",
     Reason.DUPLICATE_ENTRY: "listed twice in RECORDs",
     Reason.MALFORMED_RECORD: "malformed RECORD lines",
     Reason.MISSING_RECORD: "distributions without RECORD",
@@ -91,8 +91,8 @@ _LABELS = {
     Reason.PYC_UNREADABLE: "not readable",
     Reason.PYC_CHANGED: "changed during the scan",
     Reason.PYC_LINK_FAILED: "could not be linked",
-    Reason.PYC_BUILD_UNKNOWN: "the venv's interpreter build cannot be told (pycs of "
-    "different patch releases must not share)",
+    Reason.PYC_BUILD_UNKNOWN: "the interpreter build cannot be told (a package tree has "
+    "none of its own): pycs of different patch releases must not share",
     Reason.PYC_OTHER_INTERPRETER: "written for another interpreter than the venv's",
 }
 

@@ -488,13 +488,14 @@ class CliRun:
         return f"exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
-def run_cli(*args: str, timeout: float = 120) -> CliRun:
-    """``python -m dedupe ARGS`` in a subprocess, with the repo importable.
+def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> CliRun:
+    """``python -m dedupe ARGS`` in a subprocess, with the repo importable (and env's
+    variables set).
 
     A timeout turns a hang (a FIFO opened for reading, a lock waited on forever) into a
     failure instead of a stuck suite.
     """
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     completed = subprocess.run(
         [sys.executable, "-m", "dedupe", *args],

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections import Counter
 from typing import Any
 
+from ..discovery import Kind
 from ..reasons import Reason
 from ..scan import ScanResult
 from ..text import display, human_size, shortened
@@ -29,10 +31,22 @@ def to_json(result: ScanResult) -> str:
 
 
 def render_problems(result: ScanResult) -> str:
+    """Errors, warnings, skipped venvs, and roots that held nothing to scan."""
     lines = [f"error: {display(p.path)}: {p.error}" for p in result.errors]
     lines += [f"warning: {display(p.path)}: {p.error}" for p in result.warnings]
     lines += [f"skipped venv: {display(v.path)}: {v.reason}" for v in result.skipped_venvs]
+    lines += [f"note: {display(note)}" for note in result.notes]
     return "\n".join(lines)
+
+
+def _found(r: ScanResult) -> str:
+    """How many venvs, and package trees of each kind, the scan found."""
+    kinds = Counter(v.kind for v in r.venvs)
+    venvs = kinds.pop(Kind.VENV.value, 0)
+    if not kinds:
+        return f"{venvs} venv(s)"
+    trees = ", ".join(f"{n} {Kind(kind).label}" for kind, n in sorted(kinds.items()))
+    return f"{venvs} venv(s) and {sum(kinds.values())} package tree(s) ({trees})"
 
 
 def render_text(result: ScanResult) -> str:
@@ -40,7 +54,7 @@ def render_text(result: ScanResult) -> str:
     would = "would be " if r.dry_run else ""
     out = []
     title = "venv-dedupe scan (dry run: nothing was changed)" if r.dry_run else "venv-dedupe scan"
-    out.append(f"{title}: {len(r.venvs)} venv(s) under {', '.join(map(display, r.roots))}")
+    out.append(f"{title}: {_found(r)} under {', '.join(map(display, r.roots))}")
     if r.venvs_unchanged:
         out.append(
             f"{r.venvs_unchanged} of them unchanged since the last scan (folders and RECORDs "
@@ -63,12 +77,14 @@ def _venv_table(r: ScanResult) -> list[str]:
         return []
     folder, names = shortened([v.path for v in r.venvs])
     width = max(4, *map(len, names))
+    # The kind of each tree, in a last column, once there is any other than a venv.
+    kinds = any(v.kind != Kind.VENV.value for v in r.venvs)
     out = [""]
     if folder:
         out.append(f"venvs in {folder}{os.sep}:")
     out.append(
         f"  {'venv':<{width}}  {'files':>7}  {'stored':>7}  {'linked':>7}  {'no gain':>7}  "
-        f"{'shared':>7}  {'reclaimed':>10}  {'of it pycs':>10}"
+        f"{'shared':>7}  {'reclaimed':>10}  {'of it pycs':>10}" + ("  kind" if kinds else "")
     )
     for v, name in zip(r.venvs, names, strict=True):
         out.append(
@@ -76,6 +92,7 @@ def _venv_table(r: ScanResult) -> list[str]:
             f"{v.files_linked - v.files_linked_without_gain:>7,}  "
             f"{v.files_linked_without_gain:>7,}  {v.files_already_shared:>7,}  "
             f"{human_size(v.bytes_reclaimed):>10}  {human_size(v.pyc.bytes_reclaimed):>10}"
+            + (f"  {v.kind}" if kinds else "")
         )
     out += [
         "  stored: the copy became the store's object; linked: replaced by a link, its copy",

@@ -93,7 +93,8 @@ def scan(
             run.remove_store_leftovers()
             run.examine()
             run.share()
-            return run.result(root_list, skipped_venvs)
+            empty = tuple(f"no venv or package tree found under {r}" for r in discovery.empty_roots)
+            return run.result(root_list, skipped_venvs, empty)
         finally:
             run.close()
     finally:

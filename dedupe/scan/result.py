@@ -34,6 +34,8 @@ class PycReport:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VenvReport:
     path: str
+    kind: str  # what the tree is: venv, target, prefix or user-site (dedupe.discovery.Kind)
+    python: str | None  # the minor version its files were installed for ("3.11"), if known
     unchanged: bool  # as the last run left it: pass 1 took it from its memo
     files_scanned: int
     files_eligible: int
@@ -88,3 +90,4 @@ class ScanResult:
     skipped: dict[str, int]
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
+    notes: tuple[str, ...] = ()  # roots under which no venv or package tree was found

@@ -213,7 +213,9 @@ class ScanRun:
         left = {ident: n for ident, n in names.items() if n > 0}
         return find_names(left, cache_folders() if left else [])
 
-    def result(self, roots: list[str], skipped_venvs: list[VenvSkip]) -> ScanResult:
+    def result(
+        self, roots: list[str], skipped_venvs: list[VenvSkip], notes: tuple[str, ...] = ()
+    ) -> ScanResult:
         """What the run did, with the stores' figures (still open: locked in a real run)."""
         for tally in self.tallies:
             tally.settle()
@@ -230,7 +232,7 @@ class ScanRun:
         return ScanResult(
             dry_run=self.options.dry_run,
             roots=tuple(roots),
-            venvs=tuple(t.report() for t in tallies),
+            venvs=tuple(t.report(v) for t, v in zip(tallies, self.venvs, strict=True)),
             venvs_unchanged=sum(t.unchanged for t in tallies),
             skipped_venvs=tuple(skipped_venvs),
             stores=self.stores.reports(linked=not self.options.dry_run and bool(self.linked_in)),
@@ -251,4 +253,5 @@ class ScanRun:
             skipped=dict(sorted(skipped.items())),
             errors=tuple(self.errors),
             warnings=tuple(self.warnings),
+            notes=notes,
         )

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..census import Census, census_prefix
+from ..discovery import Venv
 from ..memo import Memo
 from ..reasons import Reason
 from .result import Progress, PycReport, VenvReport
@@ -89,9 +90,11 @@ class Tally:
     def pyc_report(self) -> PycReport:
         return pyc_report(self.pyc, self.pyc_skipped, self.pyc_private)
 
-    def report(self) -> VenvReport:
+    def report(self, venv: Venv) -> VenvReport:
         return VenvReport(
             path=self.path,
+            kind=venv.kind.value,
+            python=None if venv.version is None else ".".join(map(str, venv.version)),
             unchanged=self.unchanged,
             files_scanned=self.scanned,
             files_eligible=self.eligible,
