@@ -171,8 +171,10 @@ def _venv_at(path: str, skipped: list[tuple[str, str]], builds: Builds) -> Venv 
         skipped.append((path, "no site-packages folder found"))
         return None
     st = os.lstat(path)
-    build = builds.of(path, python_version(config, site_packages))
-    return Venv(path, st.st_dev, site_packages, st.st_ino, build)
+    version = python_version(config, site_packages)
+    return Venv(
+        path, st.st_dev, site_packages, st.st_ino, builds.of(path, version), Kind.VENV, version
+    )
 
 
 _LIB_DIRS = frozenset({"lib", "lib64", "Lib"})  # where a prefix keeps its site-packages

@@ -72,7 +72,7 @@ def test_each_kind_of_tree_is_found_with_its_root_and_site_packages(trees: Trees
 
 def test_the_version_comes_from_the_path_or_is_unknown(trees: Trees) -> None:
     found = {Path(v.root).name: v for v in find_venvs([trees.root]).venvs}
-    assert found["pfx"].version == VERSION
+    assert found["pfx"].version == found["a"].version == VERSION
     # py3-none-any wheels in a folder whose path names no version: nothing to tell by.
     assert found["pool"].version is None
 
@@ -125,14 +125,10 @@ def test_a_root_that_is_a_prefix_site_packages_is_the_prefix_tree(trees: Trees) 
     assert (tree.root, tree.kind) == (str(trees.prefix), Kind.PREFIX)
 
 
-def test_a_target_folder_inside_a_venv_is_not_found_apart(
-    tmp_path: Path, wheelhouse: Path
-) -> None:
+def test_a_target_folder_inside_a_venv_is_not_found_apart(tmp_path: Path, wheelhouse: Path) -> None:
     venv = create_venv(tmp_path / "v", wheelhouse)
     pip_install_tree(wheelhouse, "--target", venv.path / "vendor", "alpha==1.0")
-    assert [(v.root, v.kind) for v in find_venvs([tmp_path]).venvs] == [
-        (str(venv.path), Kind.VENV)
-    ]
+    assert [(v.root, v.kind) for v in find_venvs([tmp_path]).venvs] == [(str(venv.path), Kind.VENV)]
 
 
 def test_the_user_site_is_a_default_root_and_a_user_site_tree(trees: Trees, home: Path) -> None:
