@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,8 +27,9 @@ MAX_RECORD_BYTES = 64 << 20
 
 
 # Files each install writes for itself: sharing them saves nothing or breaks the venv.
+# REFER_TO: pdm's note of the cache folder an install.cache venv's files link into.
 _DIST_INFO_PRIVATE = frozenset(
-    {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "RECORD.jws", "RECORD.p7s"}
+    {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "RECORD.jws", "RECORD.p7s", "REFER_TO"}
 )
 _SCRIPT_DIRS = frozenset({"bin", "Scripts"})
 
@@ -83,6 +85,15 @@ class Skipped:
     path: str
     reason: Reason
     pycs: tuple[Pyc, ...] = ()  # a skipped source's pycs stay as they are
+    # A symlink that RECORD gives no digest for: how pdm's install.cache installs files.
+    cache_link: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something about the venv the report says once, that is no problem (a warning)."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +111,7 @@ class Leftover:
     at: At
 
 
-Item = Candidate | Shared | Skipped | BadInput | Leftover
+Item = Candidate | Shared | Skipped | BadInput | Leftover | Notice
 
 
 def string_reason(parts: list[str], entry_hash_alg: str | None, strong: bool) -> Reason | None:
@@ -163,6 +174,7 @@ class _Tree:
         self._folders: dict[str, _Listing | str] = {}
         self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
         self.leftovers: list[At] = []
+        self.cache_links: Counter[str] = Counter()  # by the INSTALLER of their dist-info
 
     def _list(self, rel: str) -> _Listing | str:
         """The listing, or 'l' for a folder swapped for a symlink (or another folder)
@@ -305,6 +317,7 @@ def inventory(
             yield from _site_packages(venv, walk, base, seen, store_inodes, store_device, share)
         for at in walk.leftovers:
             yield Leftover(at)
+        yield from _cache_link_notices(walk.cache_links)
     finally:
         if own is not None:
             own.close()
@@ -343,12 +356,35 @@ def _site_packages(
                 yield Skipped(record_path, Reason.MALFORMED_RECORD)
                 yield BadInput(record_path, problem)
         dist = dist_info[: -len(".dist-info")]
+        cache_links = 0
         for entry in entries:
             if plain_bytecode_skips and _plain_bytecode(entry.path):
                 continue  # what _classify would decide, without resolving the path
             item = _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device, share)
             if item is not None:
+                cache_links += isinstance(item, Skipped) and item.cache_link
                 yield item
+        if cache_links:
+            tree.cache_links[_installer(tree, rel)] += cache_links
+
+
+def _installer(tree: _Tree, rel: str) -> str:
+    """The INSTALLER of the dist-info folder rel ('' when it has none)."""
+    try:
+        return read_text("INSTALLER", 1024, dir_fd=tree.tree.fd(rel)).strip()
+    except (OSError, UnicodeError):
+        return ""
+
+
+def _cache_link_notices(counts: Counter[str]) -> Iterator[Notice]:
+    """One notice per installer of the symlinks that RECORD gives no digest for: pdm's
+    install.cache links its cache's files into the venv, a normal install, not bad input."""
+    for installer, count in sorted(counts.items()):
+        if installer == "pdm":
+            yield Notice(f"{count} symlinked files, installed by pdm's cache: not shared")
+        else:
+            by = f"installed by {installer!r}" if installer else "with no INSTALLER"
+            yield Notice(f"{count} symlinked files with no digest in RECORD, {by}: not shared")
 
 
 def _record(tree: _Tree, rel: str) -> Generator[Item, None, str | None]:
@@ -401,10 +437,12 @@ def _classify(
         None if file_hash is None else file_hash.algorithm,
         file_hash is not None and file_hash.is_strong,
     )
+    folder, _, name = rel.rpartition(os.sep)
     if reason is not None:
+        if reason == Reason.NO_HASH and tree.lookup(folder, name)[0] == "l":
+            return Skipped(path, Reason.SYMLINK, cache_link=True)
         return None if reason == Reason.BYTECODE else Skipped(path, reason)
     assert file_hash is not None
-    folder, _, name = rel.rpartition(os.sep)
     kind, ino = tree.lookup(folder, name)
     if kind != "f":
         return Skipped(path, _KIND_REASON.get(kind, Reason.NOT_REGULAR))

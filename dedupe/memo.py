@@ -89,6 +89,7 @@ class Memo:
     skipped: dict[str, int]
     warnings: tuple[tuple[str, str], ...]  # (path, message)
     candidates: bytes  # CANDIDATE records
+    notes: tuple[str, ...] = ()  # what the report says of the venv that is no problem
 
     def iter_candidates(self) -> Iterator[tuple[bytes, int, bool]]:
         """(census key, inode number, had other links) of each candidate."""
@@ -167,6 +168,7 @@ class Memos:
                 memo["skipped"],
                 tuple((path, message) for path, message in memo["warnings"]),
                 candidates,
+                tuple(str(note) for note in memo["notes"]),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -68,11 +68,15 @@ class RecordError(DedupeError):
         super().__init__(f"{len(problems)} malformed RECORD line(s): " + "; ".join(problems))
 
 
-def _parse_hash(text: str) -> RecordHash:
+def _parse_hash(text: str) -> RecordHash | None:
     algorithm, sep, encoded = text.partition("=")
     if not sep or not algorithm:
         raise ValueError(f"hash {text!r} is not of the form algorithm=digest")
-    if not encoded or not _B64_URLSAFE.fullmatch(encoded) or len(encoded) % 4 == 1:
+    if not encoded:
+        # 'sha256=' with no digest: how pdm records the files it links from its cache
+        # (install.cache). Nothing to prove them by, as with an empty field.
+        return None
+    if not _B64_URLSAFE.fullmatch(encoded) or len(encoded) % 4 == 1:
         raise ValueError(f"digest {encoded!r} is not urlsafe base64")
     algorithm = algorithm.lower()
     # n bytes are ceil(4n/3) unpadded base64 characters, and every such string of

@@ -106,6 +106,8 @@ def only_entry(lines: list[str]) -> RecordEntry:
             0,
             id="zero-size",
         ),
+        # pdm's install.cache records a file it links from its cache with no digest.
+        pytest.param("pkg/mod.py,sha256=,15", "pkg/mod.py", None, None, 15, id="empty-digest"),
         # Weak and unknown algorithms parse: the scan skips them with their own reasons.
         pytest.param(
             f"pkg/mod.py,md5={b64(hashlib.md5(CONTENT).digest())},15",

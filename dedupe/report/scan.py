@@ -61,6 +61,9 @@ def render_text(result: ScanResult) -> str:
             "as it left them): counted from its memos, not walked to be examined"
         )
     out += _venv_table(r)
+    notes = [f"note: {display(v.path)}: {note}" for v in r.venvs for note in v.notes]
+    if notes:
+        out += ["", *notes]
     out += _file_counts(r, would)
     out += _reclaimed(r, would)
     problems = render_problems(r)

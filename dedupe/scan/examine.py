@@ -7,7 +7,7 @@ from collections.abc import Callable
 from ..census import census_key
 from ..discovery import Venv
 from ..errors import StoreError
-from ..inventory import BadInput, Candidate, Leftover, Shared, Skipped, inventory
+from ..inventory import BadInput, Candidate, Leftover, Notice, Shared, Skipped, inventory
 from ..memo import CANDIDATE, Memo, Memos, Trace
 from ..problems import Problem
 from ..tree import At, venv_tree
@@ -65,6 +65,7 @@ class Walk:
             except OSError:
                 pass  # no memo: the next run walks this venv again
         warnings: list[tuple[str, str]] = []
+        notes: list[str] = []
         candidates = bytearray()
         pycs = pycs_shared = 0
         for item in inventory(venv, inodes, venv.device, trace, tree=self.tree):
@@ -91,6 +92,9 @@ class Walk:
                 case Leftover(at=at):
                     self.leftovers.append(at)
                     continue
+                case Notice(message=message):
+                    notes.append(message)
+                    continue
             # A source file: one of Candidate, Shared, Skipped.
             tally.scanned += 1
             if item.pycs:
@@ -98,7 +102,7 @@ class Walk:
                 pycs_shared += sum(1 for p in item.pycs if p.ino in inodes)
         tally.pyc["scanned"] += pycs
         tally.pyc["shared"] += pycs_shared
-        memo = tally.memo(tuple(warnings), bytes(candidates))
+        memo = tally.memo(tuple(warnings), bytes(candidates), tuple(notes))
         if self.memos is not None and trace is not None and clock is not None:
             if self.leftovers:
                 self.memos.forget(venv)  # removing them changes the venv: walk it next time

@@ -47,6 +47,7 @@ class VenvReport:
     apparent_bytes_reclaimed: int
     skipped: dict[str, int]
     pyc: PycReport
+    notes: tuple[str, ...]  # what is worth saying of it that is no problem
 
 
 @dataclass(frozen=True, slots=True)

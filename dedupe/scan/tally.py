@@ -38,8 +38,11 @@ class Tally:
     pyc_skipped: Counter[str] = field(default_factory=Counter)
     pyc_private: Counter[str] = field(default_factory=Counter)  # why not shared, by reason
     unchanged: bool = False  # pass 1 took it from the memo of an earlier run
+    notes: tuple[str, ...] = ()
 
-    def memo(self, warnings: tuple[tuple[str, str], ...], candidates: bytes) -> Memo:
+    def memo(
+        self, warnings: tuple[tuple[str, str], ...], candidates: bytes, notes: tuple[str, ...]
+    ) -> Memo:
         """Pass 1's result, as recall takes it back."""
         return Memo(
             self.scanned,
@@ -51,6 +54,7 @@ class Tally:
             dict(self.skipped),
             warnings,
             candidates,
+            notes,
         )
 
     def merge(self, part: Tally) -> None:
@@ -71,6 +75,7 @@ class Tally:
         self.pyc["scanned"] += memo.pyc_scanned
         self.pyc["shared"] += memo.pyc_shared
         self.pyc_work = memo.pyc_work
+        self.notes = memo.notes
         for ckey, ino, multi_link in memo.iter_candidates():
             census.add(ckey, device, ino, multi_link)
             self.candidate_keys.append(census_prefix(ckey))
@@ -95,6 +100,7 @@ class Tally:
             path=self.path,
             kind=venv.kind.value,
             python=None if venv.version is None else ".".join(map(str, venv.version)),
+            notes=self.notes,
             unchanged=self.unchanged,
             files_scanned=self.scanned,
             files_eligible=self.eligible,
