@@ -55,6 +55,7 @@ class Scanned:
     dry: dict[str, Any]
     real: dict[str, Any]
     text: CliRun  # the rerun, as text
+    status: dict[str, Any]  # venv-dedupe status over the same roots, after the scans
     after: dict[str, PathState]
     fresh_after: dict[str, bool]
 
@@ -94,6 +95,8 @@ def scanned(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Scann
     dry = _scan("--dry-run", "--json", "--store", str(store), *roots, home=home).json()
     real = _scan("--json", "--store", str(store), *roots, home=home).json()
     text = _scan("--store", str(store), *roots, home=home)
+    status = run_cli("status", "--json", "--store", str(store), *roots)
+    assert status.returncode == 0, status
     return Scanned(
         root=root,
         site=site,
@@ -104,6 +107,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Scann
         dry=dry,
         real=real,
         text=text,
+        status=status.json(),
         after=snapshot(base),
         fresh_after=pyc_freshness(base),
     )
@@ -217,3 +221,25 @@ def test_the_user_site_is_scanned_by_default(
     assert [(v["path"], v["kind"]) for v in data["venvs"]] == [
         (str(scanned.user_root.parents[2]), "user-site")
     ]
+
+
+def test_status_counts_the_files_each_tree_shares(scanned: Scanned) -> None:
+    shared = {Path(v["path"]).name: v["files_shared"] for v in scanned.status["venvs"]}
+    # The venv's 4 pycs are objects too (its build is known); the trees' are private.
+    assert shared == {"a": len(SHARED) + 4, "pool": 8, "pfx": 8, ".local": 8}
+    assert scanned.status["warnings"] == []
+
+
+def test_a_venv_inside_a_user_base_is_its_own_in_status(tmp_path: Path, wheelhouse: Path) -> None:
+    """~/.local holds the user site and pipenv's venvs: status counts the venv's shared
+    files for the venv alone, not for the user site's tree around it too."""
+    base = tmp_path / "home" / ".local"
+    pip_install_tree(wheelhouse, "--prefix", base, "alpha==1.0")
+    create_venv(base / "share" / "virtualenvs" / "s", wheelhouse, "alpha==1.0")
+    store = str(tmp_path / "store")
+    found = _scan("--json", "--store", store, str(base), home=tmp_path / "home").json()
+    assert [v["kind"] for v in found["venvs"]] == ["user-site", "venv"]
+    status = run_cli("status", "--json", "--store", store, str(base))
+    assert status.returncode == 0, status
+    shared = {Path(v["path"]).name: v["files_shared"] for v in status.json()["venvs"]}
+    assert shared == {".local": len(SHARED), "s": len(SHARED) + 4}  # and its pycs

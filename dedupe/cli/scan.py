@@ -15,10 +15,13 @@ def register(commands: Any) -> None:
     p = commands.add_parser(
         "scan",
         help="find venvs and link their duplicate files",
-        description="Find every venv under ROOTs (default: the well-known venv folders), "
-        "prove installed files against RECORD and replace duplicates by hardlinks.",
+        description="Find every venv and package tree (--target, --prefix, user site) under "
+        "ROOTs (default: the well-known venv folders and the user sites), prove installed "
+        "files against RECORD and replace duplicates by hardlinks.",
     )
-    p.add_argument("roots", nargs="*", metavar="ROOT", help="folders to search for venvs")
+    p.add_argument(
+        "roots", nargs="*", metavar="ROOT", help="folders to search for venvs and package trees"
+    )
     p.add_argument("--store", metavar="DIR", help="the store folder (on the venvs' filesystem)")
     p.add_argument(
         "-n", "--dry-run", action="store_true", help="report what would happen; change nothing"
