@@ -259,9 +259,15 @@ def _prefix_tree(path: str, users: str) -> Venv | None:
 
 
 def _tree_at(
-    path: str, children: list[str], skipped: list[tuple[str, str]], builds: Builds, users: str
+    path: str,
+    children: list[str],
+    skipped: list[tuple[str, str]],
+    builds: Builds,
+    users: str,
+    top: str,
 ) -> Venv | None:
-    """The package tree at path, a folder that is no venv, if there is one."""
+    """The package tree at path, a folder that is no venv, if there is one; top is the
+    root the walk began at."""
     if os.path.lexists(os.path.join(path, "pyvenv.cfg")):
         return None  # a venv that could not be used: skipped, with its reason
     if _LIB_DIRS.intersection(map(os.path.basename, children)):
@@ -274,7 +280,12 @@ def _tree_at(
     # it is part of: its RECORDs' ../../../bin paths stay inside the tree scanned.
     prefix = _PREFIX_SITE.fullmatch(path)
     if prefix is not None:
-        tree = _venv_at(prefix[1], skipped, builds) or _prefix_tree(prefix[1], users)
+        above = prefix[1]
+        if above == top or above.startswith(top.rstrip("/") + "/"):
+            return None  # walked already: a venv that could not be used, skipped there
+        if os.path.lexists(os.path.join(above, "pyvenv.cfg")):
+            return _venv_at(above, skipped, builds)  # None: skipped, with its reason
+        tree = _prefix_tree(above, users)
         if tree is not None:
             return tree
     return _tree(path, (path,), Kind.TARGET)
@@ -305,7 +316,7 @@ def _walk(root: str, skipped: list[tuple[str, str]], builds: Builds, users: str)
         except OSError as exc:
             skipped.append((path, f"cannot list: {exc.strerror}"))
             continue
-        tree = _tree_at(path, children, skipped, builds, users)
+        tree = _tree_at(path, children, skipped, builds, users, root)
         if tree is not None:
             yield tree
             if tree.root != path or tree.kind is Kind.TARGET:

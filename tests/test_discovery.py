@@ -156,3 +156,16 @@ def test_a_root_with_nothing_to_scan_is_named(tmp_path: Path, trees: Trees) -> N
     discovery = find_venvs([tmp_path / "empty", trees.root])
     assert discovery.empty_roots == (str(tmp_path / "empty"),)
     assert len(discovery.venvs) == 3
+
+
+def test_a_folder_with_a_pyvenv_cfg_without_home_is_no_tree(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Not a venv, skipped with its reason: nor is it a prefix tree, walked from above or
+    given by its site-packages."""
+    venv = create_venv(tmp_path / "v", wheelhouse, "alpha==1.0")
+    (venv.path / "pyvenv.cfg").write_text("include-system-site-packages = false\n")
+    for root in (tmp_path, venv.site_packages):
+        discovery = find_venvs([root])
+        assert discovery.venvs == (), root
+        assert [path for path, _reason in discovery.skipped] == [str(venv.path)], root
