@@ -13,14 +13,13 @@ import stat
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
-from .bytecode import is_pyc_suffix
 from .discovery import Venv
 from .hashing import read_small
+from .listing import Listings, Pyc, Stamps
 from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, RecordHash, parse_record
-from .store import TMP_PREFIX, ObjectKey
+from .store import ObjectKey
 from .tree import At, FolderSwapped, Tree, venv_tree
 
 MAX_RECORD_BYTES = 64 << 20
@@ -32,24 +31,6 @@ _DIST_INFO_PRIVATE = frozenset(
     {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "RECORD.jws", "RECORD.p7s", "REFER_TO"}
 )
 _SCRIPT_DIRS = frozenset({"bin", "Scripts"})
-
-
-@dataclass(frozen=True, slots=True)
-class Pyc:
-    """A .pyc in the __pycache__ beside its source; nothing about it is read yet."""
-
-    at: At
-    ino: int  # d_ino from the listing
-    suffix: str  # cache tag and optimisation level, e.g. "cpython-311.opt-1"
-
-    @property
-    def path(self) -> str:
-        return self.at.path
-
-    @property
-    def cache_tag(self) -> str:
-        """The interpreter it was written for: 'cpython-311' of 'cpython-311.opt-1'."""
-        return self.suffix.partition(".")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,121 +130,6 @@ def _plain_bytecode(path: str) -> bool:
     )
 
 
-class Stamps(Protocol):
-    """Told of every folder and RECORD before it is looked at (dedupe.memo.Trace)."""
-
-    def stamp(self, rel: str, may_be_absent: bool = False) -> None: ...
-
-
-_NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: else 'missing'
-
-_Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
-
-
-class _Tree:
-    """Directory listings of one venv, made on demand, and each folder resolved once.
-
-    A folder is usable when every component from the venv root down is a real folder
-    (not a symlink) that could be listed; files are then looked up in its listing.
-    """
-
-    def __init__(self, tree: Tree, trace: Stamps | None = None) -> None:
-        self.tree = tree
-        self.trace = trace
-        # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
-        self._folders: dict[str, _Listing | str] = {}
-        self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
-        self.leftovers: list[At] = []
-        self.cache_links: Counter[str] = Counter()  # by the INSTALLER of their dist-info
-
-    def _list(self, rel: str) -> _Listing | str:
-        """The listing, or 'l' for a folder swapped for a symlink (or another folder)
-        since its parent was listed, or 'unreadable'."""
-        if self.trace is not None:
-            self.trace.stamp(rel)  # before the listing: a change after it moves the stamp
-        listing: _Listing = {}
-        prefix = f"{rel}/" if rel else ""
-        try:
-            for e in self.tree.scandir(rel):  # regular files first: most entries are
-                if e.is_file(follow_symlinks=False):
-                    kind = "f"
-                    if e.name.startswith(TMP_PREFIX):
-                        self.leftovers.append(At(self.tree, prefix + e.name))
-                elif e.is_dir(follow_symlinks=False):
-                    kind = "d"
-                elif e.is_symlink():
-                    kind = "l"
-                else:
-                    kind = "o"
-                listing[e.name] = (e.inode(), kind)
-        except FolderSwapped:
-            return "l"
-        except OSError:
-            return "unreadable"
-        return listing
-
-    def folder(self, rel: str) -> _Listing | str:
-        """The listing of a venv-relative folder ('' is the root), or 'l', 'missing' or
-        'unreadable' when it, or a folder on the way, is a symlink, absent or unlistable."""
-        found = self._folders.get(rel)
-        if found is not None:
-            return found
-        if rel:
-            parent_rel, _, name = rel.rpartition(os.sep)
-            parent = self.folder(parent_rel)
-            if isinstance(parent, str):
-                result: _Listing | str = parent
-            else:
-                kind = parent.get(name, (0, "missing"))[1]
-                result = self._list(rel) if kind == "d" else _NOT_FOLDER.get(kind, "missing")
-        else:
-            result = self._list("")
-        self._folders[rel] = result
-        return result
-
-    def lookup(self, folder: str, name: str) -> tuple[str, int]:
-        """(kind, d_ino) of a name in a venv-relative folder; kind 'f', 'l', 'd', 'o',
-        'missing' or 'unreadable'. A symlinked folder on the way makes the path 'l'."""
-        listing = self.folder(folder)
-        if isinstance(listing, str):
-            return listing, 0
-        ino, kind = listing.get(name, (0, "missing"))
-        return kind, ino
-
-    def pycs(self, folder: str, name: str) -> tuple[Pyc, ...] | None:
-        """The regular-file pycs of the source folder/name, from its __pycache__; None
-        when that __pycache__ cannot be listed (its pycs could go stale unseen)."""
-        if not name.endswith(".py"):
-            return ()
-        try:
-            by_stem = self._pycaches[folder]
-        except KeyError:
-            by_stem = self._pycaches[folder] = self._index_pycache(folder)
-        if by_stem is None:
-            return None
-        return by_stem.get(name[:-3], ())
-
-    def _index_pycache(self, folder: str) -> dict[str, tuple[Pyc, ...]] | None:
-        # Indexed once per folder by module stem: a package folder can hold hundreds of
-        # modules, each with several pycs.
-        pycache = os.path.join(folder, "__pycache__") if folder else "__pycache__"
-        parent = self.folder(folder)
-        if isinstance(parent, str) or parent.get("__pycache__", (0, ""))[1] != "d":
-            return {}
-        listing = self.folder(pycache)
-        if isinstance(listing, str):
-            return None
-        found: dict[str, list[Pyc]] = {}
-        for pyc_name, (ino, kind) in listing.items():
-            if kind == "f" and pyc_name.endswith(".pyc"):
-                stem, _, rest = pyc_name.partition(".")
-                suffix = rest[:-4]  # 'mod.cpython-311.opt-1.pyc' -> 'cpython-311.opt-1'
-                if is_pyc_suffix(suffix):
-                    pyc = Pyc(At(self.tree, f"{pycache}/{pyc_name}"), ino, suffix)
-                    found.setdefault(stem, []).append(pyc)
-        return {stem: tuple(sorted(pycs, key=lambda p: p.at.rel)) for stem, pycs in found.items()}
-
-
 def read_text(path: str, limit: int = MAX_RECORD_BYTES, dir_fd: int | None = None) -> str:
     """A RECORD (or INSTALLER) as text. surrogateescape keeps undecodable bytes, so a
     non-UTF-8 file name still maps back to the exact bytes on disk through os.fsencode."""
@@ -308,16 +174,19 @@ def inventory(
     own = None
     if tree is None:
         tree = own = venv_tree(venv)
-    walk = _Tree(tree, trace)
+    walk = Listings(tree, trace)
     seen: set[str] = set()
+    cache_links: Counter[str] = Counter()  # by the INSTALLER of their dist-info
     try:
         for site_packages in venv.site_packages:
             # '' for a --target folder: its RECORD paths are relative to the tree's root.
             base = "" if site_packages == venv.root else os.path.relpath(site_packages, venv.root)
-            yield from _site_packages(venv, walk, base, seen, store_inodes, store_device, share)
+            cache_links += yield from _site_packages(
+                venv, walk, base, seen, store_inodes, store_device, share
+            )
         for at in walk.leftovers:
             yield Leftover(at)
-        yield from _cache_link_notices(walk.cache_links)
+        yield from _cache_link_notices(cache_links)
     finally:
         if own is not None:
             own.close()
@@ -325,21 +194,24 @@ def inventory(
 
 def _site_packages(
     venv: Venv,
-    tree: _Tree,
+    tree: Listings,
     base: str,
     seen: set[str],
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None,
-) -> Iterator[Item]:
+) -> Generator[Item, None, Counter[str]]:
+    """The items of one site-packages folder; returns how many symlinks with no digest
+    (pdm's cache links) its distributions hold, by installer."""
     # pip lists every .pyc it compiled: a third of all RECORD lines, each of which
     # _classify drops as bytecode unless its path is unusual or lies in a folder of
     # per-install files.
     in_base = [*base.split(os.sep), "m.pyc"] if base else ["m.pyc"]
     plain_bytecode_skips = string_reason(in_base, None, False) == Reason.BYTECODE
+    cache_links: Counter[str] = Counter()
     listing = tree.folder(base)
     if isinstance(listing, str):
-        return
+        return cache_links
     for dist_info in sorted(n for n, (_, k) in listing.items() if k == "d"):
         if not dist_info.endswith(".dist-info"):
             continue
@@ -356,19 +228,20 @@ def _site_packages(
                 yield Skipped(record_path, Reason.MALFORMED_RECORD)
                 yield BadInput(record_path, problem)
         dist = dist_info[: -len(".dist-info")]
-        cache_links = 0
+        links = 0
         for entry in entries:
             if plain_bytecode_skips and _plain_bytecode(entry.path):
                 continue  # what _classify would decide, without resolving the path
             item = _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device, share)
             if item is not None:
-                cache_links += isinstance(item, Skipped) and item.cache_link
+                links += isinstance(item, Skipped) and item.cache_link
                 yield item
-        if cache_links:
-            tree.cache_links[_installer(tree, rel)] += cache_links
+        if links:
+            cache_links[_installer(tree, rel)] += links
+    return cache_links
 
 
-def _installer(tree: _Tree, rel: str) -> str:
+def _installer(tree: Listings, rel: str) -> str:
     """The INSTALLER of the dist-info folder rel ('' when it has none)."""
     try:
         return read_text("INSTALLER", 1024, dir_fd=tree.tree.fd(rel)).strip()
@@ -387,7 +260,7 @@ def _cache_link_notices(counts: Counter[str]) -> Iterator[Notice]:
             yield Notice(f"{count} symlinked files with no digest in RECORD, {by}: not shared")
 
 
-def _record(tree: _Tree, rel: str) -> Generator[Item, None, str | None]:
+def _record(tree: Listings, rel: str) -> Generator[Item, None, str | None]:
     """The text of the RECORD in the dist-info folder rel, read through its handle; None
     (and why, as items) when there is none to use."""
     record_path = tree.tree.path(f"{rel}/RECORD")
@@ -407,7 +280,7 @@ def _record(tree: _Tree, rel: str) -> Generator[Item, None, str | None]:
 
 def _classify(
     venv: Venv,
-    tree: _Tree,
+    tree: Listings,
     base: str,
     entry: RecordEntry,
     dist: str,

@@ -19,6 +19,7 @@ LAYERS = [
     {"_version", "errors", "reasons", "problems", "text", "lockfds", "interpreter"},
     {"records", "bytecode", "hashing", "discovery", "caches"},
     {"tree", "store"},
+    {"listing"},
     {"census", "memo", "inventory", "proof", "decisions"},
     {"plan", "execute", "workers"},
     {"link"},

@@ -19,7 +19,7 @@ from ..decisions import (
 )
 from ..hashing import FileChanged
 from ..interpreter import Build
-from ..inventory import Pyc
+from ..listing import Pyc
 from ..reasons import Reason
 from ..store import PycKey, Store
 from ..tree import FolderSwapped

@@ -19,7 +19,8 @@ from ..decisions import (
 )
 from ..execute import Executor, Failed, TooManyLinks
 from ..interpreter import Build
-from ..inventory import Candidate, Pyc, Shared
+from ..inventory import Candidate, Shared
+from ..listing import Pyc
 from ..plan import Planner
 from ..problems import Problem
 from ..reasons import Reason

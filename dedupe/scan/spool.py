@@ -24,7 +24,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ..inventory import Candidate, Pyc, Shared, share_of
+from ..inventory import Candidate, Shared, share_of
+from ..listing import Pyc
 from ..store import ObjectKey
 from ..tree import At, FolderSwapped, Tree
 

@@ -1,0 +1,151 @@
+"""Directory listings of a venv, read through its folder handles: each folder resolved
+once, component by component from the root, and the pycs beside each source.
+
+A folder is usable when every component from the venv root down is a real folder (not a
+symlink) that could be listed; files are then looked up in its listing, so a symlink
+anywhere on the way is seen and not followed, and a file's d_ino comes without a stat.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+from .bytecode import is_pyc_suffix
+from .store import TMP_PREFIX
+from .tree import At, FolderSwapped, Tree
+
+__all__ = ["Listing", "Listings", "Pyc", "Stamps"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pyc:
+    """A .pyc in the __pycache__ beside its source; nothing about it is read yet."""
+
+    at: At
+    ino: int  # d_ino from the listing
+    suffix: str  # cache tag and optimisation level, e.g. "cpython-311.opt-1"
+
+    @property
+    def path(self) -> str:
+        return self.at.path
+
+    @property
+    def cache_tag(self) -> str:
+        """The interpreter it was written for: 'cpython-311' of 'cpython-311.opt-1'."""
+        return self.suffix.partition(".")[0]
+
+
+class Stamps(Protocol):
+    """Told of every folder and RECORD before it is looked at (dedupe.memo.Trace)."""
+
+    def stamp(self, rel: str, may_be_absent: bool = False) -> None: ...
+
+
+_NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: else 'missing'
+
+Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
+
+
+class Listings:
+    """Directory listings of one venv, made on demand, and each folder resolved once.
+
+    A folder is usable when every component from the venv root down is a real folder
+    (not a symlink) that could be listed; files are then looked up in its listing.
+    """
+
+    def __init__(self, tree: Tree, trace: Stamps | None = None) -> None:
+        self.tree = tree
+        self.trace = trace
+        # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
+        self._folders: dict[str, Listing | str] = {}
+        self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
+        self.leftovers: list[At] = []
+
+    def _list(self, rel: str) -> Listing | str:
+        """The listing, or 'l' for a folder swapped for a symlink (or another folder)
+        since its parent was listed, or 'unreadable'."""
+        if self.trace is not None:
+            self.trace.stamp(rel)  # before the listing: a change after it moves the stamp
+        listing: Listing = {}
+        prefix = f"{rel}/" if rel else ""
+        try:
+            for e in self.tree.scandir(rel):  # regular files first: most entries are
+                if e.is_file(follow_symlinks=False):
+                    kind = "f"
+                    if e.name.startswith(TMP_PREFIX):
+                        self.leftovers.append(At(self.tree, prefix + e.name))
+                elif e.is_dir(follow_symlinks=False):
+                    kind = "d"
+                elif e.is_symlink():
+                    kind = "l"
+                else:
+                    kind = "o"
+                listing[e.name] = (e.inode(), kind)
+        except FolderSwapped:
+            return "l"
+        except OSError:
+            return "unreadable"
+        return listing
+
+    def folder(self, rel: str) -> Listing | str:
+        """The listing of a venv-relative folder ('' is the root), or 'l', 'missing' or
+        'unreadable' when it, or a folder on the way, is a symlink, absent or unlistable."""
+        found = self._folders.get(rel)
+        if found is not None:
+            return found
+        if rel:
+            parent_rel, _, name = rel.rpartition(os.sep)
+            parent = self.folder(parent_rel)
+            if isinstance(parent, str):
+                result: Listing | str = parent
+            else:
+                kind = parent.get(name, (0, "missing"))[1]
+                result = self._list(rel) if kind == "d" else _NOT_FOLDER.get(kind, "missing")
+        else:
+            result = self._list("")
+        self._folders[rel] = result
+        return result
+
+    def lookup(self, folder: str, name: str) -> tuple[str, int]:
+        """(kind, d_ino) of a name in a venv-relative folder; kind 'f', 'l', 'd', 'o',
+        'missing' or 'unreadable'. A symlinked folder on the way makes the path 'l'."""
+        listing = self.folder(folder)
+        if isinstance(listing, str):
+            return listing, 0
+        ino, kind = listing.get(name, (0, "missing"))
+        return kind, ino
+
+    def pycs(self, folder: str, name: str) -> tuple[Pyc, ...] | None:
+        """The regular-file pycs of the source folder/name, from its __pycache__; None
+        when that __pycache__ cannot be listed (its pycs could go stale unseen)."""
+        if not name.endswith(".py"):
+            return ()
+        try:
+            by_stem = self._pycaches[folder]
+        except KeyError:
+            by_stem = self._pycaches[folder] = self._index_pycache(folder)
+        if by_stem is None:
+            return None
+        return by_stem.get(name[:-3], ())
+
+    def _index_pycache(self, folder: str) -> dict[str, tuple[Pyc, ...]] | None:
+        # Indexed once per folder by module stem: a package folder can hold hundreds of
+        # modules, each with several pycs.
+        pycache = os.path.join(folder, "__pycache__") if folder else "__pycache__"
+        parent = self.folder(folder)
+        if isinstance(parent, str) or parent.get("__pycache__", (0, ""))[1] != "d":
+            return {}
+        listing = self.folder(pycache)
+        if isinstance(listing, str):
+            return None
+        found: dict[str, list[Pyc]] = {}
+        for pyc_name, (ino, kind) in listing.items():
+            if kind == "f" and pyc_name.endswith(".pyc"):
+                stem, _, rest = pyc_name.partition(".")
+                suffix = rest[:-4]  # 'mod.cpython-311.opt-1.pyc' -> 'cpython-311.opt-1'
+                if is_pyc_suffix(suffix):
+                    pyc = Pyc(At(self.tree, f"{pycache}/{pyc_name}"), ino, suffix)
+                    found.setdefault(stem, []).append(pyc)
+        return {stem: tuple(sorted(pycs, key=lambda p: p.at.rel)) for stem, pycs in found.items()}
