@@ -183,18 +183,16 @@ _PREFIX_SITE = re.compile(r"(.+)/lib(?:64)?/python\d+\.\d+[a-z]*/site-packages")
 _WHEEL_TAG = re.compile(r"cp(\d)(\d+)-cp\1\2[a-z]*-")  # cp311-cp311-linux_x86_64
 
 
-def _holds_records(folder: str) -> bool:
-    """Whether the folder holds a *.dist-info folder with a RECORD file in it."""
-    try:
-        with os.scandir(folder) as it:
-            infos = [
-                e.path
-                for e in it
-                if e.name.endswith(".dist-info") and e.is_dir(follow_symlinks=False)
-            ]
-    except OSError:
-        return False
-    for info in infos:
+def _holds_records(folder: str, subfolders: list[str] | None = None) -> bool:
+    """Whether the folder holds a *.dist-info folder with a RECORD file in it; subfolders:
+    the paths of its folders, when the caller listed it already."""
+    if subfolders is None:
+        try:
+            with os.scandir(folder) as it:
+                subfolders = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return False
+    for info in (path for path in subfolders if path.endswith(".dist-info")):
         try:
             if stat.S_ISREG(os.lstat(os.path.join(info, "RECORD")).st_mode):
                 return True
@@ -274,7 +272,7 @@ def _tree_at(
         tree = _prefix_tree(path, users)
         if tree is not None:
             return tree
-    if not _holds_records(path):
+    if not _holds_records(path, children):  # the walk's listing: no second one per folder
         return None
     # A prefix's site-packages (a root given inside one) is scanned as the venv or prefix
     # it is part of: its RECORDs' ../../../bin paths stay inside the tree scanned.
