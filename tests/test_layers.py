@@ -20,7 +20,7 @@ LAYERS = [
     {"records", "bytecode", "hashing", "discovery", "caches"},
     {"tree", "store"},
     {"listing"},
-    {"census", "memo", "inventory", "proof", "decisions"},
+    {"census", "memo", "journal", "inventory", "proof", "decisions"},
     {"plan", "execute", "workers"},
     {"link"},
     {"scan", "maintenance"},

@@ -14,6 +14,10 @@ source is that object: grouped by what makes a pyc valid, never by its raw bytes
 What the last scan found in each venv (dedupe.memo); losing it costs only time.
     trash/
 Replaced venv files on their way out (link.Unlinker); empty when no run is under way.
+    journal/<pid>-<n>.json
+The venv folders a run is writing temp names in and the pycs it may leave stale, one
+entry per batch of work (dedupe.journal); empty when no run is under way, and what the
+next scan recovers from after a kill (dedupe.scan.recovery).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .names import (
     CACHE_DIR,
     DEFAULT_STORE_NAME,
     FORMAT,
+    JOURNAL_DIR,
     TMP_PREFIX,
     TRASH_DIR,
     ObjectKey,
@@ -44,6 +49,7 @@ __all__ = [
     "CACHE_DIR",
     "DEFAULT_STORE_NAME",
     "FORMAT",
+    "JOURNAL_DIR",
     "LOCK_POLL_SECONDS",
     "TMP_PREFIX",
     "TRASH_DIR",

@@ -12,6 +12,7 @@ from ..lockfds import close_lock_fd
 from .lock import take
 from .names import (
     CACHE_DIR,
+    JOURNAL_DIR,
     TMP_PREFIX,
     TRASH_DIR,
     ObjectKey,
@@ -21,6 +22,9 @@ from .names import (
 )
 
 __all__ = ["Store", "StoreIndex", "saved_bytes"]
+
+# The store's folders that hold the scan's own state, not objects.
+_SCAN_STATE = (CACHE_DIR, JOURNAL_DIR, TRASH_DIR)
 
 
 @dataclass(slots=True)
@@ -75,15 +79,15 @@ class Store:
         yield from self.iter_pycs()
 
     def leftovers(self) -> list[str]:
-        """Temp files a killed run left in the store: a pyc object or a memo half written,
-        a replaced venv file in the trash."""
+        """Temp files a killed run left in the store: a pyc object, a memo or a journal
+        entry half written, a replaced venv file in the trash."""
         found = [
             entry.path
             for top in ("objects", "pyc")
             for _algorithm, _shard, entry in self._iter(top)
             if entry.name.startswith(TMP_PREFIX)
         ]
-        for top, prefix in ((CACHE_DIR, TMP_PREFIX), (TRASH_DIR, "")):
+        for top, prefix in ((CACHE_DIR, TMP_PREFIX), (JOURNAL_DIR, TMP_PREFIX), (TRASH_DIR, "")):
             folder = os.path.join(self.path, top)
             with contextlib.suppress(OSError):
                 found += [
@@ -129,11 +133,12 @@ class Store:
     def folder_bytes(self) -> int:
         """Allocated bytes of the store's own folders and files, objects excluded: what the
         store costs beside the objects, so that reclaimed bytes can be squared with du.
-        The scan's own state (memos, trash folder) is left out: see scan_state_bytes."""
+        The scan's own state (memos, journal, trash folder) is left out: see
+        scan_state_bytes."""
         total = 0
         for folder, dirs, files in os.walk(self.path):
             if folder == self.path:
-                dirs[:] = [d for d in dirs if d not in (CACHE_DIR, TRASH_DIR)]
+                dirs[:] = [d for d in dirs if d not in _SCAN_STATE]
             names = files if folder == self.path else []
             for name in [folder, *(os.path.join(folder, n) for n in names)]:
                 with contextlib.suppress(OSError):
@@ -142,10 +147,10 @@ class Store:
         return total
 
     def scan_state_bytes(self) -> int:
-        """Allocated bytes of the scan's memos (scan-cache/) and its trash folder: they
-        change with every run that walks a venv, whatever it links."""
+        """Allocated bytes of the scan's memos (scan-cache/), journal and trash folder:
+        they change with every run that walks a venv, whatever it links."""
         total = 0
-        for top in (CACHE_DIR, TRASH_DIR):
+        for top in _SCAN_STATE:
             folder = os.path.join(self.path, top)
             with contextlib.suppress(OSError):
                 total += os.lstat(folder).st_blocks * 512

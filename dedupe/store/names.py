@@ -10,6 +10,7 @@ __all__ = [
     "CACHE_DIR",
     "DEFAULT_STORE_NAME",
     "FORMAT",
+    "JOURNAL_DIR",
     "TMP_PREFIX",
     "TRASH_DIR",
     "ObjectKey",
@@ -27,6 +28,7 @@ DEFAULT_STORE_NAME = ".venv-dedupe-store"
 _BUILD = re.compile(r"[0-9a-f]{16}")
 CACHE_DIR = "scan-cache"
 TRASH_DIR = "trash"
+JOURNAL_DIR = "journal"
 
 
 @dataclass(frozen=True, slots=True, order=True)
