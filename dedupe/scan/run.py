@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
 from ..caches import Whereabouts, cache_folders, find_names
 from ..census import Census
 from ..discovery import Venv
 from ..execute import DryRun, Executor
-from ..inventory import Candidate, Item, Shared, inventory
+from ..inventory import Item, Shared, inventory
+from ..journal import Journal
 from ..link import Hardlinks
 from ..memo import Memo, Memos
 from ..plan import Planner
@@ -22,6 +25,7 @@ from ..proof import Disk
 from ..store import TRASH_DIR
 from ..tree import Tree, venv_tree
 from ..workers import run_each, run_parts
+from .batches import Work, batches, entry_for, refreshed
 from .examine import Walk, renew_memos
 from .result import Progress, ScanResult
 from .share import Linked, Run
@@ -51,6 +55,12 @@ class ScanRun:
         self.tallies = [Tally(v.root) for v in venvs]
         self.census = Census(stores.indexes)
         self.memos = {device: Memos(store) for device, store in stores.by_device.items()}
+        # Where pass 2 announces each batch of work; none in a dry run, which writes nothing.
+        self.journals = (
+            {}
+            if options.dry_run
+            else {device: Journal(store.path) for device, store in stores.by_device.items()}
+        )
         self.leftovers = 0
         self.warnings: list[Problem] = []
         self.errors: list[Problem] = []
@@ -180,20 +190,34 @@ class ScanRun:
         try:
             for (i, _tally), tally in zip(todo, counts, strict=True):
                 venv = self.venvs[i]
-                store = stores.by_device[venv.device]
                 inodes = stores.indexes[venv.device].inodes
                 with venv_tree(venv) as tree:
-                    for item in self._items(i, tree, share):
-                        if isinstance(item, Candidate):
-                            run.candidate(store, item, tally, venv.build)
-                        elif isinstance(item, Shared) and any(
-                            p.ino not in inodes for p in item.pycs
-                        ):
-                            run.shared_source(store, item, tally, inodes, venv.build)
+                    for batch in batches(self._items(i, tree, share), inodes):
+                        with self._journalled(venv, batch):
+                            self._share_batch(run, venv, batch, tally)
                 emit(None)
         finally:
             run.close()
         return Linked(counts, run.other_names, run.errors, run.settled_pycs, planner.new_folders)
+
+    def _journalled(self, venv: Venv, batch: list[Work]) -> ContextManager[None]:
+        """In a real run, the batch's entry in the journal of the venv's store while the
+        batch is worked on (a kill leaves it for the next scan to recover from)."""
+        journal = self.journals.get(venv.device)
+        if journal is None:
+            return contextlib.nullcontext()  # a dry run writes nothing
+        return journal.pending(entry_for(venv, batch))
+
+    def _share_batch(self, run: Run, venv: Venv, batch: list[Work], tally: Tally) -> None:
+        store = self.stores.by_device[venv.device]
+        inodes = self.stores.indexes[venv.device].inodes
+        for item in batch:
+            if isinstance(item, Shared):
+                run.shared_source(store, item, tally, inodes, venv.build)
+                continue
+            candidate = refreshed(item)
+            if candidate is not None:
+                run.candidate(store, candidate, tally, venv.build)
 
     def _items(self, i: int, tree: Tree, share: tuple[int, int] | None) -> Iterator[Item]:
         """Pass 2's items of venv i: from the spool pass 1 kept of it, else (a venv taken
