@@ -26,7 +26,7 @@ from dedupe.report.metrics import (
     store_figures,
     store_paths,
 )
-from dedupe.scan import PycReport, ScanResult, StoreReport
+from dedupe.scan import PycReport, RecoveryReport, ScanResult, StoreReport
 
 FINISHED, EARLIER = 1_800_000_000.25, 1_700_000_000.5
 
@@ -67,6 +67,9 @@ def scan_result(**changes: object) -> ScanResult:
         replaced_names_elsewhere=Whereabouts((), 0, ()),
         object_names_elsewhere=Whereabouts((), 0, ()),
         leftovers_removed=0,
+        recovery=RecoveryReport(
+            entries=0, pycs_healed=0, temp_files_removed=0, entries_dropped=0, entries_kept=0
+        ),
         bytes_reclaimed=65536,
         apparent_bytes_reclaimed=50000,
         pyc=pyc_report(**{"pyc-stale": 2, "xattrs-differ": 1}),

@@ -201,4 +201,25 @@ def _reclaimed(r: ScanResult, would: str) -> list[str]:
             out.append(f"store {display(s.path)}: {would}created")
     if r.leftovers_removed:
         out.append(f"removed {r.leftovers_removed} temp file(s) left by an interrupted run")
+    return out + _recovered(r)
+
+
+def _recovered(r: ScanResult) -> list[str]:
+    """What the stores' journals said of killed runs, and what became of it."""
+    j = r.recovery
+    out = []
+    if j.pycs_healed or j.temp_files_removed:
+        healed, removed = ("would heal", "would remove") if r.dry_run else ("healed", "removed")
+        out.append(
+            f"journal: {healed} {j.pycs_healed:,} pyc(s), {removed} {j.temp_files_removed:,} "
+            "temp file(s) from a killed run"
+        )
+    if j.entries_kept:
+        out.append(
+            f"journal: {j.entries_kept:,} entr(ies) of a killed run kept for venvs outside "
+            "these roots: a scan of them finishes their work"
+        )
+    if j.entries_dropped:
+        verb = "would drop" if r.dry_run else "dropped"
+        out.append(f"journal: {verb} {j.entries_dropped:,} entr(ies) of venvs that are gone")
     return out

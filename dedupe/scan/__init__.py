@@ -17,11 +17,19 @@ from ..discovery import default_roots, find_venvs
 from ..errors import UsageError
 from ..problems import VenvSkip
 from ..workers import can_fork, default_jobs
-from .result import Progress, PycReport, ScanResult, StoreReport, VenvReport
+from .result import Progress, PycReport, RecoveryReport, ScanResult, StoreReport, VenvReport
 from .run import Options, ScanRun
 from .stores import Stores
 
-__all__ = ["Progress", "PycReport", "ScanResult", "StoreReport", "VenvReport", "scan"]
+__all__ = [
+    "Progress",
+    "PycReport",
+    "RecoveryReport",
+    "ScanResult",
+    "StoreReport",
+    "VenvReport",
+    "scan",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,6 +98,7 @@ def scan(
                 skipped_venvs.append(VenvSkip(venv.root, reason))
         run = ScanRun(options, stores, venvs)
         try:
+            run.recover()
             run.remove_store_leftovers()
             run.examine()
             run.share()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..caches import Whereabouts
 from ..problems import Problem, VenvSkip
 
-__all__ = ["Progress", "PycReport", "ScanResult", "StoreReport", "VenvReport"]
+__all__ = ["Progress", "PycReport", "RecoveryReport", "ScanResult", "StoreReport", "VenvReport"]
 
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -29,6 +29,19 @@ class PycReport:
     skipped: dict[str, int]  # left as they are, by reason
     # Of those kept or rewritten, the ones that sharing could not take, by reason.
     not_shared: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryReport:
+    """What the scan found in the stores' journals, of runs killed before they finished
+    a batch (dedupe.scan.recovery), and what it did about it; in a dry run, what a real
+    run would do."""
+
+    entries: int  # journal entries found
+    pycs_healed: int  # valid before the killed run, stale after it, valid again
+    temp_files_removed: int  # temp names in the folders the entries name
+    entries_dropped: int  # of venvs that are gone
+    entries_kept: int  # of venvs outside this scan's roots: for a later scan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +96,7 @@ class ScanResult:
     replaced_names_elsewhere: Whereabouts
     object_names_elsewhere: Whereabouts
     leftovers_removed: int
+    recovery: RecoveryReport  # from the journal of a killed run
     bytes_reclaimed: int  # all files, pycs included
     apparent_bytes_reclaimed: int
     pyc: PycReport

@@ -27,6 +27,7 @@ from ..tree import Tree, venv_tree
 from ..workers import run_each, run_parts
 from .batches import Work, batches, entry_for, refreshed
 from .examine import Walk, renew_memos
+from .recovery import Recovery
 from .result import Progress, ScanResult
 from .share import Linked, Run
 from .spool import Spool, replay
@@ -62,6 +63,7 @@ class ScanRun:
             else {device: Journal(store.path) for device, store in stores.by_device.items()}
         )
         self.leftovers = 0
+        self.recovery = Recovery(DryRun(), options.dry_run).report()  # none until recover()
         self.warnings: list[Problem] = []
         self.errors: list[Problem] = []
         self.new_folders: set[str] = set()
@@ -80,6 +82,22 @@ class ScanRun:
             return DryRun()
         trash = {d: os.path.join(s.path, TRASH_DIR) for d, s in self.stores.by_device.items()}
         return Hardlinks(trash)
+
+    def recover(self) -> None:
+        """Finish what a killed run's journal entries say was under way (see
+        dedupe.scan.recovery), before pass 1 looks at the venvs."""
+        executor = self.new_executor()
+        recovery = Recovery(executor, self.options.dry_run)
+        try:
+            for device, store in self.stores.by_device.items():
+                recovery.store(store, self.stores.indexes[device], self.venvs)
+        finally:
+            self.errors += executor.close()
+        for venv in recovery.changed:
+            self.memos[venv.device].forget(venv)  # walk it: its pycs are not shared yet
+        self.errors += recovery.errors
+        self.warnings += recovery.warnings
+        self.recovery = recovery.report()
 
     def remove_store_leftovers(self) -> None:
         if self.options.dry_run:
@@ -270,6 +288,7 @@ class ScanRun:
             replaced_names_elsewhere=self._elsewhere(self.other_names.replaced),
             object_names_elsewhere=self._elsewhere(self.other_names.stored),
             leftovers_removed=self.leftovers,
+            recovery=self.recovery,
             bytes_reclaimed=sum(t.reclaimed for t in tallies) + pyc["reclaimed"],
             apparent_bytes_reclaimed=sum(t.apparent for t in tallies) + pyc["apparent"],
             pyc=pyc_report(pyc, pyc_skipped, pyc_private),
