@@ -15,7 +15,8 @@ is a pause in seconds between the scans of a loop. Scans run in one process unle
 Kill modes (``config["kill"]["mode"]``):
 
 * ``hook``: at the Nth ``fault_hook`` call (of ``stage``, or of any stage; with
-  ``in_child``, only calls in a forked worker count);
+  ``in_child``, only calls in a forked worker count; with ``path``, only calls about
+  that file);
 * ``line``: before the Nth line executed in the given dedupe modules (``files``: paths
   in the package folder, glob patterns allowed; and functions; until the first call of
   the function ``until``), so every instant between two system calls of those modules
@@ -84,6 +85,7 @@ def hook(stage, at=None):
         mode == "hook"
         and kill.get("stage") in (None, stage)
         and not (kill.get("in_child") and os.getpid() == main_pid)
+        and kill.get("path") in (None, at.path if at is not None else None)
     ):
         seen += 1
         if seen == target:
@@ -172,7 +174,13 @@ def run():
     wait = config.get("lock_timeout", 0.0)
     jobs = config.get("jobs", 1)
     if op == "scan":
-        r = scan([config["root"]], store=config["store"], lock_timeout=wait, jobs=jobs)
+        r = scan(
+            [config["root"]],
+            store=config["store"],
+            lock_timeout=wait,
+            jobs=jobs,
+            share_pyc=config.get("share_pyc", True),
+        )
         errors = [[p.path, p.error] for p in r.errors]
         return {"errors": errors, "linked": r.files_linked, "stored": r.files_stored}
     if op == "scan-loop":
