@@ -17,9 +17,10 @@ moment the store folder exists until the scan takes the lock. Afterwards:
   the root or the store, shares exactly what a run that was never killed shares (pycs
   aside: see below), a rerun after it links nothing, and verify passes again.
 
-Pycs are compared by validity and code (helpers.snapshot) but not by sharing: a kill
-between linking a source and dealing with its pycs leaves those pycs stale for the new
-inode (Python recompiles them on import), and the next scan leaves stale pycs alone.
+Pycs are compared by code (helpers.snapshot), validity and sharing: a kill between
+linking a source and dealing with its pycs leaves those pycs stale for the new inode
+(Python would recompile them on every import), and the next scan must make every pyc
+that was valid before valid again, from the journal the killed run left (issue #12).
 
 N and the delays are drawn from ``random.Random(SEED)``; set VENV_DEDUPE_FAULT_SEED to
 replay other instants. The seed is printed, and every trial's instant is printed and
@@ -47,6 +48,7 @@ from helpers import (
     PathState,
     Venv,
     create_venvs,
+    pyc_freshness,
     snapshot,
     snapshot_diff,
     unused_objects,
@@ -91,6 +93,8 @@ class World:
     expected: dict[str, PathState]  # snapshot of the pristine venvs
     expected_gc: dict[str, PathState]
     shared: set[frozenset[str]]  # what a scan that was never killed shares (no pycs)
+    shared_pycs: set[frozenset[str]]  # and with pycs
+    valid_pycs: dict[str, bool]  # which pycs of the pristine venvs are valid
     numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     def fresh(self, source: Path) -> Path:
@@ -138,6 +142,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> World:
         expected=snapshot(pristine / "venvs"),
         expected_gc=snapshot(gc_base / "venvs"),
         shared=sharing(scanned / "venvs"),
+        shared_pycs=sharing(scanned / "venvs", pycs=True),
+        valid_pycs=pyc_freshness(pristine / "venvs"),
     )
 
 
@@ -230,6 +236,10 @@ def check_recovered(world: World, trial: Path) -> None:
     assert snapshot_diff(world.expected, snapshot(venvs)) == []
     assert leftovers(venvs, store) == []
     assert sharing(venvs) == world.shared
+    fresh = pyc_freshness(venvs)
+    assert [p for p, ok in world.valid_pycs.items() if ok and not fresh[p]] == []
+    assert sharing(venvs, pycs=True) == world.shared_pycs
+    assert not (store / "journal").exists() or list((store / "journal").iterdir()) == []
     rerun = scan([venvs], store=store, jobs=1, lock_timeout=10)
     assert (rerun.errors, rerun.files_linked, rerun.files_stored) == ((), 0, 0), rerun
     checked = verify([venvs], store=store)
