@@ -87,21 +87,32 @@ class Trial:
 _numbers = iter(range(1_000_000))
 
 
-def killed(world: World, stage: str, *, file: str = UTIL, venv: str = "b") -> Trial:
-    """A copy of the pristine venvs, scanned by a child killed at the first fault hook
-    of stage about venv's file (relative to site-packages)."""
-    trial = world.base / f"trial-{next(_numbers)}"
-    copy_tree(world.pristine, trial)
-    t = Trial(trial / "venvs", trial / "store")
-    target = str(t.venv(venv).file(file))
+def trial_of(world: World, *, scanned: bool = False) -> Trial:
+    """A copy of the pristine venvs; with scanned, scanned into its store already."""
+    folder = world.base / f"trial-{next(_numbers)}"
+    copy_tree(world.pristine, folder)
+    trial = Trial(folder / "venvs", folder / "store")
+    if scanned:
+        assert scan([trial.root], store=trial.store, jobs=1).errors == ()
+    return trial
+
+
+def killed(
+    world: World, stage: str, *, file: str = UTIL, op: str = "scan", trial: Trial | None = None
+) -> Trial:
+    """trial (a copy of the pristine venvs), after op in a child killed at the first
+    fault hook of stage about b's file (relative to site-packages)."""
+    t = trial or trial_of(world)
+    target = str(t.venv("b").file(file))
     config = {
-        "op": "scan",
+        "op": op,
         "root": str(t.root),
         "store": str(t.store),
+        "venvs": [str(t.venv("b").path)],
         "kill": {"mode": "hook", "stage": stage, "path": target, "n": 1},
     }
     run = run_child(config, pycache=world.base / "pycache")
-    assert run.killed, f"the scan was not killed at {stage} of {target}: {run}"
+    assert run.killed, f"{op} was not killed at {stage} of {target}: {run}"
     assert len(t.journal()) == 1, t.journal()  # the batch under way when it died
     return t
 
@@ -170,6 +181,20 @@ def test_temp_names_in_a_folder_no_record_lists_are_removed(world: World) -> Non
     assert "journal: healed 0 pyc(s), removed 1 temp file(s) from a killed run" in done.stdout
     assert leftovers(trial.root, trial.store) == [] and trial.journal() == {}
     assert list(b.file("alpha").iterdir()) == []  # pip's folder, as pip left it but ours
+
+
+def test_a_killed_detach_leaves_its_folders_in_the_journal_too(world: World) -> None:
+    """detach of b killed with the private copy of util.py under a temp name beside it;
+    alpha uninstalled; the next scan removes the copy."""
+    trial = killed(world, "copied", op="detach", trial=trial_of(world, scanned=True))
+    b = trial.venv("b")
+    pip(b, "uninstall", "-y", "-q", "alpha")
+    (temp,) = leftovers(trial.root)
+    assert temp.parent == b.file("alpha")
+    result = scan([trial.root], store=trial.store, jobs=1)
+    assert result.errors == () and result.recovery.temp_files_removed == 1
+    assert leftovers(trial.root, trial.store) == [] and trial.journal() == {}
+    assert stale_since(world, trial) == []
 
 
 def test_the_entry_of_a_venv_that_is_gone_is_dropped(world: World) -> None:

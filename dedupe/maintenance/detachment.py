@@ -9,10 +9,11 @@ from .. import link
 from ..discovery import Venv, find_venvs
 from ..errors import DEFAULT_LOCK_TIMEOUT, DedupeError, UsageError
 from ..execute import Failed
+from ..journal import BATCH, Entry, Journal
 from ..problems import Problem, VenvSkip
 from ..store import Store, mount_point
 from ..text import human_size
-from ..tree import At
+from ..tree import At, split
 from .placement import LockWait, Placement, list_objects, place, shared_files
 from .results import DetachResult, SpaceCheck, VenvDetach
 
@@ -23,8 +24,9 @@ __all__ = ["SPACE_MARGIN", "InsufficientSpaceError", "detach"]
 # writes to the filesystem meanwhile.
 SPACE_MARGIN = 64 << 20
 
-# A venv, its files shared with its store (and their lstat), the store's inodes.
-_Planned = tuple[Venv, list[tuple[At, os.stat_result]], set[int]]
+# A venv, its files shared with its store (and their lstat), the store's inodes, and
+# the store's path.
+_Planned = tuple[Venv, list[tuple[At, os.stat_result]], set[int], str]
 
 
 class InsufficientSpaceError(DedupeError):
@@ -45,7 +47,7 @@ def _venv_at(path: str | os.PathLike[str]) -> Venv:
 
 def _space_checks(planned: list[_Planned]) -> tuple[SpaceCheck, ...]:
     by_device: dict[int, tuple[str, int, int]] = {}  # device -> (a venv root, files, bytes)
-    for venv, files, _ in planned:
+    for venv, files, _, _ in planned:
         root, count, needed = by_device.get(venv.device, (venv.root, 0, 0))
         by_device[venv.device] = (
             root,
@@ -165,7 +167,7 @@ def _plan(placement: Placement) -> tuple[list[_Planned], dict[str, VenvDetach]]:
             )
             placement.skipped.append(VenvSkip(venv.root, f"{reason}; nothing detached"))
             continue
-        planned.append((venv, files, inodes))
+        planned.append((venv, files, inodes, venv_store.path))
         needed = sum(st.st_blocks * 512 for _, st in files)
         reports[venv.root] = VenvDetach(venv.root, venv_store.path, len(files), needed, 0)
     return planned, reports
@@ -174,10 +176,20 @@ def _plan(placement: Placement) -> tuple[list[_Planned], dict[str, VenvDetach]]:
 def _carry_out(
     planned: list[_Planned], reports: dict[str, VenvDetach], errors: list[Problem]
 ) -> None:
-    """Detach the planned files; reports get how many of each venv's were detached."""
-    for venv, files, inodes in planned:
+    """Detach the planned files; reports get how many of each venv's were detached. Each
+    batch of them is in the store's journal while its copies are made: a kill leaves
+    temp names beside them, which the next scan removes even if pip uninstalled their
+    distribution meanwhile (no pyc goes stale: a copy keeps its original's mtime)."""
+    for venv, files, inodes, store_path in planned:
+        journal = Journal(store_path)
+        done = 0
         try:
-            done = _detach_files(files, inodes, errors)
+            for start in range(0, len(files), BATCH):
+                batch = files[start : start + BATCH]
+                folders = tuple(sorted({split(at.rel)[0] for at, _ in batch}))
+                entry = Entry(root=venv.root, device=venv.device, ino=venv.ino, folders=folders)
+                with journal.pending(entry):
+                    done += _detach_files(batch, inodes, errors)
         finally:
             _close_handles(files)
         old = reports[venv.root]
