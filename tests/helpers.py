@@ -39,6 +39,18 @@ PIP_ENV = {
 }
 
 # The only names the tool may ever create next to a venv's files (its atomic-replace temps).
+# The wheelhouse's alpha 1.0: its non-empty files that are no per-install file, the ones
+# every install of it holds the same bytes of and a scan shares.
+ALPHA_FILES = (
+    "alpha/__init__.py",
+    "alpha/core.py",
+    "alpha/util.py",
+    "alpha/cli.py",
+    "alpha/data/table.csv",
+    "alpha-1.0.dist-info/METADATA",
+    "alpha-1.0.dist-info/WHEEL",
+    "alpha-1.0.dist-info/entry_points.txt",
+)
 TEMP_PREFIX = ".venv-dedupe-tmp-"
 CACHE_DIR = "scan-cache"  # where the scan keeps its memos of venvs (dedupe.memo)
 

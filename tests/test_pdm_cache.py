@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from helpers import (
+    ALPHA_FILES,
     CliRun,
     PathState,
     Venv,
@@ -29,16 +30,7 @@ from helpers import (
 from wheelbuilder import record_hash
 
 # alpha 1.0's non-empty files that pdm links from its cache (the package and its metadata).
-LINKED = (
-    "alpha/__init__.py",
-    "alpha/core.py",
-    "alpha/util.py",
-    "alpha/cli.py",
-    "alpha/data/table.csv",
-    "alpha-1.0.dist-info/METADATA",
-    "alpha-1.0.dist-info/WHEEL",
-    "alpha-1.0.dist-info/entry_points.txt",
-)
+LINKED = ALPHA_FILES
 
 
 def _scan(*args: str) -> CliRun:

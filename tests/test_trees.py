@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import (
+    ALPHA_FILES,
     CliRun,
     PathState,
     create_venv,
@@ -32,16 +33,7 @@ from helpers import (
 PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 # alpha 1.0's files that every tree holds the same bytes of and that are worth sharing.
-SHARED = (
-    "alpha/__init__.py",
-    "alpha/core.py",
-    "alpha/util.py",
-    "alpha/cli.py",
-    "alpha/data/table.csv",
-    "alpha-1.0.dist-info/METADATA",
-    "alpha-1.0.dist-info/WHEEL",
-    "alpha-1.0.dist-info/entry_points.txt",
-)
+SHARED = ALPHA_FILES
 
 
 @dataclass(frozen=True)
