@@ -1,7 +1,8 @@
 """Which interpreter build a venv runs: the identity its pycs are grouped by.
 
 Patch releases of one minor version share a magic number but may compile differently
-(3.11.2 and 3.11.7 give `click/utils.py` different column tables), so one pyc may serve
+(one report saw 3.11.2 and 3.11.7 give `click/utils.py` different column tables; on the
+machine this was written on their bytecode of it was the same), so one pyc may serve
 only venvs whose interpreter is the same build. A build is named here by the bytes of
 the executable the venv's `bin/python` leads to and of the libpython it loads (what a
 `--enable-shared` build keeps its compiler in). The interpreter is read, never run: a
@@ -18,6 +19,7 @@ import os
 import re
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import xxhash
@@ -25,6 +27,7 @@ import xxhash
 __all__ = ["Build", "Builds", "dynamic_needs", "python_version"]
 
 _MAX_BYTES = 256 << 20  # an interpreter or libpython is tens of MB: a bigger file is not one
+_CHUNK = 1 << 20
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _VENV_PYTHONS = ("bin/python", "bin/python3", "Scripts/python.exe")
 # Where the dynamic loader looks after RUNPATH (ld.so.conf is not read: a libpython
@@ -89,9 +92,10 @@ class Builds:
 
 
 def _ident(executable: str) -> str | None:
-    data = _read(executable)
-    if data is None:
+    chunks: list[bytes] = []  # the executable is parsed whole: a few MB at most
+    if not _read(executable, chunks.append):
         return None
+    data = b"".join(chunks)
     digest = xxhash.xxh3_128(data)
     needs = dynamic_needs(data)
     if needs is None:
@@ -102,35 +106,40 @@ def _ident(executable: str) -> str | None:
         if not library.startswith("libpython"):
             continue  # libc and the like do not compile Python
         folders = [p.replace("${ORIGIN}", origin).replace("$ORIGIN", origin) for p in runpath]
-        found = _find(library, [*folders, *_SYSTEM_LIBS])
+        found = _find(library, [*folders, *_SYSTEM_LIBS], digest)
         if found is None:
             return None
-        digest.update(found)
+        digest = found
     return digest.hexdigest()[:16]
 
 
-def _find(library: str, folders: list[str]) -> bytes | None:
+def _find(library: str, folders: list[str], digest: xxhash.xxh3_128) -> xxhash.xxh3_128 | None:
+    """digest fed with the bytes of the first readable library of that name in folders.
+    Streamed: a libpython is tens of MB, which a whole read would add to the peak."""
     for folder in folders:
-        data = _read(os.path.join(folder, library))
-        if data is not None:
-            return data
+        fed = digest.copy()  # a read that fails halfway must leave digest as it was
+        if _read(os.path.join(folder, library), fed.update):
+            return fed
     return None
 
 
-def _read(path: str) -> bytes | None:
-    """A regular file's bytes; None when it is not one or cannot be read."""
+def _read(path: str, into: Callable[[bytes], object]) -> bool:
+    """Give a regular file's bytes to into, a chunk at a time; False when it is not
+    one or cannot be read."""
     try:
         fd = os.open(os.path.realpath(path), _READ)
     except OSError:
-        return None
+        return False
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
-            return None
+            return False
         with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read()
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                into(chunk)
+        return True
     except OSError:
-        return None
+        return False
     finally:
         os.close(fd)
 
