@@ -38,7 +38,6 @@ PIP_ENV = {
     "PIP_NO_INDEX": "1",
 }
 
-# The only names the tool may ever create next to a venv's files (its atomic-replace temps).
 # The wheelhouse's alpha 1.0: its non-empty files that are no per-install file, the ones
 # every install of it holds the same bytes of and a scan shares.
 ALPHA_FILES = (
@@ -51,6 +50,7 @@ ALPHA_FILES = (
     "alpha-1.0.dist-info/WHEEL",
     "alpha-1.0.dist-info/entry_points.txt",
 )
+# The only names the tool may ever create next to a venv's files (its atomic-replace temps).
 TEMP_PREFIX = ".venv-dedupe-tmp-"
 CACHE_DIR = "scan-cache"  # where the scan keeps its memos of venvs (dedupe.memo)
 

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dedupe"
 # layer or above: the pipeline reads bottom-up (files, the store, what a venv holds, the
 # decisions, who carries them out, the commands, how results read, the command line).
 LAYERS = [
-    {"_version", "errors", "reasons", "problems", "text", "lockfds", "interpreter"},
+    {"_version", "errors", "reasons", "problems", "text", "lockfds", "interpreter", "processes"},
     {"records", "bytecode", "hashing", "discovery", "caches"},
     {"tree", "store"},
     {"listing"},

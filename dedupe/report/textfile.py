@@ -17,6 +17,7 @@ import stat
 import tempfile
 
 from ..errors import DedupeError
+from ..processes import running
 
 __all__ = ["MAX_BYTES", "MetricsFileError", "read_metrics_file", "replace_metrics_file"]
 
@@ -117,10 +118,4 @@ def _remove_leftovers(folder: str, name: str) -> None:
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # this process writes one file at a time: any other of ours is old
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+    return running(pid)

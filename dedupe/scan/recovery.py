@@ -28,6 +28,7 @@ from ..execute import Executor, Failed
 from ..hashing import FileChanged
 from ..journal import Entry, Journal, JournalError, PendingSource, parse_entry, writer_pid
 from ..problems import Problem
+from ..processes import running
 from ..proof import Disk
 from ..store import TMP_PREFIX, Store, StoreIndex
 from ..tree import At, Tree, venv_tree
@@ -175,12 +176,4 @@ def _gone(entry: Entry, venv: Venv | None, device: int) -> bool:
 
 
 def _running(pid: int | None) -> bool:
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
+    return pid is not None and pid != os.getpid() and running(pid)

@@ -7,6 +7,7 @@ import shlex
 import stat
 
 from ..errors import StoreError
+from ..processes import running
 from .layout import Store
 from .names import FORMAT, TMP_PREFIX
 
@@ -74,12 +75,10 @@ def _alive(tmp_name: str) -> bool:
     """Whether the process whose pid ends a temp FORMAT name still runs: a run making
     the same new store beside us (before either holds the lock) must keep its file."""
     try:
-        os.kill(int(tmp_name.rsplit("-", 1)[1]), 0)
-    except (ValueError, ProcessLookupError):
+        pid = int(tmp_name.rsplit("-", 1)[1])
+    except ValueError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return running(pid)
 
 
 def _write_format(format_path: str) -> None:
