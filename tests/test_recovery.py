@@ -31,6 +31,7 @@ from helpers import (
 )
 
 from dedupe import bytecode, scan, verify
+from dedupe.journal import Entry, Journal
 from dedupe.report.scan import render_text, to_json
 
 UTIL = "alpha/util.py"
@@ -237,6 +238,21 @@ def test_the_entry_of_a_venv_outside_the_roots_waits_for_a_scan_of_it(world: Wor
     later = scan([trial.root / "b"], store=trial.store, jobs=1)
     assert later.recovery.pycs_healed == len(stale) and stale_since(world, trial) == []
     assert trial.journal() == {}
+
+
+def test_the_entry_of_a_package_tree_outside_the_roots_is_kept(world: World) -> None:
+    # A --target folder has no pyvenv.cfg: its root's inode is what says it is still there.
+    trial = killed(world, "linked")
+    pool = trial.root.parent / "pool"
+    pool.mkdir()
+    st = os.lstat(pool)
+    entry = Entry(root=str(pool), device=st.st_dev, ino=st.st_ino, folders=("alpha",))
+    name = Journal(str(trial.store)).write(entry)
+    result = scan([trial.root], store=trial.store, jobs=1)
+    assert result.errors == ()
+    assert (result.recovery.entries, result.recovery.entries_kept) == (2, 1)
+    assert result.recovery.entries_dropped == 0
+    assert set(trial.journal()) == {name}
 
 
 def test_a_dry_run_changes_nothing_and_says_what_recovery_would_do(world: World) -> None:

@@ -159,7 +159,9 @@ class Recovery:
 
 def _gone(entry: Entry, venv: Venv | None, device: int) -> bool:
     """Whether the entry's venv is gone, or another venv is at its path now (venv: the
-    one this scan found there, if any). A venv that cannot be looked at is not gone."""
+    one this scan found there, if any). A venv that cannot be looked at is not gone, nor
+    is a root folder with the same inode: it may be a package tree, which has no
+    pyvenv.cfg, and a scan of it finishes the entry's work."""
     if entry.device != device:
         return True
     if venv is not None:
@@ -170,9 +172,7 @@ def _gone(entry: Entry, venv: Venv | None, device: int) -> bool:
         return True
     except OSError:
         return False
-    if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) != (entry.device, entry.ino):
-        return True
-    return not os.path.isfile(os.path.join(entry.root, "pyvenv.cfg"))
+    return not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) != (entry.device, entry.ino)
 
 
 def _running(pid: int | None) -> bool:
