@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dedupe"
 # decisions, who carries them out, the commands, how results read, the command line).
 LAYERS = [
     {"_version", "errors", "reasons", "problems", "text", "lockfds", "interpreter", "processes"},
-    {"records", "bytecode", "hashing", "discovery", "caches"},
+    {"cow"},
+    {"records", "bytecode", "hashing", "discovery", "caches", "modes"},
     {"tree", "store"},
     {"listing"},
     {"census", "memo", "journal", "inventory", "proof", "decisions"},
@@ -36,7 +37,7 @@ LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 # sharing, such as reflinks, joins hardlinks on the top layer). Its __init__ only
 # gathers them.
 INNER_LAYERS = {
-    "link": [{"steps", "objects"}, {"unlinker"}, {"swap"}, {"copies"}, {"hardlinks"}],
+    "link": [{"steps", "objects"}, {"unlinker"}, {"swap"}, {"copies"}, {"hardlinks"}, {"reflinks"}],
     # The planner: its model of the store, the pyc decisions on it, the source decisions.
     "plan": [{"model"}, {"pycs"}, {"planner"}],
 }
