@@ -13,6 +13,7 @@ from .tree import At
 __all__ = [
     "Adopt",
     "AlreadyShared",
+    "ClonePyc",
     "CreatePyc",
     "Decision",
     "Link",
@@ -26,11 +27,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Adopt:
-    """Make the candidate's own inode the store object (a new link; frees nothing)."""
+    """Make the candidate's own inode the store object (a new link; frees nothing). Where
+    the store shares by copy-on-write: make the object a clone of the candidate's data,
+    proven against key's recorded digest once cloned (none for a pyc)."""
 
     at: At
     st: os.stat_result
     object_path: str
+    key: ObjectKey | None = None
 
     @property
     def path(self) -> str:
@@ -77,6 +81,23 @@ class RewritePyc:
 
 
 @dataclass(frozen=True, slots=True)
+class ClonePyc:
+    """Copy-on-write: replace a venv's pyc by a clone of the group's pyc object with the
+    venv pyc's own 16-byte header written over the object's. Every block but the first is
+    then the object's, and the old pyc's blocks are freed (the planner asks for this only
+    of a pyc with one name and no shared blocks)."""
+
+    at: At
+    st: os.stat_result
+    object_path: str
+    header: bytes
+
+    @property
+    def path(self) -> str:
+        return self.at.path
+
+
+@dataclass(frozen=True, slots=True)
 class SourceObject:
     """The store object a venv's source file is (or is about to be) linked to."""
 
@@ -113,4 +134,4 @@ class Observed:
     new_ino: int | None = None  # a pyc object just written: its inode number
 
 
-Decision = Adopt | Link | Unique | AlreadyShared | Refused | CreatePyc | RewritePyc
+Decision = Adopt | Link | Unique | AlreadyShared | Refused | CreatePyc | RewritePyc | ClonePyc

@@ -2,7 +2,8 @@
 and the dry run's executor, which changes nothing.
 
 A scan asks the planner (dedupe.plan) for decisions and hands each one to its executor:
-`DryRun` here, or `dedupe.link.Hardlinks`, the one that writes. Whatever an executor
+`DryRun` here, or one that writes: `dedupe.link.Hardlinks`, or `dedupe.link.Reflinks`
+where a store shares by copy-on-write. Whatever an executor
 could not do it raises as Failed (nothing changed) or TooManyLinks (the object is full);
 what it did to a store object it reports back as Observed, for the planner's model of
 the store. A dry run and a real run take the same decisions because only this object
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .decisions import Adopt, CreatePyc, Link, Observed, RewritePyc
+from .decisions import Adopt, ClonePyc, CreatePyc, Link, Observed, RewritePyc
 from .problems import Problem
 from .reasons import Reason
 from .tree import At
@@ -49,6 +50,9 @@ class Executor(Protocol):
     def rewrite_pyc(self, action: RewritePyc) -> None:
         """The venv pyc is a private copy holding action.data."""
 
+    def clone_pyc(self, action: ClonePyc) -> None:
+        """The venv pyc is a clone of its group's object with its own header."""
+
     def remove_leftover(self, at: At) -> bool:
         """A temp name a killed run left in a venv folder is gone; whether it was there."""
 
@@ -73,6 +77,9 @@ class DryRun:
         return None
 
     def rewrite_pyc(self, action: RewritePyc) -> None:
+        return None
+
+    def clone_pyc(self, action: ClonePyc) -> None:
         return None
 
     def remove_leftover(self, at: At) -> bool:

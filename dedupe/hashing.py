@@ -10,7 +10,7 @@ import struct
 
 CHUNK = 1 << 20
 # Every read here: never through a symlink, never blocking on a FIFO put in a file's place.
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileChanged(Exception):
@@ -90,7 +90,7 @@ def digest_file(
     hoped one: a caller that passes hoped stats the file again before it acts on it (the
     planner's Link and Adopt), so only another digest needs telling apart from a write
     that was under way. path is relative to dir_fd when given."""
-    fd = os.open(path, _READ, dir_fd=dir_fd)
+    fd = os.open(path, READ, dir_fd=dir_fd)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -115,7 +115,7 @@ def digest_file(
 
 def read_small(path: str, limit: int, dir_fd: int | None = None) -> bytes:
     """A regular file's bytes, refusing one larger than limit (OSError either way)."""
-    fd = os.open(path, _READ, dir_fd=dir_fd)
+    fd = os.open(path, READ, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -134,7 +134,7 @@ def read_small(path: str, limit: int, dir_fd: int | None = None) -> bytes:
 
 def read_whole(path: str, expected: os.stat_result, dir_fd: int | None = None) -> bytes:
     """A regular file's bytes, if it still is the expected, unmodified inode."""
-    fd = os.open(path, _READ, dir_fd=dir_fd)
+    fd = os.open(path, READ, dir_fd=dir_fd)
     try:
         if not same_file(os.fstat(fd), expected):
             raise FileChanged(f"{path!r} changed after it was examined")
@@ -148,7 +148,7 @@ def read_header(
     path: str, size: int = 16, dir_fd: int | None = None
 ) -> tuple[bytes, os.stat_result]:
     """The first bytes of a regular file and its stat, through one descriptor."""
-    fd = os.open(path, _READ, dir_fd=dir_fd)
+    fd = os.open(path, READ, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

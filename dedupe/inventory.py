@@ -19,7 +19,7 @@ from .hashing import read_small
 from .listing import Listings, Pyc, Stamps
 from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, RecordHash, parse_record
-from .store import ObjectKey
+from .store import ObjectKey, object_key
 from .tree import At, FolderSwapped, Tree, venv_tree
 
 MAX_RECORD_BYTES = 64 << 20
@@ -165,12 +165,15 @@ def inventory(
     trace: Stamps | None = None,
     share: tuple[int, int] | None = None,
     tree: Tree | None = None,
+    *,
+    cow: bool = False,
 ) -> Iterator[Item]:
     """Yield every RECORD entry of the venv, classified; each venv path at most once.
     With a trace, stamp every folder listed and every RECORD read, before it is. With
     share (part, parts), Candidate and Shared items come only for files whose size is in
     that part (share_of): a worker's part of pass 2. tree: the venv's folder handles, when
-    the caller holds them (its trace stamps through them); else the inventory's own."""
+    the caller holds them (its trace stamps through them); else the inventory's own.
+    cow: the store shares by copy-on-write, so owners and modes do not split groups."""
     own = None
     if tree is None:
         tree = own = venv_tree(venv)
@@ -182,7 +185,7 @@ def inventory(
             # '' for a --target folder: its RECORD paths are relative to the tree's root.
             base = "" if site_packages == venv.root else os.path.relpath(site_packages, venv.root)
             cache_links += yield from _site_packages(
-                venv, walk, base, seen, store_inodes, store_device, share
+                venv, walk, base, seen, store_inodes, store_device, share, cow
             )
         for at in walk.leftovers:
             yield Leftover(at)
@@ -200,6 +203,7 @@ def _site_packages(
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None,
+    cow: bool,
 ) -> Generator[Item, None, Counter[str]]:
     """The items of one site-packages folder; returns how many symlinks with no digest
     (pdm's cache links) its distributions hold, by installer."""
@@ -232,7 +236,9 @@ def _site_packages(
         for entry in entries:
             if plain_bytecode_skips and _plain_bytecode(entry.path):
                 continue  # what _classify would decide, without resolving the path
-            item = _classify(venv, tree, base, entry, dist, seen, store_inodes, store_device, share)
+            item = _classify(
+                venv, tree, base, entry, dist, seen, store_inodes, store_device, share, cow=cow
+            )
             if item is not None:
                 links += isinstance(item, Skipped) and item.cache_link
                 yield item
@@ -288,6 +294,8 @@ def _classify(
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None = None,
+    *,
+    cow: bool = False,
 ) -> Item | None:
     """The entry's classification; None for a RECORD line about a .pyc, since pycs are
     found beside their sources instead (uv does not list them, pip does)."""
@@ -335,7 +343,9 @@ def _classify(
     at = At(tree.tree, rel)
     if stored and share is None:
         return Shared(at, ino, pycs)  # with shares: by the object's size, below
-    return _by_stat(at, path, entry, file_hash, dist, pycs, store_inodes, store_device, share)
+    return _by_stat(
+        at, path, entry, file_hash, dist, pycs, store_inodes, store_device, share, cow=cow
+    )
 
 
 def _by_stat(
@@ -348,6 +358,8 @@ def _by_stat(
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None,
+    *,
+    cow: bool,
 ) -> Item | None:
     """The classification of a recorded regular file from its lstat (through its
     folder's handle): a candidate, a shared file, or skipped."""
@@ -374,8 +386,6 @@ def _by_stat(
     elif st.st_dev != store_device:
         reason = Reason.OTHER_FILESYSTEM
     else:
-        key = ObjectKey(
-            file_hash.algorithm, file_hash.digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
-        )
+        key = object_key(file_hash.algorithm, file_hash.digest, st, cow=cow)
         return Candidate(at, key, st, dist, pycs)
     return Skipped(path, reason, pycs)

@@ -104,7 +104,7 @@ def _name(venv: Venv) -> str:
     return xxhash.xxh3_64_hexdigest(os.fsencode(venv.root)) + ".json"
 
 
-def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
+def _identity(venv: Venv, share_pyc: bool, cow: bool) -> dict[str, Any]:
     # The tool's version too: another release may classify files otherwise.
     return {
         "format": MEMO_FORMAT,
@@ -114,6 +114,7 @@ def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
         "device": venv.device,
         "site_packages": list(venv.site_packages),
         "share_pyc": share_pyc,
+        "cow": cow,  # copy-on-write keys leave owners and modes out
         # Another interpreter build: its pycs belong to other groups.
         "build": None if venv.build is None else [*venv.build.version, venv.build.ident],
     }
@@ -122,8 +123,9 @@ def _identity(venv: Venv, share_pyc: bool) -> dict[str, Any]:
 class Memos:
     """The memos of one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cow: bool = False) -> None:
         self.store = store
+        self.cow = cow  # the store shares by copy-on-write: its candidates' keys say so
         self.folder = os.path.join(store.path, CACHE_DIR)
 
     def load(self, venv: Venv, share_pyc: bool) -> Memo | None:
@@ -138,7 +140,7 @@ class Memos:
             return None  # torn or damaged: walk the venv as if there were none
         try:
             data = json.loads(body)
-            if data["identity"] != _identity(venv, share_pyc):
+            if data["identity"] != _identity(venv, share_pyc, self.cow):
                 return None
             root = venv.root
             # By path, not through folder handles (a third of the system calls): every
@@ -182,7 +184,11 @@ class Memos:
         fields = asdict(memo)
         fields["candidates"] = base64.b64encode(memo.candidates).decode("ascii")
         body = json.dumps(
-            {"identity": _identity(venv, share_pyc), "stamps": trace.stamps, "memo": fields},
+            {
+                "identity": _identity(venv, share_pyc, self.cow),
+                "stamps": trace.stamps,
+                "memo": fields,
+            },
             ensure_ascii=True,
             separators=(",", ":"),
         ).encode("ascii")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
-from .hashing import digest_file, read_header, read_whole, xattrs
+from . import cow
+from .cow import Extent
+from .hashing import READ, digest_file, read_header, read_whole, xattrs
 from .tree import At
 
 __all__ = ["Disk", "Facts", "File"]
@@ -56,6 +58,10 @@ class Facts(Protocol):
     def link_max(self, path: str) -> int:
         """The link limit of the filesystem holding path."""
 
+    def extents(self, file: File) -> list[Extent]:
+        """Where the file's data lies on disk (cow.extents); none for a store object that
+        is not there (planned in a dry run)."""
+
 
 class Disk:
     """Facts as the disk has them now."""
@@ -99,6 +105,22 @@ class Disk:
 
     def is_folder(self, path: str) -> bool:
         return os.path.isdir(path)
+
+    def extents(self, file: File) -> list[Extent]:
+        try:
+            if isinstance(file, At):
+                folder, name = file.folder()
+                fd = os.open(name, READ, dir_fd=folder)
+            else:
+                fd = os.open(file, READ)
+        except FileNotFoundError:
+            if isinstance(file, At):
+                raise
+            return []
+        try:
+            return cow.extents(fd)
+        finally:
+            os.close(fd)
 
     def link_max(self, path: str) -> int:
         try:

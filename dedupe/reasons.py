@@ -43,6 +43,7 @@ class Reason(str, Enum):
     PYC_UNREADABLE = "pyc-unreadable"
     PYC_CHANGED = "pyc-changed-during-scan"
     PYC_LINK_FAILED = "pyc-link-failed"
+    PYC_ONE_BLOCK = "pyc-one-block"  # copy-on-write: its one block must hold its own header
     # Pycs kept valid but private (their own inode), though sharing was asked for.
     PYC_BUILD_UNKNOWN = "pyc-build-unknown"
     PYC_OTHER_INTERPRETER = "pyc-other-interpreter"
@@ -91,6 +92,8 @@ _LABELS = {
     Reason.PYC_UNREADABLE: "not readable",
     Reason.PYC_CHANGED: "changed during the scan",
     Reason.PYC_LINK_FAILED: "could not be linked",
+    Reason.PYC_ONE_BLOCK: "one block long: copy-on-write shares whole blocks, and its first "
+    "holds its own header",
     Reason.PYC_BUILD_UNKNOWN: "the interpreter build cannot be told (a package tree has "
     "none of its own): pycs of different patch releases must not share",
     Reason.PYC_OTHER_INTERPRETER: "written for another interpreter than the venv's",

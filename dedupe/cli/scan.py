@@ -17,7 +17,8 @@ def register(commands: Any) -> None:
         help="find venvs and link their duplicate files",
         description="Find every venv and package tree (--target, --prefix, user site) under "
         "ROOTs (default: the well-known venv folders and the user sites), prove installed "
-        "files against RECORD and replace duplicates by hardlinks.",
+        "files against RECORD and share duplicates through a store: by reflinks where the "
+        "filesystem has copy-on-write, else by hardlinks.",
     )
     p.add_argument(
         "roots", nargs="*", metavar="ROOT", help="folders to search for venvs and package trees"
@@ -31,6 +32,14 @@ def register(commands: Any) -> None:
         dest="share_pyc",
         action="store_false",
         help="keep .pyc files private (they are still kept valid for their linked source)",
+    )
+    p.add_argument(
+        "--link-mode",
+        choices=("auto", "hardlink", "reflink"),
+        default="auto",
+        help="how files share their store's copy: reflink shares data blocks only (each "
+        "file keeps its inode, owner, mode and times; XFS with reflink, btrfs), hardlink "
+        "shares one inode; auto (the default): reflink where the filesystem can",
     )
     p.add_argument(
         "--full",
@@ -64,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 store=args.store,
                 dry_run=args.dry_run,
                 share_pyc=args.share_pyc,
+                link_mode=args.link_mode,
                 full=args.full,
                 jobs=args.jobs,
                 progress=progress,

@@ -11,9 +11,10 @@ A handle is used at once, before the tree is asked for another (see dedupe.tree.
 One module per job, lowest first: `steps` (folder handles, re-stats, temp names, the
 fault hook), `objects` (the store's own files), `unlinker` (freeing displaced files),
 `swap` (adopt, replace and the atomic exchange), `copies` (files written like another:
-pycs, detach's private copies) and `hardlinks` (the executor). Another way of sharing
-(reflinks, a clone of a venv) is another module beside `hardlinks`, made of the same
-steps.
+pycs, detach's private copies), `hardlinks` (the executor) and `reflinks` (the
+copy-on-write executor, which hands what is not on a copy-on-write store to hardlinks).
+Another way of sharing (a clone of a venv) is another module beside them, made of the
+same steps.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .objects import (
     remove_store_leftover,
     remove_unused,
 )
+from .reflinks import Reflinks
 from .steps import remove_leftover
 from .swap import adopt, replace
 from .unlinker import Discard, Unlinker, unlink_now
@@ -34,6 +36,7 @@ from .unlinker import Discard, Unlinker, unlink_now
 __all__ = [
     "Discard",
     "Hardlinks",
+    "Reflinks",
     "Unlinker",
     "adopt",
     "create_pyc",

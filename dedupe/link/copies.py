@@ -35,6 +35,7 @@ __all__ = [
     "holding",
     "make_private",
     "rewrite_pyc",
+    "write_all",
     "write_like",
 ]
 
@@ -44,7 +45,7 @@ Fill = Callable[[int], None]
 _COPY_CHUNK = 1 << 20
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -52,7 +53,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 def holding(data: bytes) -> Fill:
     """The fill of a file that holds data."""
-    return lambda fd: _write_all(fd, data)
+    return lambda fd: write_all(fd, data)
 
 
 def copied_from(src: int, like: os.stat_result, shown: str) -> Fill:
@@ -61,7 +62,7 @@ def copied_from(src: int, like: os.stat_result, shown: str) -> Fill:
 
     def fill(fd: int) -> None:
         while chunk := os.read(src, _COPY_CHUNK):
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
         if not same_file(os.fstat(src), like):
             raise Failed(
                 Reason.CHANGED_DURING_SCAN, f"{shown!r} changed while it was copied", error=False

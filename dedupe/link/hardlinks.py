@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..decisions import Adopt, CreatePyc, Link, Observed, RewritePyc
+from ..decisions import Adopt, ClonePyc, CreatePyc, Link, Observed, RewritePyc
+from ..execute import Failed
 from ..hashing import fingerprint
 from ..problems import Problem
+from ..reasons import Reason
 from ..tree import At
 from .copies import create_pyc, rewrite_pyc
 from .objects import remove_store_leftover
@@ -40,6 +42,15 @@ class Hardlinks:
 
     def rewrite_pyc(self, action: RewritePyc) -> None:
         rewrite_pyc(action, self._unlinkers[action.st.st_dev])
+
+    def clone_pyc(self, action: ClonePyc) -> None:
+        raise Failed(
+            Reason.LINK_FAILED, f"{action.path!r}: hardlinks cannot clone a pyc", error=True
+        )
+
+    def discard(self, device: int) -> Unlinker:
+        """How a file displaced on the device is freed: through its store's trash."""
+        return self._unlinkers[device]
 
     def remove_leftover(self, at: At) -> bool:
         return remove_leftover(at)

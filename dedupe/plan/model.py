@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .. import bytecode
 from ..census import Census
+from ..cow import Extent
 from ..decisions import Observed, Refused, SourceObject
 from ..hashing import FileChanged, fingerprint, same_content_fingerprint
 from ..proof import Facts
@@ -33,6 +34,7 @@ class StoreObject:
     # restores mtime.
     seen: bytes | None = None
     xattrs: tuple[tuple[str, bytes], ...] | None = None
+    extents: list[Extent] | None = None  # a copy-on-write object's, once asked for
 
 
 class StoreModel:
@@ -42,7 +44,12 @@ class StoreModel:
         stores: dict[int, Store],
         indexes: dict[int, StoreIndex],
         facts: Facts,
+        cow: frozenset[int] = frozenset(),
     ) -> None:
+        self._cow = cow  # the devices whose stores share by copy-on-write
+        # Inodes with other names whose data this run shares (copy-on-write): their other
+        # names are already shared then, though a dry run's extents do not show it.
+        self._cow_shared: set[tuple[int, int]] = set()
         self._census = census
         self._facts = facts
         self._stores = stores
@@ -58,6 +65,10 @@ class StoreModel:
         # The last __pycache__ asked about: a RECORD lists a folder's files together, and
         # a cache of every folder would hold a path per folder of every venv.
         self._pycache_writable: tuple[At | None, bool] = (None, False)
+
+    def cow(self, device: int) -> bool:
+        """Whether the device's store shares data blocks (copy-on-write), not inodes."""
+        return device in self._cow
 
     def observe(self, object_path: str, observed: Observed | None) -> None:
         """What the executor left the object as (None: it changed nothing, a dry run):
@@ -179,7 +190,9 @@ class StoreModel:
         which reaches the shared inode."""
         try:
             ost = self._facts.stat(obj.path)
-            if (ost.st_uid, ost.st_gid, stat.S_IMODE(ost.st_mode)) != (key.uid, key.gid, key.mode):
+            metadata = (ost.st_uid, ost.st_gid, stat.S_IMODE(ost.st_mode))
+            # A copy-on-write object shares no inode: its owner and mode are the store's.
+            if not key.cow and metadata != (key.uid, key.gid, key.mode):
                 return f"store object {obj.path!r} no longer has the owner or mode its name says"
             if (
                 ost.st_size != st.st_size
@@ -225,6 +238,11 @@ class StoreModel:
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged) as exc:
             return f"pyc object {path!r} cannot be read as a pyc: {exc}"
+        if key.source.cow:
+            # Its header is the first venv's: each venv's pyc keeps its own header block.
+            if (header.magic, header.flags) != (key.magic, key.flags) or header.hash_based:
+                return f"pyc object {path!r} is not a pyc of its group"
+            return None
         if not bytecode.valid_for_stat(header, source.mtime_ns, source.size) or (
             header.magic,
             header.flags,
@@ -234,3 +252,15 @@ class StoreModel:
         ) != (key.magic, key.flags, key.uid, key.gid, key.mode):
             return f"pyc object {path!r} is not valid for its source object"
         return None
+
+    def _object_extents(self, obj: StoreObject) -> list[Extent]:
+        if obj.extents is None:
+            try:
+                obj.extents = self._facts.extents(obj.path)
+            except OSError:
+                obj.extents = []
+        return obj.extents
+
+    def _cow_note(self, st: os.stat_result) -> None:
+        if st.st_nlink > 1:
+            self._cow_shared.add((st.st_dev, st.st_ino))

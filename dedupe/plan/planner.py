@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 
+from .. import cow
 from ..decisions import Adopt, AlreadyShared, Decision, Link, Refused, SourceObject, Unique
 from ..hashing import FileChanged
 from ..inventory import Candidate
 from ..reasons import Reason
-from ..store import ObjectKey
+from ..store import ObjectKey, Store
 from ..tree import At, FolderSwapped
 from .model import StoreObject
 from .pycs import PycPlanner
@@ -22,6 +23,8 @@ class Planner(PycPlanner):
         st = candidate.st
         store = self._stores[st.st_dev]
         obj = self._object(store, candidate.key)
+        if st.st_dev in self._cow:
+            return self._decide_cow(candidate, store, obj)
         if obj is not None and obj.ino == st.st_ino:
             return AlreadyShared(candidate.path)
         if obj is not None and obj.damaged:
@@ -59,10 +62,46 @@ class Planner(PycPlanner):
         self._gains_name(obj, st.st_dev)
         return Link(candidate.at, st, obj.path, obj.ino, self._last_name(st))
 
+    def _decide_cow(self, candidate: Candidate, store: Store, obj: StoreObject | None) -> Decision:
+        """decide() where the store shares data blocks, not inodes: the candidate keeps
+        its inode, owner, mode and times, so none of them splits a group, and its pycs
+        stay valid as they are."""
+        st = candidate.st
+        if (st.st_dev, st.st_ino) in self._cow_shared:
+            return AlreadyShared(candidate.path)  # another name of an inode shared here
+        if obj is not None and obj.damaged:
+            return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED)
+        try:
+            mine = self._facts.extents(candidate.at)
+        except (FileChanged, FolderSwapped):
+            return Refused(candidate.path, Reason.CHANGED_DURING_SCAN)
+        except OSError as exc:
+            return Refused(candidate.path, Reason.UNREADABLE, f"cannot read: {exc.strerror or exc}")
+        if obj is not None and cow.same_blocks(mine, self._object_extents(obj)):
+            return AlreadyShared(candidate.path)  # no read: the blocks are the object's
+        refused = self._prove(candidate.at, candidate.key, st)
+        if refused is not None:
+            return refused
+        if obj is not None and not (obj.proven and self._unchanged(obj)):
+            obj.damaged = self._check_object(obj, candidate.key, st)
+            obj.proven = True
+            if obj.damaged:
+                return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
+        self._cow_note(st)
+        if obj is None:
+            # The store's own copy, cloned from the candidate: its data stays the
+            # candidate's blocks, so adopting frees nothing and costs nothing.
+            new = StoreObject(0, store.object_path(candidate.key, 0), -1, 1, proven=True)
+            self._objects[st.st_dev, candidate.key] = self._by_path[new.path] = new
+            self._note_folders(store, new.path)
+            return Adopt(candidate.at, st, new.path, candidate.key)
+        return Link(candidate.at, st, obj.path, obj.ino, not cow.any_shared(mine))
+
     def undo(self, decision: Decision, candidate: Candidate) -> None:
         """The executor could not carry the decision out: forget what it assumed."""
         key = (candidate.st.st_dev, candidate.key)
         st = decision.st if isinstance(decision, (Adopt, Link)) else candidate.st
+        self._cow_shared.discard((st.st_dev, st.st_ino))
         if isinstance(decision, Adopt):
             obj = self._objects.pop(key, None)  # the next use reloads what the store has
             if obj is not None:
@@ -93,11 +132,14 @@ class Planner(PycPlanner):
         return None
 
     def source_object(self, candidate: Candidate) -> SourceObject | None:
-        """After an Adopt or Link of candidate: the object its name now points at."""
-        obj = self._objects.get((candidate.st.st_dev, candidate.key))
+        """After an Adopt or Link of candidate: the object its name now points at (or, by
+        copy-on-write, shares its data with: the candidate keeps its own mtime)."""
+        st = candidate.st
+        obj = self._objects.get((st.st_dev, candidate.key))
         if obj is None:
             return None
-        return SourceObject(candidate.key, obj.generation, obj.mtime_ns, candidate.st.st_size)
+        mtime_ns = st.st_mtime_ns if st.st_dev in self._cow else obj.mtime_ns
+        return SourceObject(candidate.key, obj.generation, mtime_ns, st.st_size)
 
     def object_full(self, candidate: Candidate) -> None:
         """The object hit EMLINK although the planner expected room: start a new one next."""

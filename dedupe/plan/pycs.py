@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import stat
 
-from .. import bytecode
+from .. import bytecode, cow
 from ..decisions import (
     Adopt,
     AlreadyShared,
+    ClonePyc,
     CreatePyc,
     Decision,
     Link,
@@ -58,6 +59,7 @@ class PycPlanner(StoreModel):
             return [Refused(pyc.path, Reason.PYC_STALE)]
         fits_object = bytecode.valid_for_stat(header, source.mtime_ns, source.size)
         if build is not None and build.writes(pyc.cache_tag):
+            cow = source.key.cow
             key = PycKey(
                 source=source.key,
                 source_generation=source.generation,
@@ -65,10 +67,12 @@ class PycPlanner(StoreModel):
                 magic=header.magic,
                 flags=header.flags,
                 build=build.ident,
-                uid=pst.st_uid,
-                gid=pst.st_gid,
-                mode=stat.S_IMODE(pst.st_mode),
+                uid=0 if cow else pst.st_uid,
+                gid=0 if cow else pst.st_gid,
+                mode=0 if cow else stat.S_IMODE(pst.st_mode),
             )
+            if cow:
+                return self._share_pyc_data(store, key, source, pyc, (header_bytes, pst))
             shared = self._share_pyc(store, key, source, pyc, pst, fits_object)
             if shared is not None:
                 return shared
@@ -130,6 +134,44 @@ class PycPlanner(StoreModel):
             CreatePyc(path, data, pyc.at, pst),
             Link(pyc.at, pst, path, -1, self._last_name(pst)),
         ]
+
+    def _share_pyc_data(
+        self,
+        store: Store,
+        key: PycKey,
+        source: SourceObject,
+        pyc: Pyc,
+        read: tuple[bytes, os.stat_result],
+    ) -> list[Decision]:
+        """Copy-on-write: the venv's pyc becomes the group's object with its own header.
+
+        The pycs of one group differ in their header (each venv's source keeps its own
+        mtime) and in the source path compiled into them, which the import system
+        replaces on load. So the first becomes the group's object (a clone of its data),
+        and each other one is replaced by a clone of the object whose first 16 bytes are
+        its own header: all its blocks but the first, which holds the header, are shared.
+        """
+        header, pst = read
+        obj = self._pyc_object(store, key, source)
+        if obj is not None and obj.damaged:
+            return []  # kept as it is: valid, and private
+        if pst.st_size <= pst.st_blksize:
+            return [Refused(pyc.path, Reason.PYC_ONE_BLOCK)]
+        if obj is None:
+            path = store.pyc_path(key, 0)
+            self._note_folders(store, path)
+            new = StoreObject(0, path, -1, 1, True)
+            self._pyc_objects[store.device, key] = self._by_path[path] = new
+            return [Adopt(pyc.at, pst, path)]
+        try:
+            mine = self._facts.extents(pyc.at)
+        except (OSError, FileChanged):
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
+        if cow.same_blocks(mine, self._object_extents(obj), pst.st_blksize):
+            return [AlreadyShared(pyc.path)]
+        if pst.st_nlink > 1 or cow.any_shared(mine):
+            return []  # its blocks are not its own alone: replacing it would free nothing
+        return [ClonePyc(pyc.at, pst, obj.path, header)]
 
     def undo_pyc(self, object_path: str) -> None:
         """A pyc object could not be written or adopted: forget it."""

@@ -148,6 +148,12 @@ def _file_counts(r: ScanResult, would: str) -> list[str]:
     return out
 
 
+def _sharing(link_mode: str) -> str:
+    if link_mode == "reflink":
+        return "shared by reflinks (each file keeps its inode; du does not see the gain)"
+    return "shared by hardlinks"
+
+
 def _du_covers(r: ScanResult) -> str:
     """What du must be given for the net figure to be the change it shows: the roots, the
     store, and the folders holding other names of the inodes linked without gain (without
@@ -189,7 +195,7 @@ def _reclaimed(r: ScanResult, would: str) -> list[str]:
     for s in r.stores:
         if s.exists:
             out.append(
-                f"store {display(s.path)}: {s.objects:,} objects"
+                f"store {display(s.path)}: {s.objects:,} objects, {_sharing(s.link_mode)}"
                 + (
                     f"; memos {human_size(s.scan_state_bytes)} (scan-cache/, trash/)"
                     if s.scan_state_bytes
@@ -198,7 +204,7 @@ def _reclaimed(r: ScanResult, would: str) -> list[str]:
                 + " (`venv-dedupe status` shows what they save, and any unused)"
             )
         else:
-            out.append(f"store {display(s.path)}: {would}created")
+            out.append(f"store {display(s.path)}: {would}created, {_sharing(s.link_mode)}")
     if r.leftovers_removed:
         out.append(f"removed {r.leftovers_removed} temp file(s) left by an interrupted run")
     return out + _recovered(r)

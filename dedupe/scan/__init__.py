@@ -15,6 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from ..discovery import default_roots, find_venvs
 from ..errors import UsageError
+from ..modes import LinkMode
 from ..problems import VenvSkip
 from ..workers import can_fork, default_jobs
 from .result import Progress, PycReport, RecoveryReport, ScanResult, StoreReport, VenvReport
@@ -61,6 +62,7 @@ def scan(
     store: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
     share_pyc: bool = True,
+    link_mode: str = "auto",
     full: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
@@ -71,7 +73,10 @@ def scan(
 
     With dry_run, decide and count exactly as a real run would, changing nothing. With
     share_pyc (the default), the .pyc files of shared sources are shared too; without it
-    they stay private, but are kept valid for their newly linked source. A venv whose
+    they stay private, but are kept valid for their newly linked source. link_mode
+    (dedupe.modes.LinkMode's values): "reflink" shares data blocks by copy-on-write, each
+    file keeping its inode, and refuses a filesystem that cannot; "hardlink" shares
+    inodes; "auto" reflinks where the store's filesystem can. A venv whose
     folders and RECORD files are as an earlier run left them is taken from that run's
     memo instead of being walked (see dedupe.memo); full walks every venv. The work is
     shared out between jobs processes (default: one per CPU, see dedupe.workers). When another
@@ -86,7 +91,7 @@ def scan(
         raise UsageError("no roots given and none of the well-known venv folders exists")
     discovery = find_venvs(root_list)
     explicit = os.fspath(store) if store is not None else None
-    stores = Stores(explicit, dry_run, lock_timeout, on_lock_wait)
+    stores = Stores(explicit, dry_run, lock_timeout, on_lock_wait, _link_mode(link_mode))
     skipped_venvs = [VenvSkip(p, r) for p, r in discovery.skipped]
     try:
         venvs = []
@@ -108,6 +113,14 @@ def scan(
             run.close()
     finally:
         stores.close()
+
+
+def _link_mode(value: str) -> LinkMode:
+    try:
+        return LinkMode(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in LinkMode)
+        raise UsageError(f"link_mode must be one of {choices}, not {value!r}") from None
 
 
 def _jobs(jobs: int | None) -> int:

@@ -31,7 +31,9 @@ class Walk:
         memos: Memos | None,
         settled_pycs: set[int] | frozenset[int] = frozenset(),
         keep: Callable[[Row], None] | None = None,
+        cow: bool = False,
     ) -> None:
+        self.cow = cow  # the store shares by copy-on-write (see dedupe.inventory)
         self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
         self.memos = memos
         self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
@@ -68,7 +70,7 @@ class Walk:
         notes: list[str] = []
         candidates = bytearray()
         pycs = pycs_shared = 0
-        for item in inventory(venv, inodes, venv.device, trace, tree=self.tree):
+        for item in inventory(venv, inodes, venv.device, trace, tree=self.tree, cow=self.cow):
             match item:
                 case Candidate(st=st, key=key):
                     candidates += CANDIDATE.pack(
@@ -132,7 +134,14 @@ def renew_memos(
     renew = [venv for venv, _tally in todo if venv.device in inodes]
 
     def walk(venv: Venv) -> None:
-        walker = Walk(venv, inodes[venv.device], share_pyc, memos[venv.device], settled_pycs)
+        walker = Walk(
+            venv,
+            inodes[venv.device],
+            share_pyc,
+            memos[venv.device],
+            settled_pycs,
+            cow=memos[venv.device].cow,
+        )
         with walker.tree:
             walker.run()
 

@@ -73,6 +73,7 @@ class StoreReport:
     objects: int  # from the folder listing (d_ino), not a stat per object
     exists: bool
     scan_state_bytes: int  # the scan's memos and trash folder, not in store_overhead_bytes
+    link_mode: str = "hardlink"  # how its filesystem shares: modes.LinkMode's value
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from ..discovery import Venv
 from ..execute import DryRun, Executor
 from ..inventory import Item, Shared, inventory
 from ..journal import Journal
-from ..link import Hardlinks
+from ..link import Hardlinks, Reflinks
 from ..memo import Memo, Memos
 from ..plan import Planner
 from ..problems import Problem, VenvSkip
@@ -55,7 +55,9 @@ class ScanRun:
         self.venvs = venvs
         self.tallies = [Tally(v.root) for v in venvs]
         self.census = Census(stores.indexes)
-        self.memos = {device: Memos(store) for device, store in stores.by_device.items()}
+        self.memos = {
+            device: Memos(store, stores.cow(device)) for device, store in stores.by_device.items()
+        }
         # Where pass 2 announces each batch of work; none in a dry run, which writes nothing.
         self.journals = (
             {}
@@ -81,7 +83,11 @@ class ScanRun:
         if self.options.dry_run:
             return DryRun()
         trash = {d: os.path.join(s.path, TRASH_DIR) for d, s in self.stores.by_device.items()}
-        return Hardlinks(trash)
+        cow = self._cow_devices()
+        return Reflinks(trash, cow) if cow else Hardlinks(trash)
+
+    def _cow_devices(self) -> frozenset[int]:
+        return frozenset(d for d in self.stores.by_device if self.stores.cow(d))
 
     def recover(self) -> None:
         """Finish what a killed run's journal entries say was under way (see
@@ -149,7 +155,9 @@ class ScanRun:
         memos = None if self.options.dry_run else self.memos[venv.device]
         inodes = self.stores.indexes[venv.device].inodes
         keep = self.spool.writer(i)
-        walker = Walk(venv, inodes, self.options.share_pyc, memos, keep=keep)
+        walker = Walk(
+            venv, inodes, self.options.share_pyc, memos, keep=keep, cow=self.stores.cow(venv.device)
+        )
         try:
             with walker.tree:
                 memo = walker.run()
@@ -201,7 +209,9 @@ class ScanRun:
         self, todo: list[tuple[int, Tally]], parts: int, part: int, emit: Callable[[None], None]
     ) -> Linked:
         stores = self.stores
-        planner = Planner(self.census, stores.by_device, stores.indexes, Disk())
+        planner = Planner(
+            self.census, stores.by_device, stores.indexes, Disk(), self._cow_devices()
+        )
         run = Run(planner, self.new_executor(), self.options.share_pyc)
         counts = [Tally(self.venvs[i].root) for i, _tally in todo]
         share = (part, parts) if parts > 1 else None
@@ -243,9 +253,10 @@ class ScanRun:
         venv = self.venvs[i]
         inodes = self.stores.indexes[venv.device].inodes
         rows = self.spool.read(i)
+        cow = self.stores.cow(venv.device)
         if rows is None:
-            return inventory(venv, inodes, venv.device, share=share, tree=tree)
-        return replay(tree, rows, inodes, venv.device, share)
+            return inventory(venv, inodes, venv.device, share=share, tree=tree, cow=cow)
+        return replay(tree, rows, inodes, venv.device, share, cow=cow)
 
     # --- the result -----------------------------------------------------------------------
 

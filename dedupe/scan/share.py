@@ -9,6 +9,7 @@ from ..census import census_key
 from ..decisions import (
     Adopt,
     AlreadyShared,
+    ClonePyc,
     CreatePyc,
     Decision,
     Link,
@@ -75,6 +76,8 @@ class Run:
             if isinstance(decision, AlreadyShared):
                 tally.shared += 1
                 self.other_names.met(candidate.st)
+                if self.planner.cow(candidate.st.st_dev):
+                    self._pycs(store, candidate, tally, build)  # Python may have written some
                 return
             if isinstance(decision, Refused):
                 self._refused(decision, tally.skipped)
@@ -102,15 +105,19 @@ class Run:
                     tally.apparent += decision.st.st_size
                 else:
                     tally.no_gain += 1
-            source = self.planner.source_object(candidate)
-            if source is not None:
-                before = (candidate.st.st_mtime_ns, candidate.st.st_size)
-                for pyc in candidate.pycs:
-                    self._pyc(store, source, before, pyc, tally, build)
+            self._pycs(store, candidate, tally, build)
             return
         tally.eligible -= 1
         tally.skipped[Reason.LINK_FAILED] += 1
         self.errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
+
+    def _pycs(self, store: Store, candidate: Candidate, tally: Tally, build: Build | None) -> None:
+        """The pycs of a source just linked or adopted (or, by copy-on-write, shared)."""
+        source = self.planner.source_object(candidate)
+        if source is not None:
+            before = (candidate.st.st_mtime_ns, candidate.st.st_size)
+            for pyc in candidate.pycs:
+                self._pyc(store, source, before, pyc, tally, build)
 
     def shared_source(
         self, store: Store, item: Shared, tally: Tally, inodes: set[int], build: Build | None
@@ -178,6 +185,11 @@ class Run:
                     tally.pyc["apparent"] += decision.st.st_size
             elif isinstance(decision, RewritePyc):
                 tally.pyc["rewritten"] += 1
+            elif isinstance(decision, ClonePyc):
+                # Its blocks go; the clone costs the one block its own header is in.
+                tally.pyc["linked"] += 1
+                tally.pyc["reclaimed"] += decision.st.st_blocks * 512 - decision.st.st_blksize
+                tally.pyc["apparent"] += decision.st.st_size - decision.st.st_blksize
 
     def _pyc_unshared(
         self,
@@ -212,6 +224,8 @@ class Run:
                 self.planner.observe(decision.object_path, self.executor.create_pyc(decision))
             case RewritePyc():
                 self.executor.rewrite_pyc(decision)
+            case ClonePyc():
+                self.executor.clone_pyc(decision)
 
     def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
         skipped[decision.reason] += 1

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from ..inventory import Candidate, Shared, share_of
 from ..listing import Pyc
-from ..store import ObjectKey
+from ..store import object_key
 from ..tree import At, FolderSwapped, Tree
 
 __all__ = ["Row", "Spool", "Writer", "replay", "row"]
@@ -137,6 +137,8 @@ def replay(
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None,
+    *,
+    cow: bool = False,
 ) -> Iterator[Candidate | Shared]:
     """The items of a spool as pass 2's inventory would give them (dedupe.inventory with
     share): each file stat-ed again through its folder's handle, and of a part's sizes
@@ -149,7 +151,7 @@ def replay(
     for r in rows:
         found: tuple[Candidate | Shared, int] | None
         if len(r) == 6:
-            found = _candidate(tree, r, store_inodes, store_device) if ours(r[3]) else None
+            found = _candidate(tree, r, store_inodes, store_device, cow) if ours(r[3]) else None
         else:
             found = _shared(tree, r, store_inodes)
         if found is not None and ours(found[1]):
@@ -168,7 +170,7 @@ def _lstat(at: At) -> os.stat_result | None:
 
 
 def _candidate(
-    tree: Tree, r: CandidateRow, store_inodes: set[int], store_device: int
+    tree: Tree, r: CandidateRow, store_inodes: set[int], store_device: int, cow: bool
 ) -> tuple[Candidate | Shared, int] | None:
     rel, algorithm, digest, size, dist, pycs = r
     at = At(tree, rel)
@@ -179,7 +181,7 @@ def _candidate(
         return Shared(at, st.st_ino, _pycs(tree, pycs)), st.st_size
     if st.st_size != size:
         return None  # changed since pass 1: the next run counts it anew
-    key = ObjectKey(algorithm, digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    key = object_key(algorithm, digest, st, cow=cow)
     return Candidate(at, key, st, dist, _pycs(tree, pycs)), st.st_size
 
 

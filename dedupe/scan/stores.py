@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ..discovery import Venv
 from ..errors import StoreError, StoreLockedError
+from ..modes import LinkMode, mode_for
 from ..store import (
     Store,
     StoreIndex,
@@ -29,7 +30,10 @@ class Stores:
         dry_run: bool,
         lock_timeout: float = 0.0,
         on_lock_wait: Callable[[str], None] | None = None,
+        link_mode: LinkMode = LinkMode.AUTO,
     ) -> None:
+        self.link_mode = link_mode
+        self.modes: dict[int, LinkMode] = {}  # the mode each store's filesystem uses
         self.explicit = os.path.abspath(explicit) if explicit else None
         self.dry_run = dry_run
         self.lock_timeout = lock_timeout
@@ -73,6 +77,10 @@ class Stores:
             store = Store(path, device)  # not there yet: a real run makes it below
         elif store.device != device:
             return self._elsewhere(path)
+        mode = mode_for(self.link_mode, nearest_existing(path))
+        if isinstance(mode, str):
+            return f"cannot use --link-mode reflink on the store {path!r}: {mode}"
+        self.modes[device] = mode
         self.folder_bytes_before[device] = store.folder_bytes() if existed else 0
         if not self.dry_run:
             # Makes the store, or writes FORMAT into an empty folder made for it.
@@ -118,6 +126,10 @@ class Stores:
         for store in self.by_device.values():
             store.unlock()
 
+    def cow(self, device: int) -> bool:
+        """Whether the store of the filesystem shares data by copy-on-write."""
+        return self.modes.get(device) is LinkMode.REFLINK
+
     def locks(self) -> frozenset[int]:
         return frozenset(s.lock_fd for s in self.by_device.values() if s.lock_fd is not None)
 
@@ -130,6 +142,7 @@ class Stores:
                 objects=len(store.inodes()) if linked else self.indexes[device].count,
                 exists=os.path.isdir(store.path),
                 scan_state_bytes=store.scan_state_bytes(),
+                link_mode=self.modes[device].value,
             )
             for device, store in self.by_device.items()
         )

@@ -6,6 +6,8 @@ Layout of a store folder:
     objects/<alg>/<hh>/<rest>.<uid>.<gid>.<mode>.<n>
 The object name carries the owner, group and permission bits of its inode because a
 hardlink shares them: files of different owners or modes must never share an object.
+On a copy-on-write filesystem they are 0.0.0: the object is the store's own copy (mode
+0o444), whose data blocks venv files share while each keeps its inode.
 <n> counts objects of the same content when one reached the filesystem's link limit.
     pyc/<alg>/<hh>/<source object name>.<suffix>.<magic>.<flags>.<uid>.<gid>.<mode>.<n>
 A pyc object is one valid compilation of a source object, shared by every venv whose
@@ -33,6 +35,7 @@ from .names import (
     TRASH_DIR,
     ObjectKey,
     PycKey,
+    object_key,
     parse_object_name,
     parse_pyc_name,
 )
@@ -62,6 +65,7 @@ __all__ = [
     "default_store_path",
     "mount_point",
     "nearest_existing",
+    "object_key",
     "open_store",
     "parse_object_name",
     "parse_pyc_name",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "TRASH_DIR",
     "ObjectKey",
     "PycKey",
+    "object_key",
     "parse_object_name",
     "parse_pyc_name",
 ]
@@ -39,12 +41,26 @@ class ObjectKey:
     digest: bytes
     uid: int
     gid: int
-    mode: int  # stat.S_IMODE bits
+    mode: int  # stat.S_IMODE bits; 0 with uid and gid 0: a copy-on-write object
+
+    @property
+    def cow(self) -> bool:
+        """A copy-on-write object: any file with its content may share its data."""
+        return (self.uid, self.gid, self.mode) == (0, 0, 0)
 
     def relpath(self, generation: int) -> str:
         hexdigest = self.digest.hex()
         name = f"{hexdigest[2:]}.{self.uid}.{self.gid}.{self.mode:o}.{generation}"
         return os.path.join("objects", self.algorithm, hexdigest[:2], name)
+
+
+def object_key(algorithm: str, digest: bytes, st: os.stat_result, *, cow: bool) -> ObjectKey:
+    """The key of a venv file with this recorded digest. A hardlink shares the inode, so
+    its owner, group and mode are part of what may share; a copy-on-write object shares
+    data blocks only (each file keeps its own inode), so they are not: 0, 0, 0."""
+    if cow:
+        return ObjectKey(algorithm, digest, 0, 0, 0)
+    return ObjectKey(algorithm, digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
 def parse_object_name(algorithm: str, shard: str, name: str) -> tuple[ObjectKey, int] | None:
