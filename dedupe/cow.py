@@ -30,6 +30,7 @@ __all__ = [
     "clone_tail",
     "dedupe",
     "extents",
+    "inline",
     "same_blocks",
     "shared_bytes",
 ]
@@ -51,6 +52,9 @@ _DEDUPE_STEP = 16 << 20
 _FIEMAP_HEAD = struct.Struct("=QQIIII")
 _FIEMAP_EXTENT = struct.Struct("=QQQQQIIII")
 _FIEMAP_BATCH = 256
+# Data still in the page cache has no place yet (btrfs may yet keep a small file inline):
+# asking with this flag writes the file's dirty pages out first, so the answer is final.
+_FIEMAP_FLAG_SYNC = 0x1
 _EXTENT_LAST = 0x1
 _EXTENT_UNKNOWN = 0x2  # no place on disk yet (delayed allocation) or not told
 _EXTENT_INLINE = 0x200  # kept in the filesystem's metadata: never shared
@@ -142,7 +146,9 @@ def extents(fd: int) -> list[Extent]:
     found: list[Extent] = []
     start = 0
     while True:
-        buf = bytearray(_FIEMAP_HEAD.pack(start, (1 << 64) - 1 - start, 0, 0, _FIEMAP_BATCH, 0))
+        buf = bytearray(
+            _FIEMAP_HEAD.pack(start, (1 << 64) - 1 - start, _FIEMAP_FLAG_SYNC, 0, _FIEMAP_BATCH, 0)
+        )
         buf += bytes(_FIEMAP_EXTENT.size * _FIEMAP_BATCH)
         try:
             fcntl.ioctl(fd, _FS_IOC_FIEMAP, buf)
@@ -165,6 +171,12 @@ def extents(fd: int) -> list[Extent]:
 def shared_bytes(found: list[Extent]) -> int:
     """Bytes of a file's data (its extents) that blocks shared with other files hold."""
     return sum(e.length for e in found if e.placed and e.shared)
+
+
+def inline(found: list[Extent]) -> bool:
+    """Whether the data is kept in the filesystem's metadata (btrfs does so with small
+    files): it has no blocks to share, though the kernel accepts a dedupe of it."""
+    return any(e.flags & _EXTENT_INLINE for e in found)
 
 
 def any_shared(found: list[Extent]) -> bool:

@@ -32,6 +32,7 @@ class Reason(str, Enum):
     CHANGED_DURING_SCAN = "changed-during-scan"
     PYCACHE_UNREADABLE = "pycache-unreadable"
     PYCACHE_READ_ONLY = "pycache-read-only"  # linking would leave its pycs stale
+    INLINE_DATA = "inline-data"  # copy-on-write: kept in the filesystem's metadata
     XATTRS_DIFFER = "xattrs-differ"  # ACLs or security labels differ from the object's
     STORE_OBJECT_DAMAGED = "store-object-damaged"
     LINK_FAILED = "link-failed"
@@ -82,6 +83,8 @@ _LABELS = {
     Reason.CHANGED_DURING_SCAN: "changed during the scan",
     Reason.PYCACHE_UNREADABLE: "__pycache__ not readable",
     Reason.PYCACHE_READ_ONLY: "__pycache__ not writable: linking would leave its pycs stale",
+    Reason.INLINE_DATA: "small enough to be kept in the filesystem's metadata (btrfs): "
+    "no blocks to share",
     Reason.XATTRS_DIFFER: "extended attributes (ACLs, labels) differ from the store object's",
     Reason.STORE_OBJECT_DAMAGED: "store object damaged",
     Reason.LINK_FAILED: "could not be linked",

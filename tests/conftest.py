@@ -11,7 +11,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MakeVenv, MakeVenvs, Venv, create_venv, create_venvs, hold_lock, tmpfs_at
+from helpers import (
+    COW_FILESYSTEMS,
+    MakeVenv,
+    MakeVenvs,
+    Venv,
+    cow_filesystem_at,
+    create_venv,
+    create_venvs,
+    hold_lock,
+    tmpfs_at,
+)
 from wheelbuilder import build_wheelhouse
 
 
@@ -89,6 +99,16 @@ def tmpfs_mount(tmp_path: Path) -> Iterator[Path]:
     mount_point = tmp_path / "otherfs"
     mount_point.mkdir()
     with tmpfs_at(mount_point, "64m"):
+        yield mount_point
+
+
+@pytest.fixture(params=COW_FILESYSTEMS)
+def cow_mount(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A fresh loop-mounted copy-on-write filesystem, xfs with reflink and btrfs in turn;
+    needs root, the mkfs tools and a loop device."""
+    mount_point = tmp_path / request.param
+    mount_point.mkdir()
+    with cow_filesystem_at(mount_point, tmp_path / f"{request.param}.img", request.param):
         yield mount_point
 
 

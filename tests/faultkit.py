@@ -180,6 +180,7 @@ def run():
             lock_timeout=wait,
             jobs=jobs,
             share_pyc=config.get("share_pyc", True),
+            link_mode=config.get("link_mode", "auto"),
         )
         errors = [[p.path, p.error] for p in r.errors]
         return {"errors": errors, "linked": r.files_linked, "stored": r.files_stored}

@@ -540,3 +540,52 @@ def tmpfs_at(mount_point: Path, size: str) -> Iterator[None]:
     finally:
         # Lazy unmount: a process of a failed test may still hold a file open in it.
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+COW_FILESYSTEMS = ("xfs", "btrfs")
+_MKFS = {"xfs": ["mkfs.xfs", "-q", "-m", "reflink=1"], "btrfs": ["mkfs.btrfs", "-q"]}
+
+
+@contextmanager
+def cow_filesystem_at(mount_point: Path, image: Path, kind: str) -> Iterator[None]:
+    """A fresh copy-on-write filesystem (xfs with reflink, or btrfs) in the sparse file
+    image, loop-mounted on mount_point for the block; the test is skipped where that is
+    not possible (not root, no mkfs, no loop device)."""
+    if os.geteuid() != 0:
+        pytest.skip(f"mounting a loop {kind} image needs root")
+    mkfs = _MKFS[kind]
+    if shutil.which(mkfs[0]) is None:
+        pytest.skip(f"{mkfs[0]} is not installed")
+    with open(image, "wb") as f:
+        f.truncate(512 << 20)  # sparse: xfs wants at least 300 MiB
+    made = subprocess.run([*mkfs, str(image)], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"{mkfs[0]} failed: {made.stderr.strip()!r}")
+    mounted = subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot loop-mount a {kind} image here: {mounted.stderr.strip()!r}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        image.unlink()
+
+
+def shares_blocks(a: Path, b: Path, start: int = 0) -> bool:
+    """Whether two files hold their data from offset start on in the same disk blocks."""
+    from dedupe import cow
+
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return cow.same_blocks(cow.extents(fa.fileno()), cow.extents(fb.fileno()), start)
+
+
+def free_bytes(path: Path) -> int:
+    """The filesystem's free space after a sync: what copy-on-write sharing shows in."""
+    os.sync()
+    st = os.statvfs(path)
+    return st.f_bfree * st.f_frsize

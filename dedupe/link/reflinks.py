@@ -22,6 +22,7 @@ from ..execute import Failed
 from ..hashing import FileChanged, digest_file, fingerprint, same_file
 from ..problems import Problem
 from ..reasons import Reason
+from ..store import COW_OBJECT_MODE
 from ..tree import At
 from .copies import write_all, write_like
 from .hardlinks import Hardlinks
@@ -30,8 +31,6 @@ from .steps import READ, at_temp_name, check_unchanged, folder, hook, os_failure
 from .swap import swap_in
 
 __all__ = ["Reflinks"]
-
-_OBJECT_MODE = 0o444  # the store's copy: read by us only through our own private store
 
 
 class Reflinks:
@@ -203,7 +202,7 @@ def _store_clone(src: int, action: Adopt) -> int:
         try:
             _clone(src, out)
             _prove_clone(src, tmp, dfd, action)
-            os.fchmod(out, _OBJECT_MODE)
+            os.fchmod(out, COW_OBJECT_MODE)
             os.fsync(out)
             ino = os.fstat(out).st_ino
             # link() fails if the name exists: an object is never overwritten.

@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from .. import cow
 from ..discovery import Kind, Venv, default_roots, find_venvs
 from ..errors import StoreError
 from ..problems import Problem, VenvSkip
@@ -124,8 +125,26 @@ class StoreFiles:
         """The files no venv uses any more: link count 1, the store's own name alone.
         The one definition of unused: status counts these and gc removes these. Names
         outside the roots (another venv, uv's cache) keep a file in use, as they should."""
-        every = [(o.path, o.st) for o in self.objects] + self.damaged
+        every = [(o.path, o.st) for o in self.objects if not _shares_data(o)] + self.damaged
         return [(path, st) for path, st in every if st.st_nlink == 1]
+
+
+def _shares_data(obj: StoreObject) -> bool:
+    """Whether a copy-on-write object shares its data blocks with a file (some venv's:
+    the store's copies share none with each other); any other object shares none."""
+    key = obj.key.source if isinstance(obj.key, PycKey) else obj.key
+    if not key.cow:
+        return False
+    try:
+        fd = os.open(obj.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return cow.any_shared(cow.extents(fd))
+    except OSError:
+        return True  # cannot tell: kept, as an object some venv may share
+    finally:
+        os.close(fd)
 
 
 def store_files(store: Store) -> StoreFiles:

@@ -15,7 +15,7 @@ from ..discovery import Venv
 from ..errors import DEFAULT_LOCK_TIMEOUT
 from ..hashing import FileChanged, digest_file, read_small
 from ..problems import Problem
-from ..store import ObjectKey, PycKey, Store
+from ..store import COW_OBJECT_MODE, ObjectKey, PycKey, Store
 from .owners import Owners, repair_command
 from .placement import (
     DAMAGED_FOLDER,
@@ -38,6 +38,12 @@ _Commands = dict[_RepairKey, tuple[str, "str | None"]]  # -> (command, note)
 
 def _metadata_problem(st: os.stat_result, uid: int, gid: int, mode: int) -> str | None:
     found = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    if (uid, gid, mode) == (0, 0, 0):
+        # A copy-on-write object: the store's own copy, which shares no inode with a
+        # venv, so no venv's chmod reaches it. Its mode says it was made so.
+        if found[2] == COW_OBJECT_MODE:
+            return None
+        return f"mode is {found[2]:o}, not the {COW_OBJECT_MODE:o} of a copy-on-write object"
     if found == (uid, gid, mode):
         return None
     return (

@@ -77,6 +77,8 @@ class Planner(PycPlanner):
             return Refused(candidate.path, Reason.CHANGED_DURING_SCAN)
         except OSError as exc:
             return Refused(candidate.path, Reason.UNREADABLE, f"cannot read: {exc.strerror or exc}")
+        if cow.inline(mine):
+            return Refused(candidate.path, Reason.INLINE_DATA)
         if obj is not None and cow.same_blocks(mine, self._object_extents(obj)):
             return AlreadyShared(candidate.path)  # no read: the blocks are the object's
         refused = self._prove(candidate.at, candidate.key, st)

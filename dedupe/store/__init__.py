@@ -28,6 +28,7 @@ from .layout import Store, StoreIndex, saved_bytes
 from .lock import LOCK_POLL_SECONDS
 from .names import (
     CACHE_DIR,
+    COW_OBJECT_MODE,
     DEFAULT_STORE_NAME,
     FORMAT,
     JOURNAL_DIR,
@@ -50,6 +51,7 @@ from .placement import (
 
 __all__ = [
     "CACHE_DIR",
+    "COW_OBJECT_MODE",
     "DEFAULT_STORE_NAME",
     "FORMAT",
     "JOURNAL_DIR",

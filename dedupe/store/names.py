@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CACHE_DIR",
+    "COW_OBJECT_MODE",
     "DEFAULT_STORE_NAME",
     "FORMAT",
     "JOURNAL_DIR",
@@ -26,6 +27,8 @@ FORMAT = "venv-dedupe store 1\n"
 # Prefix of every temp name we create, in venvs and in the store; the next run removes
 # any that a killed run left behind.
 TMP_PREFIX = ".venv-dedupe-tmp-"
+# The mode of a copy-on-write object (named 0.0.0): the store's own read-only copy.
+COW_OBJECT_MODE = 0o444
 DEFAULT_STORE_NAME = ".venv-dedupe-store"
 _BUILD = re.compile(r"[0-9a-f]{16}")
 CACHE_DIR = "scan-cache"

@@ -1,0 +1,290 @@
+"""Tests for dedupe.link.reflinks and the scan's reflink mode, on real loop-mounted XFS
+and btrfs filesystems: data blocks are shared with the store while every file keeps its
+inode, owner, mode, times and bytes, owners do not split groups, pycs stay valid, and a
+dry run counts what the real run frees.
+
+The scenario (built once per filesystem, since pip installs dominate): venvs a and b
+(alpha 1.0 + beta 1.0) and c (the same, owned by another user), a dry run, a real run
+and a rerun, with the tree's state and the free space recorded around each.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import (
+    COW_FILESYSTEMS,
+    PathState,
+    Venv,
+    cow_filesystem_at,
+    create_venvs,
+    free_bytes,
+    pyc_freshness,
+    run_cli,
+    run_python,
+    shares_blocks,
+    snapshot,
+    snapshot_diff,
+    store_objects,
+)
+
+from dedupe import ScanResult, gc, scan, verify
+from dedupe.link import steps
+from dedupe.tree import At
+
+BLOCK = 4096
+OTHER_UID = 65534  # nobody
+SOURCES = ("alpha/core.py", "alpha/util.py", "alpha/data/table.csv", "beta/engine.py")
+
+
+@dataclass(frozen=True)
+class History:
+    root: Path
+    store: Path
+    venvs: tuple[Venv, ...]
+    before: dict[str, PathState]
+    stats_before: dict[str, os.stat_result]
+    fresh_before: dict[str, bool]
+    dry: ScanResult
+    real: ScanResult
+    rerun: ScanResult
+    freed: int  # free space after the real run less before it
+
+
+def _stats(top: Path) -> dict[str, os.stat_result]:
+    return {
+        str(p.relative_to(top)): p.lstat()
+        for p in top.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture(scope="module", params=COW_FILESYSTEMS)
+def history(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path
+) -> Iterator[History]:
+    base = tmp_path_factory.mktemp(f"reflinks-{request.param}")
+    mount = base / "mnt"
+    mount.mkdir()
+    with cow_filesystem_at(mount, base / "fs.img", request.param):
+        root = mount / "venvs"
+        store = mount / "store"
+        reqs = ["alpha==1.0", "beta==1.0"]
+        venvs = create_venvs(wheelhouse, root, a=reqs, b=reqs, c=reqs)
+        for path in [venvs[2].path, *venvs[2].path.rglob("*")]:
+            os.chown(path, OTHER_UID, OTHER_UID, follow_symlinks=False)
+        before, stats_before = snapshot(root), _stats(root)
+        fresh_before = pyc_freshness(root)
+        dry = scan([root], store=store, dry_run=True, jobs=1)
+        free = free_bytes(mount)
+        real = scan([root], store=store, jobs=1)
+        freed = free_bytes(mount) - free
+        rerun = scan([root], store=store, jobs=1)
+        yield History(
+            root, store, venvs, before, stats_before, fresh_before, dry, real, rerun, freed
+        )
+
+
+def test_the_store_uses_reflinks(history: History) -> None:
+    (store,) = history.real.stores
+    assert store.link_mode == "reflink"
+    assert history.real.errors == ()
+    assert history.real.files_stored > 0 and history.real.files_linked > 0
+
+
+def test_every_file_keeps_its_bytes_owner_and_mode(history: History) -> None:
+    after = snapshot(history.root)
+    assert after == history.before, snapshot_diff(history.before, after)
+
+
+def test_every_source_keeps_its_inode_and_times(history: History) -> None:
+    """Only pycs are replaced (by equivalent pycs); every other file is its own inode,
+    with the mtime and ctime it had: nothing was written to it."""
+    after = _stats(history.root)
+    for rel, st in history.stats_before.items():
+        if rel.endswith(".pyc"):
+            continue
+        now = after[rel]
+        assert (now.st_ino, now.st_mtime_ns, now.st_ctime_ns, now.st_nlink) == (
+            st.st_ino,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_nlink,
+        ), rel
+
+
+def test_sources_share_blocks_across_owners(history: History) -> None:
+    a, b, c = history.venvs
+    assert c.file(SOURCES[0]).stat().st_uid == OTHER_UID
+    for rel in SOURCES:
+        assert shares_blocks(a.file(rel), b.file(rel)), rel
+        assert shares_blocks(a.file(rel), c.file(rel)), rel
+
+
+def test_big_pycs_share_all_but_their_first_block(history: History) -> None:
+    a, b, c = history.venvs
+    big = [p for p in a.file("alpha/__pycache__").glob("*.pyc") if p.stat().st_size > BLOCK]
+    assert big, "the wheels' modules compile to pycs longer than a block"
+    for pyc in big:
+        rel = str(pyc.relative_to(a.site_packages))
+        assert shares_blocks(pyc, b.file(rel), BLOCK), rel
+        assert shares_blocks(pyc, c.file(rel), BLOCK), rel
+        assert not shares_blocks(b.file(rel), c.file(rel)), rel  # each has its own header
+        assert c.file(rel).stat().st_uid == OTHER_UID
+
+
+def test_pycs_stay_valid_and_nothing_recompiles(history: History) -> None:
+    assert pyc_freshness(history.root) == history.fresh_before
+    c = history.venvs[2]
+    pycs = {p: p.stat().st_ino for p in c.path.rglob("*.pyc")}
+    run_python(c, "import alpha.core, alpha.util, beta.engine")
+    assert {p: p.stat().st_ino for p in c.path.rglob("*.pyc")} == pycs
+
+
+def test_dry_run_counts_what_the_real_run_does(history: History) -> None:
+    dry, real = history.dry, history.real
+    assert dry.bytes_reclaimed == real.bytes_reclaimed > 0
+    assert (dry.files_linked, dry.files_stored) == (real.files_linked, real.files_stored)
+    assert dry.pyc == real.pyc
+
+
+def test_free_space_grows_by_what_the_run_reports(history: History) -> None:
+    """Copy-on-write gains do not show in du, only in free space. The filesystem's own
+    metadata (refcount and extent trees) moves too: within 10% or 1 MiB."""
+    net = history.real.bytes_reclaimed - history.real.store_overhead_bytes
+    assert abs(history.freed - net) <= max(net // 10, 1 << 20), (history.freed, net)
+
+
+def test_a_rerun_shares_nothing_new_and_reads_nothing(history: History) -> None:
+    rerun, real = history.rerun, history.real
+    assert (rerun.files_linked, rerun.files_stored, rerun.bytes_reclaimed) == (0, 0, 0)
+    assert rerun.files_already_shared == real.files_linked + real.files_stored
+    assert rerun.pyc.linked == 0
+    assert rerun.pyc.already_shared == real.pyc.linked + real.pyc.stored
+
+
+def test_the_store_holds_its_own_copies(history: History) -> None:
+    objects = store_objects(history.store)
+    assert objects
+    for path in objects.values():
+        st = path.stat()
+        assert (st.st_uid, st.st_nlink, st.st_mode & 0o777) == (os.geteuid(), 1, 0o444)
+
+
+def test_json_and_text_name_the_mode(history: History) -> None:
+    done = run_cli("scan", "--dry-run", "--json", "--store", str(history.store), str(history.root))
+    assert done.json()["stores"][0]["link_mode"] == "reflink"
+    text = run_cli("scan", "--dry-run", "--store", str(history.store), str(history.root))
+    assert "shared by reflinks" in text.stdout
+
+
+# --- on a filesystem of its own --------------------------------------------------------
+
+
+@pytest.fixture
+def pair_on_cow(cow_mount: Path, wheelhouse: Path) -> tuple[Venv, Venv]:
+    a, b = create_venvs(wheelhouse, cow_mount / "venvs", a=["alpha==1.0"], b=["alpha==1.0"])
+    return a, b
+
+
+def test_an_edit_in_place_reaches_only_its_own_file(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    a, b = pair_on_cow
+    scan([cow_mount / "venvs"], store=cow_mount / "store", jobs=1)
+    original = a.file("alpha/util.py").read_bytes()
+    assert shares_blocks(a.file("alpha/util.py"), b.file("alpha/util.py"))
+    with open(b.file("alpha/util.py"), "r+b") as f:  # as `cp` onto it or an editor would
+        f.write(b"# edited in place\n")
+    assert a.file("alpha/util.py").read_bytes() == original
+    assert b.file("alpha/util.py").read_bytes().startswith(b"# edited in place\n")
+    stored = [p.read_bytes() for p in store_objects(cow_mount / "store").values()]
+    assert original in stored
+
+
+def test_hardlink_mode_on_a_cow_filesystem_shares_inodes(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    a, b = pair_on_cow
+    result = scan([cow_mount / "venvs"], store=cow_mount / "store", link_mode="hardlink")
+    assert result.stores[0].link_mode == "hardlink"
+    assert a.file("alpha/util.py").stat().st_ino == b.file("alpha/util.py").stat().st_ino
+
+
+def test_reflink_mode_refuses_a_filesystem_that_cannot(tmpfs_mount: Path, wheelhouse: Path) -> None:
+    create_venvs(wheelhouse, tmpfs_mount / "venvs", a=["alpha==1.0"], b=["alpha==1.0"])
+    before = snapshot(tmpfs_mount)
+    result = scan([tmpfs_mount / "venvs"], store=tmpfs_mount / "store", link_mode="reflink")
+    assert len(result.skipped_venvs) == 2
+    assert all("cannot share data blocks" in s.reason for s in result.skipped_venvs)
+    assert snapshot(tmpfs_mount) == before
+    done = run_cli("scan", "--link-mode", "reflink", str(tmpfs_mount / "venvs"))
+    assert "cannot share data blocks" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("stage", ["adopt", "checked"])
+def test_a_file_written_during_the_scan_keeps_what_was_written(
+    pair_on_cow: tuple[Venv, Venv],
+    cow_mount: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+) -> None:
+    """Right before its data is cloned into the store (adopt) or shared with the
+    store's copy (checked), a file is written in place, same size, other bytes: it keeps
+    them, no store object holds them, and nothing else is harmed."""
+    a, b = pair_on_cow
+    victim = (a if stage == "adopt" else b).file("alpha/util.py")
+    size = victim.stat().st_size
+    written = b"#" * size
+
+    def write_once(hook_stage: str, at: At) -> None:
+        if hook_stage == stage and at.path == str(victim) and victim.read_bytes() != written:
+            with open(victim, "r+b") as f:
+                f.write(written)
+
+    monkeypatch.setattr(steps, "fault_hook", write_once)
+    result = scan([cow_mount / "venvs"], store=cow_mount / "store", jobs=1)
+    assert victim.read_bytes() == written
+    assert result.skipped.get("changed-during-scan") == 1, result.skipped
+    for path in store_objects(cow_mount / "store").values():
+        assert path.read_bytes() != written
+    other = (b if stage == "adopt" else a).file("alpha/util.py")
+    assert other.read_bytes() != written
+
+
+def test_owner_is_kept_when_root_shares_a_users_files(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    a, b = pair_on_cow
+    for path in [b.path, *b.path.rglob("*")]:
+        os.chown(path, OTHER_UID, OTHER_UID, follow_symlinks=False)
+    util = b.file("alpha/util.py")
+    mode = util.stat().st_mode
+    scan([cow_mount / "venvs"], store=cow_mount / "store", jobs=1)
+    st = util.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode) == (OTHER_UID, OTHER_UID, mode)
+    assert shares_blocks(a.file("alpha/util.py"), util)
+
+
+def test_verify_finds_copies_intact_and_gc_keeps_what_venvs_share(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    a, b = pair_on_cow
+    store = cow_mount / "store"
+    scan([cow_mount / "venvs"], store=store, jobs=1)
+    objects = store_objects(store)
+    checked = verify([cow_mount / "venvs"], store=store)
+    assert checked.damaged == () and checked.objects_checked == len(objects)
+    assert gc(store).files_removed == 0
+    assert store_objects(store) == objects
+    shutil.rmtree(a.path)
+    shutil.rmtree(b.path)
+    os.sync()  # XFS frees removed inodes' blocks in the background; sync waits for it
+    # No venv shares their blocks now: each copy takes space of its own, and goes.
+    assert gc(store).files_removed == len(objects)
+    assert store_objects(store) == {}
