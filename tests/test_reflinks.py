@@ -160,12 +160,23 @@ def test_free_space_grows_by_what_the_run_reports(history: History) -> None:
     assert abs(history.freed - net) <= max(net // 10, 1 << 20), (history.freed, net)
 
 
-def test_a_rerun_shares_nothing_new_and_reads_nothing(history: History) -> None:
+def test_a_rerun_takes_the_venvs_from_their_memos(history: History) -> None:
     rerun, real = history.rerun, history.real
+    assert rerun.venvs_unchanged == len(history.venvs)
     assert (rerun.files_linked, rerun.files_stored, rerun.bytes_reclaimed) == (0, 0, 0)
     assert rerun.files_already_shared == real.files_linked + real.files_stored
     assert rerun.pyc.linked == 0
-    assert rerun.pyc.already_shared == real.pyc.linked + real.pyc.stored
+
+
+def test_a_full_rerun_knows_shared_blocks_without_reading(history: History) -> None:
+    """With every venv walked again, pass 2 tells from the extents alone (FIEMAP) that
+    each file and pyc already shares its object's blocks."""
+    real = history.real
+    full = scan([history.root], store=history.store, dry_run=True, full=True, jobs=1)
+    assert (full.files_linked, full.files_stored, full.bytes_reclaimed) == (0, 0, 0)
+    assert full.files_already_shared == real.files_linked + real.files_stored
+    assert full.pyc.linked == 0
+    assert full.pyc.already_shared == real.pyc.linked + real.pyc.stored
 
 
 def test_the_store_holds_its_own_copies(history: History) -> None:

@@ -29,14 +29,16 @@ class Walk:
         inodes: set[int],
         share_pyc: bool,
         memos: Memos | None,
-        settled_pycs: set[int] | frozenset[int] = frozenset(),
+        settled: set[int] | frozenset[int] = frozenset(),
         keep: Callable[[Row], None] | None = None,
         cow: bool = False,
     ) -> None:
         self.cow = cow  # the store shares by copy-on-write (see dedupe.inventory)
         self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
         self.memos = memos
-        self.settled_pycs = settled_pycs  # pycs pass 2 leaves alone for good: no pyc work
+        # Inodes pass 2 is done with for good: pycs it leaves alone (no pyc work), and
+        # copy-on-write candidates that share their store object's blocks.
+        self.settled = settled
         self.tree = venv_tree(venv)  # the caller closes it, once done with the leftovers
         self.leftovers: list[At] = []
         self.keep = keep  # given: told the spool row of each item pass 2 will need
@@ -50,9 +52,7 @@ class Walk:
         if not self.share_pyc or build is None:
             return False
         return any(
-            p.ino not in self.inodes
-            and p.ino not in self.settled_pycs
-            and build.writes(p.cache_tag)
+            p.ino not in self.inodes and p.ino not in self.settled and build.writes(p.cache_tag)
             for p in item.pycs
         )
 
@@ -72,6 +72,9 @@ class Walk:
         pycs = pycs_shared = 0
         for item in inventory(venv, inodes, venv.device, trace, tree=self.tree, cow=self.cow):
             match item:
+                case Candidate(st=st) if self.cow and st.st_ino in self.settled:
+                    tally.eligible += 1
+                    tally.shared += 1
                 case Candidate(st=st, key=key):
                     candidates += CANDIDATE.pack(
                         census_key(st.st_dev, key), st.st_ino, st.st_nlink > 1
@@ -118,7 +121,7 @@ def renew_memos(
     stores: Stores,
     memos: dict[int, Memos],
     share_pyc: bool,
-    settled_pycs: set[int],
+    settled: set[int],
     jobs: int,
 ) -> list[Problem]:
     """Pass 2 linked in these venvs, moving their folders: walk them once more for their
@@ -139,7 +142,7 @@ def renew_memos(
             inodes[venv.device],
             share_pyc,
             memos[venv.device],
-            settled_pycs,
+            settled,
             cow=memos[venv.device].cow,
         )
         with walker.tree:

@@ -179,18 +179,18 @@ class ScanRun:
         self.linked_in = [(self.venvs[i], tally) for i, tally in todo]
         jobs = self.options.jobs if todo else 0
         counter = PhaseCounter("link", len(todo), self.options.progress, max(jobs, 1))
-        settled_pycs: set[int] = set()
+        settled: set[int] = set()
         part = functools.partial(self._share_part, todo, jobs)
         for result in run_parts(part, jobs, counter.tick, self.stores.locks()):
             for (_i, tally), counts in zip(todo, result.tallies, strict=True):
                 tally.merge(counts)
             self.errors += result.errors
             self.other_names.merge(result.other_names)
-            settled_pycs |= result.settled_pycs
+            settled |= result.settled
             self.new_folders |= result.new_folders
         if not self.options.dry_run and todo:
             self.warnings += renew_memos(
-                self.linked_in, self.stores, self.memos, self.options.share_pyc, settled_pycs, jobs
+                self.linked_in, self.stores, self.memos, self.options.share_pyc, settled, jobs
             )
 
     def _worth_walking(self) -> list[tuple[int, Tally]]:
@@ -226,7 +226,7 @@ class ScanRun:
                 emit(None)
         finally:
             run.close()
-        return Linked(counts, run.other_names, run.errors, run.settled_pycs, planner.new_folders)
+        return Linked(counts, run.other_names, run.errors, run.settled, planner.new_folders)
 
     def _journalled(self, venv: Venv, batch: list[Work]) -> ContextManager[None]:
         """In a real run, the batch's entry in the journal of the venv's store while the

@@ -40,7 +40,7 @@ class Linked:
     tallies: list[Tally]
     other_names: OtherNames
     errors: list[Problem]
-    settled_pycs: set[int]
+    settled: set[int]
     new_folders: set[str]
 
 
@@ -58,7 +58,9 @@ class Run:
         self.executor = executor
         self.share_pyc = share_pyc
         self.errors: list[Problem] = []
-        self.settled_pycs: set[int] = set()  # left alone for a reason the next run keeps
+        # Left alone for a reason the next run keeps (pycs), or sharing the store's blocks
+        # (copy-on-write sources): the next run's memo counts them as shared.
+        self.settled: set[int] = set()
         self.other_names = OtherNames()
 
     def close(self) -> None:
@@ -77,6 +79,7 @@ class Run:
                 tally.shared += 1
                 self.other_names.met(candidate.st)
                 if self.planner.cow(candidate.st.st_dev):
+                    self.settled.add(candidate.st.st_ino)
                     self._pycs(store, candidate, tally, build)  # Python may have written some
                 return
             if isinstance(decision, Refused):
@@ -94,6 +97,8 @@ class Run:
                 self._failed(candidate.path, exc, tally.skipped)
                 tally.eligible -= 1
                 return
+            if self.planner.cow(candidate.st.st_dev):
+                self.settled.add(candidate.st.st_ino)  # it keeps its inode
             if isinstance(decision, Adopt):
                 tally.stored += 1
                 self.other_names.adopted(decision.st)
@@ -159,7 +164,7 @@ class Run:
             if isinstance(decision, Refused):
                 self._refused(decision, tally.pyc_skipped)
                 if decision.reason in PYC_SETTLED:
-                    self.settled_pycs.add(pyc.ino)
+                    self.settled.add(pyc.ino)
                 return
             if isinstance(decision, AlreadyShared):
                 tally.pyc["shared"] += 1
