@@ -33,7 +33,7 @@ from helpers import (
     store_objects,
 )
 
-from dedupe import ScanResult, gc, scan, verify
+from dedupe import ScanResult, gc, scan, status, verify
 from dedupe.link import steps
 from dedupe.tree import At
 
@@ -299,3 +299,21 @@ def test_verify_finds_copies_intact_and_gc_keeps_what_venvs_share(
     # No venv shares their blocks now: each copy takes space of its own, and goes.
     assert gc(store).files_removed == len(objects)
     assert store_objects(store) == {}
+
+
+def test_status_tells_shared_blocks_per_venv(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    store = cow_mount / "store"
+    result = scan([cow_mount / "venvs"], store=store, jobs=1)
+    found = status([cow_mount / "venvs"], store=store)
+    for venv in found.venvs:
+        assert venv.files_shared > 0 and venv.bytes_in_shared_blocks > 0, venv
+    (store_status,) = found.stores
+    # a's copies and b's share blocks with the store's copies, which hold them once: what
+    # that saves is what the scan freed.
+    assert store_status.unused_objects == 0
+    saved, freed = store_status.bytes_saved, result.bytes_reclaimed
+    assert abs(saved - freed) <= freed // 10, (saved, freed)
+    text = run_cli("status", "--store", str(store), str(cow_mount / "venvs")).stdout
+    assert "in shared blocks" in text

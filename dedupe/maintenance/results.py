@@ -52,6 +52,8 @@ class VenvStatus:
     store: str | None  # None: no store exists for its filesystem
     files_shared: int
     bytes_saved: int  # its share of what the objects it links to save
+    # Copy-on-write: the bytes of its files in blocks other files share (FIEMAP).
+    bytes_in_shared_blocks: int = 0
 
 
 @dataclass(frozen=True, slots=True)

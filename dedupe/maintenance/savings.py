@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
+from .. import cow
 from ..caches import cache_folders, find_names
+from ..hashing import READ
 from ..problems import Problem
-from ..store import Store, saved_bytes
+from ..store import ObjectKey, PycKey, Store, saved_bytes
+from ..tree import At
 from .owners import Owners
 from .placement import Placement, StoreFiles, place_roots, shared_files, store_files
 from .results import Distribution, DistributionStatus, StatusResult, StoreStatus, VenvStatus
@@ -25,6 +29,7 @@ class _Tally:
 
     venv_files: list[int]
     venv_saved: list[int]
+    venv_blocks: list[int] = field(default_factory=list)  # copy-on-write: shared bytes
     dists: dict[Distribution, list[int]] = field(default_factory=dict)  # -> [files, bytes]
     dist_venvs: dict[Distribution, set[int]] = field(default_factory=dict)
 
@@ -50,13 +55,17 @@ def status(
     """
     placement = place_roots(roots, os.fspath(store) if store is not None else None)
     warnings: list[Problem] = []
-    tally = _Tally([0] * len(placement.venvs), [0] * len(placement.venvs))
+    n = len(placement.venvs)
+    tally = _Tally([0] * n, [0] * n, [0] * n)
     store_reports = []
     for store_ in placement.stores.values():
         files = store_files(store_)
         inodes = {o.st.st_ino for o in files.objects}
         holders = _holders(placement, store_, inodes, warnings)
-        store_reports.append(_account(store_, files, holders, tally))
+        report = _account(store_, files, holders, tally)
+        if any(_cow(o.key) for o in files.objects):
+            report = _account_cow(placement, store_, files, report, tally, warnings)
+        store_reports.append(report)
     return _result(placement, store_reports, tally, warnings)
 
 
@@ -107,6 +116,71 @@ def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) 
     )
 
 
+def _cow(key: ObjectKey | PycKey) -> bool:
+    return (key.source if isinstance(key, PycKey) else key).cow
+
+
+class _Every:
+    """Every inode: shared_files() then yields every regular file of a venv."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def _account_cow(
+    placement: Placement,
+    store: Store,
+    files: StoreFiles,
+    report: StoreStatus,
+    tally: _Tally,
+    warnings: list[Problem],
+) -> StoreStatus:
+    """A copy-on-write store shares blocks, not inodes: each venv file's bytes in shared
+    blocks (FIEMAP's flag), and as the saving their sum less the store's copies that
+    hold those blocks once."""
+    in_venvs = 0
+    for index, (venv, venv_store) in enumerate(placement.venvs):
+        if venv_store is not store:
+            continue
+        owners = Owners(venv)
+        for at, _st in shared_files(venv, _Every(), warnings):
+            shared = _shared_bytes(at)
+            if shared:
+                owner = owners.of(at.path)
+                tally.give(index, owner.distribution if owner is not None else None, 0)
+                tally.venv_blocks[index] += shared
+                in_venvs += shared
+    held = sum(o.st.st_blocks * 512 for o in files.objects if _cow(o.key) and _is_shared(o.path))
+    return dataclasses.replace(report, bytes_saved=report.bytes_saved + max(0, in_venvs - held))
+
+
+def _shared_bytes(at: At) -> int:
+    try:
+        folder, name = at.folder()
+        fd = os.open(name, READ, dir_fd=folder)
+    except OSError:
+        return 0
+    try:
+        return cow.shared_bytes(cow.extents(fd))
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _is_shared(path: str) -> bool:
+    try:
+        fd = os.open(path, READ)
+    except OSError:
+        return False
+    try:
+        return cow.any_shared(cow.extents(fd))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _result(
     placement: Placement,
     store_reports: list[StoreStatus],
@@ -117,7 +191,13 @@ def _result(
         roots=placement.roots,
         stores=tuple(store_reports),
         venvs=tuple(
-            VenvStatus(v.root, s.path if s else None, tally.venv_files[i], tally.venv_saved[i])
+            VenvStatus(
+                v.root,
+                s.path if s else None,
+                tally.venv_files[i],
+                tally.venv_saved[i],
+                tally.venv_blocks[i],
+            )
             for i, (v, s) in enumerate(placement.venvs)
         ),
         distributions=tuple(

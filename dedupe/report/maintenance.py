@@ -51,10 +51,22 @@ def render_status(result: StatusResult) -> str:
         out.append("")
         if folder:
             out.append(f"venvs in {folder}{os.sep}:")
-        out.append(f"  {'venv':<{width}}  {'shared files':>12}  {'saves':>10}")
+        blocks = any(v.bytes_in_shared_blocks for v in r.venvs)
+        out.append(
+            f"  {'venv':<{width}}  {'shared files':>12}  {'saves':>10}"
+            + (f"  {'in shared blocks':>16}" if blocks else "")
+        )
         for v, name in zip(r.venvs, names, strict=True):
             saves = human_size(v.bytes_saved) if v.store else "no store"
-            out.append(f"  {name:<{width}}  {v.files_shared:>12,}  {saves:>10}")
+            out.append(
+                f"  {name:<{width}}  {v.files_shared:>12,}  {saves:>10}"
+                + (f"  {human_size(v.bytes_in_shared_blocks):>16}" if blocks else "")
+            )
+        if blocks:
+            out.append(
+                "  in shared blocks: copy-on-write, the bytes of its files that share blocks "
+                "with other files (the store's copy); the store's line tells the saving"
+            )
     if r.distributions:
         width = max(len(d.name) for d in r.distributions)
         vwidth = max(7, *(len(d.version) for d in r.distributions))
