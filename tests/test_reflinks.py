@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from faultkit import leftovers, run_child, without_leftovers
 from helpers import (
     COW_FILESYSTEMS,
     PathState,
@@ -317,3 +318,33 @@ def test_status_tells_shared_blocks_per_venv(
     assert abs(saved - freed) <= freed // 10, (saved, freed)
     text = run_cli("status", "--store", str(store), str(cow_mount / "venvs")).stdout
     assert "in shared blocks" in text
+
+
+KILLS = [
+    pytest.param({"mode": "hook", "stage": stage, "n": n}, id=f"{stage}-{n}")
+    for stage, n in [("adopt", 3), ("adopted", 2), ("replace", 2), ("checked", 4)]
+] + [
+    pytest.param({"mode": "line", "files": ["link/reflinks.py"], "n": n}, id=f"line-{n}")
+    for n in (40, 150, 300)
+]
+
+
+@pytest.mark.parametrize("kill", KILLS)
+def test_a_kill_changes_no_bytes_and_the_next_run_completes(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path, kill: dict[str, object]
+) -> None:
+    root, store = cow_mount / "venvs", cow_mount / "store"
+    before = snapshot(root)
+    fresh = pyc_freshness(root)
+    config = {"op": "scan", "root": str(root), "store": str(store), "link_mode": "reflink"}
+    run = run_child({**config, "kill": kill})
+    assert run.killed, run
+    assert snapshot_diff(before, without_leftovers(snapshot(root))) == []
+    result = scan([root], store=store, jobs=1)
+    assert result.errors == (), result.errors
+    assert snapshot(root) == before
+    assert leftovers(root, store) == []
+    assert pyc_freshness(root) == fresh
+    a, b = pair_on_cow
+    assert shares_blocks(a.file("alpha/util.py"), b.file("alpha/util.py"))
+    assert verify([root], store=store).ok
