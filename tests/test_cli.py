@@ -169,7 +169,7 @@ def test_default_output_is_text(unchanged_root: Path, store_dir: Path) -> None:
         f"would reclaim: {human_size(library.bytes_reclaimed)} on disk "
         f"({human_size(library.apparent_bytes_reclaimed)} apparent size), of which pycs "
         f"{human_size(library.pyc.bytes_reclaimed)}",
-        f"store {store_dir}: would be created",
+        f"store {store_dir}: would be created, shared by hardlinks",
     ]
     assert [line for line in expected if line not in lines] == [], run.stdout
     # The table: venv (named from the venvs' common folder, said once), files, stored,

@@ -77,7 +77,8 @@ LINK_LINES = {"mode": "line", "files": ["link/*.py"]}
 LINK_MODULES = {
     str(path.relative_to(REPO_ROOT / "dedupe"))
     for path in (REPO_ROOT / "dedupe" / "link").glob("*.py")
-    if path.name != "__init__.py"
+    # reflinks runs only on a copy-on-write store: test_reflinks kills it on one.
+    if path.name not in ("__init__.py", "reflinks.py")
 }
 
 
