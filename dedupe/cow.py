@@ -30,6 +30,7 @@ __all__ = [
     "clone_tail",
     "dedupe",
     "extents",
+    "file_extents",
     "inline",
     "same_blocks",
     "shared_bytes",
@@ -60,6 +61,8 @@ _EXTENT_UNKNOWN = 0x2  # no place on disk yet (delayed allocation) or not told
 _EXTENT_INLINE = 0x200  # kept in the filesystem's metadata: never shared
 _EXTENT_SHARED = 0x2000
 
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
 # What a filesystem answers when it cannot share blocks at all.
 UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EXDEV, errno.ENOSYS})
 
@@ -85,50 +88,40 @@ class Extent:
         return not self.flags & (_EXTENT_UNKNOWN | _EXTENT_INLINE)
 
 
-def _linux() -> None:
+def _ioctl(fd: int, request: int, arg: int | bytes | bytearray) -> None:
+    """The ioctl, with what a filesystem (or platform) that cannot share answers raised
+    as Unsupported. A bytearray arg is filled in with the kernel's answer."""
     if not sys.platform.startswith("linux"):
         raise Unsupported(errno.EOPNOTSUPP, "copy-on-write sharing is only done on Linux yet")
-
-
-def clone(src: int, dst: int) -> None:
-    """Make the empty file open as dst share all of src's data (FICLONE)."""
-    _linux()
     try:
-        fcntl.ioctl(dst, _FICLONE, src)
+        fcntl.ioctl(fd, request, arg)
     except OSError as exc:
         if exc.errno in UNSUPPORTED:
             raise Unsupported(exc.errno, exc.strerror) from None
         raise
+
+
+def clone(src: int, dst: int) -> None:
+    """Make the empty file open as dst share all of src's data (FICLONE)."""
+    _ioctl(dst, _FICLONE, src)
 
 
 def clone_tail(src: int, dst: int, offset: int) -> None:
     """Make dst's data from offset (a multiple of the block size) to the end that of src
     from the same offset (FICLONERANGE); dst's bytes before offset stay its own."""
-    _linux()
-    try:
-        fcntl.ioctl(dst, _FICLONERANGE, _CLONE_RANGE.pack(src, offset, 0, offset))
-    except OSError as exc:
-        if exc.errno in UNSUPPORTED:
-            raise Unsupported(exc.errno, exc.strerror) from None
-        raise
+    _ioctl(dst, _FICLONERANGE, _CLONE_RANGE.pack(src, offset, 0, offset))
 
 
 def dedupe(src: int, dst: int, length: int) -> tuple[int, bool]:
     """Share the first length bytes of dst with those of src where the kernel finds them
     equal: (bytes shared, whether every range compared equal). Stops at the first range
     that differs; what it shared before stays shared, which changes no byte."""
-    _linux()
     done = 0
     while done < length:
         step = min(_DEDUPE_STEP, length - done)
         buf = bytearray(_DEDUPE_HEAD.pack(done, step, 1, 0, 0))
         buf += _DEDUPE_INFO.pack(dst, done, 0, 0, 0)
-        try:
-            fcntl.ioctl(src, _FIDEDUPERANGE, buf)
-        except OSError as exc:
-            if exc.errno in UNSUPPORTED:
-                raise Unsupported(exc.errno, exc.strerror) from None
-            raise
+        _ioctl(src, _FIDEDUPERANGE, buf)
         _, _, deduped, status, _ = _DEDUPE_INFO.unpack_from(buf, _DEDUPE_HEAD.size)
         if status < 0:
             raise OSError(-status, os.strerror(-status))
@@ -142,7 +135,6 @@ def dedupe(src: int, dst: int, length: int) -> tuple[int, bool]:
 
 def extents(fd: int) -> list[Extent]:
     """The extents of the open file fd's data, in file order (FIEMAP)."""
-    _linux()
     found: list[Extent] = []
     start = 0
     while True:
@@ -150,12 +142,7 @@ def extents(fd: int) -> list[Extent]:
             _FIEMAP_HEAD.pack(start, (1 << 64) - 1 - start, _FIEMAP_FLAG_SYNC, 0, _FIEMAP_BATCH, 0)
         )
         buf += bytes(_FIEMAP_EXTENT.size * _FIEMAP_BATCH)
-        try:
-            fcntl.ioctl(fd, _FS_IOC_FIEMAP, buf)
-        except OSError as exc:
-            if exc.errno in UNSUPPORTED:
-                raise Unsupported(exc.errno, exc.strerror) from None
-            raise
+        _ioctl(fd, _FS_IOC_FIEMAP, buf)
         mapped = _FIEMAP_HEAD.unpack_from(buf)[3]
         if mapped == 0:
             return found
@@ -166,6 +153,16 @@ def extents(fd: int) -> list[Extent]:
             if extent.flags & _EXTENT_LAST:
                 return found
         start = found[-1].logical + found[-1].length
+
+
+def file_extents(path: str, dir_fd: int | None = None) -> list[Extent]:
+    """The extents of the file path (relative to dir_fd when given), opened for reading
+    without following a symlink or blocking on a FIFO."""
+    fd = os.open(path, _READ, dir_fd=dir_fd)
+    try:
+        return extents(fd)
+    finally:
+        os.close(fd)
 
 
 def shared_bytes(found: list[Extent]) -> int:
@@ -213,8 +210,9 @@ def _runs(found: list[Extent], start: int) -> list[tuple[int, int, int]]:
 def can_share(folder: str) -> bool:
     """Whether the filesystem holding folder shares data blocks between files: tried on
     two unnamed files in it (O_TMPFILE), which vanish with their descriptors."""
+    if not sys.platform.startswith("linux"):
+        return False  # O_TMPFILE and the clone ioctls are Linux's
     try:
-        _linux()
         a = os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError:
         return False

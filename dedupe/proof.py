@@ -13,7 +13,7 @@ from typing import Protocol
 
 from . import cow
 from .cow import Extent
-from .hashing import READ, digest_file, read_header, read_whole, xattrs
+from .hashing import digest_file, read_header, read_whole, xattrs
 from .tree import At
 
 __all__ = ["Disk", "Facts", "File"]
@@ -107,20 +107,13 @@ class Disk:
         return os.path.isdir(path)
 
     def extents(self, file: File) -> list[Extent]:
+        if isinstance(file, At):
+            folder, name = file.folder()
+            return cow.file_extents(name, folder)
         try:
-            if isinstance(file, At):
-                folder, name = file.folder()
-                fd = os.open(name, READ, dir_fd=folder)
-            else:
-                fd = os.open(file, READ)
+            return cow.file_extents(file)
         except FileNotFoundError:
-            if isinstance(file, At):
-                raise
             return []
-        try:
-            return cow.extents(fd)
-        finally:
-            os.close(fd)
 
     def link_max(self, path: str) -> int:
         try:

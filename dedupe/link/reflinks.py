@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterator
 
 from .. import cow
 from ..decisions import Adopt, ClonePyc, CreatePyc, Link, Observed, RewritePyc
@@ -68,7 +69,8 @@ class Reflinks:
                 src = os.open(action.object_path, READ)
                 try:
                     hook("checked", action.at)
-                    _, equal = _dedupe(src, dst, action.st.st_size)
+                    with _refused("to share"):
+                        _, equal = cow.dedupe(src, dst, action.st.st_size)
                 finally:
                     os.close(src)
             finally:
@@ -108,7 +110,8 @@ class Reflinks:
                         block = action.st.st_blksize
                         first = os.pread(obj, block, 0)
                         write_all(tmp, action.header + first[len(action.header) :])
-                        _clone_tail(obj, tmp, block)
+                        with _refused("a clone"):
+                            cow.clone_tail(obj, tmp, block)
 
                     tmp, copy_ino = write_like(fd, fill, src, action.st, action.path, times=True)
                 finally:
@@ -159,30 +162,14 @@ def _open_proven(fd: int, name: str, expected: os.stat_result, shown: str) -> in
     return opened
 
 
-def _clone(src: int, dst: int) -> None:
+@contextlib.contextmanager
+def _refused(what: str) -> Iterator[None]:
+    """A filesystem that cannot share (cow.Unsupported) fails the action, as an error."""
     try:
-        cow.clone(src, dst)
+        yield
     except cow.Unsupported as exc:
         raise Failed(
-            Reason.LINK_FAILED, f"the filesystem refused a clone: {exc.strerror}", error=True
-        ) from None
-
-
-def _clone_tail(src: int, dst: int, offset: int) -> None:
-    try:
-        cow.clone_tail(src, dst, offset)
-    except cow.Unsupported as exc:
-        raise Failed(
-            Reason.LINK_FAILED, f"the filesystem refused a clone: {exc.strerror}", error=True
-        ) from None
-
-
-def _dedupe(src: int, dst: int, size: int) -> tuple[int, bool]:
-    try:
-        return cow.dedupe(src, dst, size)
-    except cow.Unsupported as exc:
-        raise Failed(
-            Reason.LINK_FAILED, f"the filesystem refused to share: {exc.strerror}", error=True
+            Reason.LINK_FAILED, f"the filesystem refused {what}: {exc.strerror}", error=True
         ) from None
 
 
@@ -202,7 +189,8 @@ def _store_clone(src: int, action: Adopt) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         tmp, out = at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dfd))
         try:
-            _clone(src, out)
+            with _refused("a clone"):
+                cow.clone(src, out)
             _prove_clone(src, tmp, dfd, action)
             os.fchmod(out, COW_OBJECT_MODE)
             ino = os.fstat(out).st_ino

@@ -132,8 +132,7 @@ class StoreFiles:
 def _shares_data(obj: StoreObject) -> bool:
     """Whether a copy-on-write object shares its data blocks with a file (some venv's:
     the store's copies share none with each other); any other object shares none."""
-    key = obj.key.source if isinstance(obj.key, PycKey) else obj.key
-    if not key.cow:
+    if not obj.key.cow:
         return False
     try:
         fd = os.open(obj.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 from .. import cow
 from ..caches import cache_folders, find_names
-from ..hashing import READ
 from ..problems import Problem
-from ..store import ObjectKey, PycKey, Store, saved_bytes
+from ..store import Store, saved_bytes
 from ..tree import At
 from .owners import Owners
 from .placement import Placement, StoreFiles, place_roots, shared_files, store_files
@@ -62,9 +61,10 @@ def status(
         files = store_files(store_)
         inodes = {o.st.st_ino for o in files.objects}
         holders = _holders(placement, store_, inodes, warnings)
-        report = _account(store_, files, holders, tally)
-        if any(_cow(o.key) for o in files.objects):
-            report = _account_cow(placement, store_, files, report, tally, warnings)
+        unused = files.unused  # a stat of each object, and a FIEMAP of each cow one
+        report = _account(store_, files, unused, holders, tally)
+        if any(o.key.cow for o in files.objects):
+            report = _account_cow(placement, store_, files, unused, report, tally, warnings)
         store_reports.append(report)
     return _result(placement, store_reports, tally, warnings)
 
@@ -85,7 +85,13 @@ def _holders(
     return holders
 
 
-def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) -> StoreStatus:
+def _account(
+    store: Store,
+    files: StoreFiles,
+    unused: list[tuple[str, os.stat_result]],
+    holders: _Holders,
+    tally: _Tally,
+) -> StoreStatus:
     """What the store's objects save, each object's saving shared out among its names."""
     saved_total = allocated = 0
     outside: dict[tuple[int, int], int] = {}  # names the venvs looked at do not hold
@@ -102,7 +108,6 @@ def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) 
         base, remainder = divmod(saved, names)
         for i, (index, dist) in enumerate(found):
             tally.give(index, dist, base + (1 if i < remainder else 0))
-    unused = files.unused
     return StoreStatus(
         path=store.path,
         objects=len(files.objects),
@@ -116,10 +121,6 @@ def _account(store: Store, files: StoreFiles, holders: _Holders, tally: _Tally) 
     )
 
 
-def _cow(key: ObjectKey | PycKey) -> bool:
-    return (key.source if isinstance(key, PycKey) else key).cow
-
-
 class _Every:
     """Every inode: shared_files() then yields every regular file of a venv."""
 
@@ -131,6 +132,7 @@ def _account_cow(
     placement: Placement,
     store: Store,
     files: StoreFiles,
+    unused: list[tuple[str, os.stat_result]],
     report: StoreStatus,
     tally: _Tally,
     warnings: list[Problem],
@@ -150,35 +152,18 @@ def _account_cow(
                 tally.give(index, owner.distribution if owner is not None else None, 0)
                 tally.venv_blocks[index] += shared
                 in_venvs += shared
-    held = sum(o.st.st_blocks * 512 for o in files.objects if _cow(o.key) and _is_shared(o.path))
+    # The copies some file shares blocks with: the cow objects StoreFiles.unused keeps.
+    gone = {path for path, _st in unused}
+    held = sum(o.st.st_blocks * 512 for o in files.objects if o.key.cow and o.path not in gone)
     return dataclasses.replace(report, bytes_saved=report.bytes_saved + max(0, in_venvs - held))
 
 
 def _shared_bytes(at: At) -> int:
     try:
         folder, name = at.folder()
-        fd = os.open(name, READ, dir_fd=folder)
+        return cow.shared_bytes(cow.file_extents(name, folder))
     except OSError:
         return 0
-    try:
-        return cow.shared_bytes(cow.extents(fd))
-    except OSError:
-        return 0
-    finally:
-        os.close(fd)
-
-
-def _is_shared(path: str) -> bool:
-    try:
-        fd = os.open(path, READ)
-    except OSError:
-        return False
-    try:
-        return cow.any_shared(cow.extents(fd))
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _result(

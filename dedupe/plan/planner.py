@@ -29,14 +29,9 @@ class Planner(PycPlanner):
             return AlreadyShared(candidate.path)
         if obj is not None and obj.damaged:
             return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED)
-        refused = self._prove(candidate.at, candidate.key, st)
+        refused = self._proven(candidate, obj)
         if refused is not None:
             return refused
-        if obj is not None and not (obj.proven and self._unchanged(obj)):
-            obj.damaged = self._check_object(obj, candidate.key, st)
-            obj.proven = True
-            if obj.damaged:
-                return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
         differ = self._xattrs_differ(candidate.at, obj)
         if differ is not None:
             return differ
@@ -81,14 +76,9 @@ class Planner(PycPlanner):
             return Refused(candidate.path, Reason.INLINE_DATA)
         if obj is not None and cow.same_blocks(mine, self._object_extents(obj)):
             return AlreadyShared(candidate.path)  # no read: the blocks are the object's
-        refused = self._prove(candidate.at, candidate.key, st)
+        refused = self._proven(candidate, obj)
         if refused is not None:
             return refused
-        if obj is not None and not (obj.proven and self._unchanged(obj)):
-            obj.damaged = self._check_object(obj, candidate.key, st)
-            obj.proven = True
-            if obj.damaged:
-                return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
         self._cow_note(st)
         if obj is None:
             # The store's own copy, cloned from the candidate: its data stays the
@@ -120,6 +110,19 @@ class Planner(PycPlanner):
             if st.st_nlink > 1:
                 ident = (st.st_dev, st.st_ino)
                 self._remaining_links[ident] = self._remaining_links.get(ident, 0) + 1
+
+    def _proven(self, candidate: Candidate, obj: StoreObject | None) -> Refused | None:
+        """Why the candidate may not share obj (its object, or None: it becomes one):
+        its bytes are not its RECORD's, or the object's are not its name's."""
+        refused = self._prove(candidate.at, candidate.key, candidate.st)
+        if refused is not None:
+            return refused
+        if obj is not None and not (obj.proven and self._unchanged(obj)):
+            obj.damaged = self._check_object(obj, candidate.key, candidate.st)
+            obj.proven = True
+            if obj.damaged:
+                return Refused(candidate.path, Reason.STORE_OBJECT_DAMAGED, obj.damaged)
+        return None
 
     def _prove(self, at: At, key: ObjectKey, st: os.stat_result) -> Refused | None:
         path = at.path

@@ -95,6 +95,11 @@ class PycKey:
     gid: int
     mode: int
 
+    @property
+    def cow(self) -> bool:
+        """A pyc object of a copy-on-write store (its source's key says so)."""
+        return self.source.cow
+
     def relpath(self, generation: int) -> str:
         src = self.source
         hexdigest = src.digest.hex()
