@@ -7,6 +7,7 @@ importer to check it). Nothing here reads or writes files.
 
 from __future__ import annotations
 
+import _imp
 import importlib.util
 import re
 import struct
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 HEADER_SIZE = 16
 _FLAG_HASH_BASED = 0b01
 _FLAG_CHECK_SOURCE = 0b10
+CHECKED_HASH_FLAGS = _FLAG_HASH_BASED | _FLAG_CHECK_SOURCE
 # <stem>.<cache tag>[.opt-N].pyc, as importlib.util.cache_from_source writes them.
 _SUFFIX = re.compile(r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*(\.opt-[12])?")
 
@@ -73,6 +75,36 @@ def can_check_hash(header: PycHeader) -> bool:
 
 def valid_for_bytes(header: PycHeader, source: bytes) -> bool:
     return can_check_hash(header) and header.source_hash == importlib.util.source_hash(source)
+
+
+# The keyed hash of a checked hash-based pyc (_imp.source_hash, keyed by the magic number)
+# is SipHash-2-4 up to CPython 3.10 and SipHash-1-3 from 3.11: each family by the magic
+# numbers of its releases (3.7's first to 3.10's last; 3.11's first to 3.14's last), and
+# by what each returns for key 0 and no bytes, which tells this process's own family.
+_KEYED_HASH_FAMILIES = {
+    "siphash24": (range(3394, 3440), bytes.fromhex("d70077739d4b921e")),
+    "siphash13": (range(3495, 3650), bytes.fromhex("2c530c1562a7fbd1")),
+}
+_OWN_HASH_OF_NOTHING = _imp.source_hash(0, b"")
+_OWN_FAMILY = next(
+    (name for name, (_, empty) in _KEYED_HASH_FAMILIES.items() if empty == _OWN_HASH_OF_NOTHING),
+    None,
+)
+
+
+def can_hash(magic: bytes) -> bool:
+    """Whether this process computes the source hash of that interpreter's checked
+    hash-based pycs: its magic number is of a known release of this process's family."""
+    number = int.from_bytes(magic[:2], "little")
+    family = next((n for n, (r, _) in _KEYED_HASH_FAMILIES.items() if number in r), None)
+    return family is not None and family == _OWN_FAMILY and magic[2:4] == b"\r\n"
+
+
+def checked_hash_header(magic: bytes, source: bytes) -> bytes:
+    """The header of a checked hash-based pyc of this magic number (can_hash) for these
+    source bytes, as that interpreter's importer computes it."""
+    flags = struct.pack("<I", CHECKED_HASH_FLAGS)
+    return magic + flags + _imp.source_hash(int.from_bytes(magic, "little"), source)
 
 
 def with_source_stat(pyc: bytes, mtime_ns: int, size: int) -> bytes:

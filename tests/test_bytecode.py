@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,10 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PIP_ENV, Venv, pip_install
+from helpers import PIP_ENV, Venv, pip_install, source_of_pyc
 
 from dedupe import scan
-from dedupe.bytecode import parse_header, valid_for_stat
+from dedupe.bytecode import can_hash, checked_hash_header, parse_header, valid_for_stat
 
 ALPHA = ("alpha", "alpha.core", "alpha.util", "alpha.cli")
 MODULES = (*ALPHA, "beta", "beta.engine")
@@ -205,12 +206,19 @@ def test_no_share_pyc_keeps_pycs_private_and_valid(wheelhouse: Path, tmp_path: P
     root = tmp_path / "venvs"
     a, b = (make_venv(sys.executable, root / n, wheelhouse, "alpha==1.0") for n in ("a", "b"))
     inodes = {p: s.st_ino for v in (a, b) for p, s in pycs(v).items()}
+    # b's pycs that are not valid for a's source, which the store object is now.
+    a_sources = {p: source_of_pyc(a.path / p.relative_to(b.path)).stat() for p in pycs(b)}
+    stale = [
+        p
+        for p, st in a_sources.items()
+        if not valid_for_stat(parse_header(p.read_bytes()[:16]), st.st_mtime_ns, st.st_size)
+    ]
 
     result = scan([root], store=tmp_path / "store", share_pyc=False)
 
     assert result.files_linked > 0
     assert (result.pyc.linked, result.pyc.stored) == (0, 0)
-    assert result.pyc.rewritten > 0  # b's pycs named b's old source mtime
+    assert result.pyc.rewritten == len(stale)
     for venv in (a, b):
         assert_imports_from_valid_pycs(venv, ALPHA)
         assert all(st.st_nlink == 1 for st in pycs(venv).values())
@@ -268,6 +276,50 @@ def test_dry_run_reports_the_pyc_figures_of_the_real_run(wheelhouse: Path, tmp_p
 def test_interpreters_found() -> None:
     """The guarantee covers at least the interpreter that runs the tests."""
     assert f"{sys.version_info[0]}.{sys.version_info[1]}" in interpreters()
+
+
+def _pyenv_pythons(first_minor: int) -> list[str]:
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3"))
+    return sorted(p for p in found if int(p.split("/versions/3.")[1].split(".")[0]) >= first_minor)
+
+
+def test_the_checked_hash_header_is_what_each_interpreter_writes(tmp_path: Path) -> None:
+    """Checked hash-based pycs of CPython 3.7 to 3.10 hash with SipHash-2-4, from 3.11 on
+    with SipHash-1-3: this process computes the header of every interpreter of its own
+    family, byte for byte, and says it cannot for the others."""
+    pythons = [sys.executable, *_pyenv_pythons(7)]
+    if len(pythons) < 3:
+        pytest.skip("pyenv's CPython 3.7 and later are not installed")
+    source = tmp_path / "mod.py"
+    source.write_text(f"VALUE = 1\nTEXT = {'0123456789abcdef' * 300!r}\n")
+    compile_it = (
+        "import py_compile, sys; mode = py_compile.PycInvalidationMode.CHECKED_HASH; "
+        "print(sys.version_info >= (3, 11), py_compile.compile(sys.argv[1], "
+        "cfile=sys.argv[2], invalidation_mode=mode, doraise=True))"
+    )
+    own_family = sys.version_info >= (3, 11)
+    computed = 0
+    for n, python in enumerate(pythons):
+        cfile = tmp_path / f"mod.{n}.pyc"
+        done = subprocess.run(
+            [python, "-c", compile_it, str(source), str(cfile)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        header = cfile.read_bytes()[:16]
+        same_family = done.stdout.split()[0] == str(own_family)
+        assert can_hash(header[:4]) == same_family, python
+        if same_family:
+            assert checked_hash_header(header[:4], source.read_bytes()) == header, python
+            computed += 1
+    assert computed >= 1
+
+
+def test_no_hash_is_claimed_for_an_unknown_magic_number() -> None:
+    assert not can_hash(b"\x00\x00\r\n")
+    assert not can_hash((9999).to_bytes(2, "little") + b"\r\n")
+    assert not can_hash(importlib.util.MAGIC_NUMBER[:2] + b"xx")
+    assert can_hash(importlib.util.MAGIC_NUMBER)
 
 
 @pytest.mark.parametrize(
