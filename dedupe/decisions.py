@@ -82,10 +82,11 @@ class RewritePyc:
 
 @dataclass(frozen=True, slots=True)
 class ClonePyc:
-    """Copy-on-write: replace a venv's pyc by a clone of the group's pyc object with the
-    venv pyc's own 16-byte header written over the object's. Every block but the first is
-    then the object's, and the old pyc's blocks are freed (the planner asks for this only
-    of a pyc with one name and no shared blocks)."""
+    """Copy-on-write: replace a venv's pyc by a clone of the group's pyc object, whole
+    (header empty: the object is valid for every venv's source), or with the venv pyc's
+    own 16-byte header written over the object's, when every block but the first is the
+    object's. The old pyc's blocks are freed (the planner asks for this only of a pyc with
+    one name and no shared blocks)."""
 
     at: At
     st: os.stat_result

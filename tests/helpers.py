@@ -342,10 +342,12 @@ def source_of_pyc(pyc: Path) -> Path:
 
 
 def pyc_freshness(top: Path) -> dict[str, bool]:
-    """{pyc relpath: whether the importer would accept it} for every timestamp pyc.
+    """{pyc relpath: whether the importer would accept it} for every timestamp pyc, and
+    every checked hash-based pyc of this interpreter.
 
     A timestamp pyc is used only while its header holds the source's
-    ``int(st_mtime) & 0xFFFFFFFF`` and size; otherwise every import recompiles it.
+    ``int(st_mtime) & 0xFFFFFFFF`` and size, a checked hash-based one (PEP 552) only while
+    it holds the hash of the source's bytes; otherwise every import recompiles it.
     """
     fresh: dict[str, bool] = {}
     for path, st in _walk(top):
@@ -354,10 +356,15 @@ def pyc_freshness(top: Path) -> dict[str, bool]:
         header = path.read_bytes()[:16]
         flags = int.from_bytes(header[4:8], "little")
         source = source_of_pyc(path)
-        if flags != 0 or not source.exists():
-            continue  # hash-based pyc, or no source beside it
+        checked_here = flags == 0b11 and header[:4] == importlib.util.MAGIC_NUMBER
+        if not source.exists() or (flags != 0 and not checked_here):
+            continue  # no source beside it, or a hash this interpreter cannot check
+        rel = str(path.relative_to(top))
+        if checked_here:
+            fresh[rel] = header[8:16] == importlib.util.source_hash(source.read_bytes())
+            continue
         source_st = os.stat(source)
-        fresh[str(path.relative_to(top))] = (
+        fresh[rel] = (
             int.from_bytes(header[8:12], "little") == int(source_st.st_mtime) & 0xFFFFFFFF
             and int.from_bytes(header[12:16], "little") == source_st.st_size & 0xFFFFFFFF
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from faultkit import leftovers, run_child, without_leftovers
 from helpers import (
     COW_FILESYSTEMS,
     PathState,
+    PycContent,
     Venv,
     cow_filesystem_at,
     create_venvs,
@@ -35,6 +36,7 @@ from helpers import (
 )
 
 from dedupe import ScanResult, gc, scan, status, verify
+from dedupe.bytecode import parse_header
 from dedupe.link import steps
 from dedupe.tree import At
 
@@ -45,6 +47,7 @@ SOURCES = ("alpha/core.py", "alpha/util.py", "alpha/data/table.csv", "beta/engin
 
 @dataclass(frozen=True)
 class History:
+    kind: str  # the filesystem
     root: Path
     store: Path
     venvs: tuple[Venv, ...]
@@ -87,7 +90,17 @@ def history(
         freed = free_bytes(mount) - free
         rerun = scan([root], store=store, jobs=1)
         yield History(
-            root, store, venvs, before, stats_before, fresh_before, dry, real, rerun, freed
+            request.param,
+            root,
+            store,
+            venvs,
+            before,
+            stats_before,
+            fresh_before,
+            dry,
+            real,
+            rerun,
+            freed,
         )
 
 
@@ -98,9 +111,21 @@ def test_the_store_uses_reflinks(history: History) -> None:
     assert history.real.files_stored > 0 and history.real.files_linked > 0
 
 
+def _code_only(states: dict[str, PathState]) -> dict[str, PathState]:
+    """The states with each pyc's flags left out: sharing makes timestamp pycs hash-based."""
+    return {
+        rel: replace(state, content=replace(state.content, flags=0))
+        if isinstance(state.content, PycContent)
+        else state
+        for rel, state in states.items()
+    }
+
+
 def test_every_file_keeps_its_bytes_owner_and_mode(history: History) -> None:
-    after = snapshot(history.root)
-    assert after == history.before, snapshot_diff(history.before, after)
+    """Every file keeps its bytes, owner and mode; a pyc keeps its magic number and code."""
+    after = _code_only(snapshot(history.root))
+    before = _code_only(history.before)
+    assert after == before, snapshot_diff(before, after)
 
 
 def test_every_source_keeps_its_inode_and_times(history: History) -> None:
@@ -127,23 +152,35 @@ def test_sources_share_blocks_across_owners(history: History) -> None:
         assert shares_blocks(a.file(rel), c.file(rel)), rel
 
 
-def test_big_pycs_share_all_but_their_first_block(history: History) -> None:
+def test_pycs_become_checked_hash_pycs_sharing_every_block(history: History) -> None:
+    """Each venv's pyc is now the group's checked hash-based pyc (its header names no
+    mtime, so one pyc is valid for every venv's copy of the source), whole: every block,
+    the first too, and pycs of one block. btrfs keeps files of up to 2 KiB inline in its
+    metadata, where nothing is shared (inline-data)."""
     a, b, c = history.venvs
-    big = [p for p in a.file("alpha/__pycache__").glob("*.pyc") if p.stat().st_size > BLOCK]
-    assert big, "the wheels' modules compile to pycs longer than a block"
-    for pyc in big:
-        rel = str(pyc.relative_to(a.site_packages))
-        assert shares_blocks(pyc, b.file(rel), BLOCK), rel
-        assert shares_blocks(pyc, c.file(rel), BLOCK), rel
-        assert not shares_blocks(b.file(rel), c.file(rel)), rel  # each has its own header
-        assert c.file(rel).stat().st_uid == OTHER_UID
+    pycs = list(a.path.rglob("__pycache__/*.pyc"))
+    assert any(p.stat().st_size > BLOCK for p in pycs)
+    assert any(p.stat().st_size <= BLOCK for p in pycs)
+    inline = history.kind == "btrfs"
+    for pyc in pycs:
+        rel = str(pyc.relative_to(a.path))
+        if inline and pyc.stat().st_size <= 2048:
+            continue  # left as it was
+        assert parse_header(pyc.read_bytes()[:16]).flags == 0b11, rel
+        assert shares_blocks(pyc, b.path / rel), rel
+        assert shares_blocks(pyc, c.path / rel), rel
+        assert (c.path / rel).stat().st_uid == OTHER_UID
+    assert history.real.pyc.skipped.get("pyc-one-block") is None
 
 
 def test_pycs_stay_valid_and_nothing_recompiles(history: History) -> None:
-    assert pyc_freshness(history.root) == history.fresh_before
+    fresh = pyc_freshness(history.root)
+    assert fresh == history.fresh_before and all(fresh.values())
     c = history.venvs[2]
     pycs = {p: p.stat().st_ino for p in c.path.rglob("*.pyc")}
-    run_python(c, "import alpha.core, alpha.util, beta.engine")
+    run_python(
+        c, "import sys; sys.dont_write_bytecode = False; import alpha.core, alpha.util, beta.engine"
+    )
     assert {p: p.stat().st_ino for p in c.path.rglob("*.pyc")} == pycs
 
 
@@ -217,6 +254,34 @@ def test_an_edit_in_place_reaches_only_its_own_file(
     assert b.file("alpha/util.py").read_bytes().startswith(b"# edited in place\n")
     stored = [p.read_bytes() for p in store_objects(cow_mount / "store").values()]
     assert original in stored
+
+
+def test_a_source_edited_after_the_scan_is_recompiled_from_its_own_bytes(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    """The shared pyc is a checked hash-based one: an in-place edit that keeps the
+    source's size and mtime still makes b's importer compile b's new bytes, while a keeps
+    importing from the shared pyc."""
+    a, b = pair_on_cow
+    scan([cow_mount / "venvs"], store=cow_mount / "store", jobs=1)
+    rel = "alpha/__pycache__/util.cpython-311.pyc"
+    a_pyc, b_pyc = a.file(rel), b.file(rel)
+    assert shares_blocks(a_pyc, b_pyc)
+    source = b.file("alpha/util.py")
+    st = source.stat()
+    text = source.read_bytes()
+    first, rest = text.split(b"\n", 1)  # the docstring's line, as long as the new one
+    edited = b"EDITED = 1  # ".ljust(len(first), b"x") + b"\n" + rest
+    with open(source, "r+b") as f:
+        f.write(edited)
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    a_before = (a_pyc.stat().st_ino, a_pyc.read_bytes())
+    importing = "import sys; sys.dont_write_bytecode = False; import alpha.util; "
+    assert run_python(b, importing + "print(alpha.util.EDITED)").strip() == "1"
+    assert not shares_blocks(a_pyc, b_pyc)  # b's importer wrote b a pyc of its own
+    assert pyc_freshness(b.path)[str(b_pyc.relative_to(b.path))]
+    run_python(a, importing + "assert not hasattr(alpha.util, 'EDITED')")
+    assert (a_pyc.stat().st_ino, a_pyc.read_bytes()) == a_before
 
 
 def test_hardlink_mode_on_a_cow_filesystem_shares_inodes(
@@ -334,15 +399,15 @@ def test_a_kill_changes_no_bytes_and_the_next_run_completes(
     pair_on_cow: tuple[Venv, Venv], cow_mount: Path, kill: dict[str, object]
 ) -> None:
     root, store = cow_mount / "venvs", cow_mount / "store"
-    before = snapshot(root)
+    before = _code_only(snapshot(root))
     fresh = pyc_freshness(root)
     config = {"op": "scan", "root": str(root), "store": str(store), "link_mode": "reflink"}
     run = run_child({**config, "kill": kill})
     assert run.killed, run
-    assert snapshot_diff(before, without_leftovers(snapshot(root))) == []
+    assert snapshot_diff(before, _code_only(without_leftovers(snapshot(root)))) == []
     result = scan([root], store=store, jobs=1)
     assert result.errors == (), result.errors
-    assert snapshot(root) == before
+    assert _code_only(snapshot(root)) == before
     assert leftovers(root, store) == []
     assert pyc_freshness(root) == fresh
     a, b = pair_on_cow

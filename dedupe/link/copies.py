@@ -72,11 +72,20 @@ def copied_from(src: int, like: os.stat_result, shown: str) -> Fill:
 
 
 def write_like(
-    dir_fd: int, fill: Fill, src: int, like: os.stat_result, shown: str, *, times: bool
+    dir_fd: int,
+    fill: Fill,
+    src: int,
+    like: os.stat_result,
+    shown: str,
+    *,
+    times: bool,
+    written: bool = True,
 ) -> tuple[str, int]:
     """A new file under a temp name in the folder dir_fd, filled by fill and on disk, with
     the owner, extended attributes and mode of the open file src (the inode like, named
     shown), and with times its access and modification times; (its name, its inode).
+    written=False: fill writes no data, only clones (dedupe.cow.clone), which the
+    filesystem logs in order with a later rename, so no fsync is needed.
     Nothing of it is left when it fails."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     tmp, fd = at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dir_fd))
@@ -87,9 +96,10 @@ def write_like(
             _take_metadata(fd, src, shown, like)
             if times:
                 os.utime(fd, ns=(like.st_atime_ns, like.st_mtime_ns))
-            # The bytes must be on disk before a name points at them: after a crash the
-            # path holds either the inode it had or a complete copy.
-            os.fsync(fd)
+            if written:
+                # The bytes must be on disk before a name points at them: after a crash
+                # the path holds either the inode it had or a complete copy.
+                os.fsync(fd)
         except BaseException:
             remove_own(dir_fd, tmp, ino)
             raise

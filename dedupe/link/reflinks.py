@@ -7,7 +7,8 @@ the inodes' locks, so the file keeps its inode, owner, mode, times and extended
 attributes, and a file written since it was proven is left as it is. The store's copies
 are clones of a venv file (FICLONE), proven after the clone in the store's own file,
 which no one else can write. Pycs are replaced, as the hardlink executor replaces them
-(dedupe.link.copies), by a clone of their group's object with their own header.
+(dedupe.link.copies), by a clone of their group's object: whole, where the object is a
+checked hash-based pyc of the source, or with their own header.
 """
 
 from __future__ import annotations
@@ -87,7 +88,13 @@ class Reflinks:
         return None  # the object was only read
 
     def create_pyc(self, action: CreatePyc) -> Observed:
-        return self._hardlinks.create_pyc(action)
+        if action.st.st_dev not in self._cow:
+            return self._hardlinks.create_pyc(action)
+        try:
+            ino = _store_write(action)
+        except OSError as exc:
+            raise os_failure(exc, f"cannot write {action.object_path!r}") from None
+        return _observe(action.object_path, ino)
 
     def rewrite_pyc(self, action: RewritePyc) -> None:
         self._hardlinks.rewrite_pyc(action)
@@ -108,12 +115,18 @@ class Reflinks:
                         # a whole copy-on-write extent (128 KiB) for it, freed only
                         # half an hour later.
                         block = action.st.st_blksize
-                        first = os.pread(obj, block, 0)
-                        write_all(tmp, action.header + first[len(action.header) :])
                         with _refused("a clone"):
+                            if not action.header:
+                                cow.clone(obj, tmp)
+                                return
+                            first = os.pread(obj, block, 0)
+                            write_all(tmp, action.header + first[len(action.header) :])
                             cow.clone_tail(obj, tmp, block)
 
-                    tmp, copy_ino = write_like(fd, fill, src, action.st, action.path, times=True)
+                    written = bool(action.header)
+                    tmp, copy_ino = write_like(
+                        fd, fill, src, action.st, action.path, times=True, written=written
+                    )
                 finally:
                     os.close(obj)
             finally:
@@ -195,6 +208,30 @@ def _store_clone(src: int, action: Adopt) -> int:
             os.fchmod(out, COW_OBJECT_MODE)
             ino = os.fstat(out).st_ino
             # link() fails if the name exists: an object is never overwritten.
+            os.link(tmp, object_name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            return ino
+        finally:
+            os.close(out)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+
+
+def _store_write(action: CreatePyc) -> int:
+    """A new pyc object holding action.data, ours and read-only like every copy-on-write
+    object (no venv's owner may write the store's copy); its inode."""
+    folder_path, object_name = os.path.split(action.object_path)
+    make_folders(folder_path)
+    dfd = os.open(folder_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        tmp, out = at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dfd))
+        try:
+            write_all(out, action.data)
+            os.fchmod(out, COW_OBJECT_MODE)
+            os.fsync(out)  # written bytes: on disk before the name points at them
+            ino = os.fstat(out).st_ino
             os.link(tmp, object_name, src_dir_fd=dfd, dst_dir_fd=dfd)
             return ino
         finally:

@@ -35,6 +35,7 @@ class StoreObject:
     seen: bytes | None = None
     xattrs: tuple[tuple[str, bytes], ...] | None = None
     extents: list[Extent] | None = None  # a copy-on-write object's, once asked for
+    header: bytes | None = None  # a copy-on-write pyc object's first 16 bytes
 
 
 class StoreModel:
@@ -227,20 +228,26 @@ class StoreModel:
                 obj = StoreObject(
                     generation, path, ost.st_ino, ost.st_nlink, True, seen=fingerprint(ost)
                 )
-                obj.damaged = self._check_pyc_object(path, key, source)
+                obj.damaged = self._check_pyc_object(obj, key, source)
                 self._by_path[path] = obj
         self._pyc_objects[store.device, key] = obj
         return obj
 
-    def _check_pyc_object(self, path: str, key: PycKey, source: SourceObject) -> str | None:
+    def _check_pyc_object(self, obj: StoreObject, key: PycKey, source: SourceObject) -> str | None:
+        path = obj.path
         try:
             header_bytes, ost = self._facts.header(path)
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged) as exc:
             return f"pyc object {path!r} cannot be read as a pyc: {exc}"
         if key.source.cow:
-            # Its header is the first venv's: each venv's pyc keeps its own header block.
-            if (header.magic, header.flags) != (key.magic, key.flags) or header.hash_based:
+            # A checked hash-based pyc of the source (each venv's pyc becomes a whole
+            # clone of it), or the first venv's (each keeps its own header block).
+            obj.header = header_bytes
+            hashed = bytecode.CHECKED_HASH_FLAGS
+            if (header.magic, header.flags) != (key.magic, key.flags) or (
+                header.hash_based != (key.flags == hashed)
+            ):
                 return f"pyc object {path!r} is not a pyc of its group"
             return None
         if not bytecode.valid_for_stat(header, source.mtime_ns, source.size) or (

@@ -3,6 +3,7 @@ within its interpreter build's group, kept private with its header renewed, or l
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
@@ -23,7 +24,7 @@ from ..interpreter import Build
 from ..listing import Pyc
 from ..reasons import Reason
 from ..store import PycKey, Store
-from ..tree import FolderSwapped
+from ..tree import At, FolderSwapped
 from .model import StoreModel, StoreObject
 
 
@@ -35,6 +36,7 @@ class PycPlanner(StoreModel):
         before: tuple[int, int],
         pyc: Pyc,
         build: Build | None,
+        source_file: tuple[At, os.stat_result] | None = None,
     ) -> list[Decision]:
         """What to do with one pyc of a source that now is (or already was) `source`.
 
@@ -42,7 +44,8 @@ class PycPlanner(StoreModel):
         for that stays valid, by sharing the group's pyc object or, without sharing or
         when sharing is impossible, by a private copy whose header names the new mtime.
         build: the interpreter build that wrote the venv's pycs, None when they are not
-        to be shared (--no-share-pyc, or a build that cannot be told).
+        to be shared (--no-share-pyc, or a build that cannot be told). source_file: the
+        venv's source file and its stat, read for its hash by copy-on-write.
         """
         try:
             header_bytes, pst = self._facts.header(pyc.at)
@@ -53,26 +56,32 @@ class PycPlanner(StoreModel):
             return [Refused(pyc.path, Reason.PYC_UNREADABLE, f"cannot read: {exc.strerror or exc}")]
         except ValueError:
             return [Refused(pyc.path, Reason.PYC_UNRECOGNISED)]
+        shares = build if build is not None and build.writes(pyc.cache_tag) else None
+        hashed = source.key.cow and source_file is not None and bytecode.can_hash(header.magic)
+        if shares is not None and source_file is not None and hashed:
+            key = self._cow_pyc_key(source, pyc, header, shares, bytecode.CHECKED_HASH_FLAGS)
+            read = (header_bytes, pst)
+            return self._share_hashed(store, key, source, before, pyc, read, source_file)
         if header.hash_based:
             return [Refused(pyc.path, Reason.PYC_HASH_BASED)]
         if not bytecode.valid_for_stat(header, *before):
             return [Refused(pyc.path, Reason.PYC_STALE)]
         fits_object = bytecode.valid_for_stat(header, source.mtime_ns, source.size)
-        if build is not None and build.writes(pyc.cache_tag):
-            cow = source.key.cow
+        if shares is not None and source.key.cow:
+            key = self._cow_pyc_key(source, pyc, header, shares, header.flags)
+            return self._share_pyc_data(store, key, source, pyc, (header_bytes, pst))
+        if shares is not None:
             key = PycKey(
                 source=source.key,
                 source_generation=source.generation,
                 suffix=pyc.suffix,
                 magic=header.magic,
                 flags=header.flags,
-                build=build.ident,
-                uid=0 if cow else pst.st_uid,
-                gid=0 if cow else pst.st_gid,
-                mode=0 if cow else stat.S_IMODE(pst.st_mode),
+                build=shares.ident,
+                uid=pst.st_uid,
+                gid=pst.st_gid,
+                mode=stat.S_IMODE(pst.st_mode),
             )
-            if cow:
-                return self._share_pyc_data(store, key, source, pyc, (header_bytes, pst))
             shared = self._share_pyc(store, key, source, pyc, pst, fits_object)
             if shared is not None:
                 return shared
@@ -103,7 +112,7 @@ class PycPlanner(StoreModel):
         """Decisions that share the pyc, or None when it cannot be shared."""
         obj = self._pyc_object(store, key, source)
         if obj is not None and not obj.damaged and not self._unchanged(obj):
-            obj.damaged = self._check_pyc_object(obj.path, key, source)
+            obj.damaged = self._check_pyc_object(obj, key, source)
         if obj is not None and (obj.damaged or obj.nlink >= self._max_links(store)):
             return None  # kept private and valid instead
         if obj is not None:
@@ -134,6 +143,85 @@ class PycPlanner(StoreModel):
             CreatePyc(path, data, pyc.at, pst),
             Link(pyc.at, pst, path, -1, self._last_name(pst)),
         ]
+
+    @staticmethod
+    def _cow_pyc_key(
+        source: SourceObject, pyc: Pyc, header: bytecode.PycHeader, build: Build, flags: int
+    ) -> PycKey:
+        return PycKey(
+            source=source.key,
+            source_generation=source.generation,
+            suffix=pyc.suffix,
+            magic=header.magic,
+            flags=flags,
+            build=build.ident,
+            uid=0,
+            gid=0,
+            mode=0,
+        )
+
+    def _share_hashed(
+        self,
+        store: Store,
+        key: PycKey,
+        source: SourceObject,
+        before: tuple[int, int],
+        pyc: Pyc,
+        read: tuple[bytes, os.stat_result],
+        source_file: tuple[At, os.stat_result],
+    ) -> list[Decision]:
+        """Copy-on-write, where this process computes the interpreter's source hash: every
+        pyc of the group becomes a whole clone of one object, a checked hash-based pyc
+        (PEP 552) of the source. Its header holds no mtime, so it is valid for each venv's
+        source whatever its own mtime, and the importer checks it against the source's
+        bytes on each import (an edited source is recompiled). The code in it is the first
+        venv's, whose compiled-in source path the importer replaces on load."""
+        header, pst = read
+        obj = self._pyc_object(store, key, source)
+        if obj is not None and obj.damaged:
+            return []  # kept as it is: valid, and private
+        try:
+            mine = self._facts.extents(pyc.at)
+        except (OSError, FileChanged, FolderSwapped):
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
+        if cow.inline(mine):
+            return [Refused(pyc.path, Reason.INLINE_DATA)]
+        if obj is not None and cow.same_blocks(mine, self._object_extents(obj)):
+            return [AlreadyShared(pyc.path)]
+        target = obj.header if obj is not None else self._hashed_header(source_file, key)
+        if target is None:
+            return [Refused(pyc.path, Reason.CHANGED_DURING_SCAN)]
+        refused = _valid_before(pyc, header, before, target)
+        if refused is not None:
+            return [refused]
+        if obj is not None:
+            if pst.st_nlink > 1 or cow.any_shared(mine):
+                return []  # its blocks are not its own alone: replacing it would free nothing
+            return [ClonePyc(pyc.at, pst, obj.path, b"")]
+        path = store.pyc_path(key, 0)
+        self._note_folders(store, path)
+        new = StoreObject(0, path, -1, 1, True, header=target)
+        self._pyc_objects[store.device, key] = self._by_path[path] = new
+        if header == target:
+            return [Adopt(pyc.at, pst, path)]
+        try:
+            data = self._facts.whole(pyc.at, pst)
+        except (OSError, FileChanged, FolderSwapped):
+            self.undo_pyc(path)
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
+        return [CreatePyc(path, target + data[16:], pyc.at, pst), ClonePyc(pyc.at, pst, path, b"")]
+
+    def _hashed_header(self, source_file: tuple[At, os.stat_result], key: PycKey) -> bytes | None:
+        """The checked hash-based header of the group's pycs, from the venv's source, if it
+        still holds the bytes its RECORD names; None if it changed since it was proven."""
+        at, st = source_file
+        try:
+            data = self._facts.whole(at, st)
+        except (OSError, FileChanged, FolderSwapped):
+            return None
+        if hashlib.new(key.source.algorithm, data).digest() != key.source.digest:
+            return None
+        return bytecode.checked_hash_header(key.magic, data)
 
     def _share_pyc_data(
         self,
@@ -188,8 +276,21 @@ class PycPlanner(StoreModel):
             header = bytecode.parse_header(header_bytes)
         except (OSError, ValueError, FileChanged):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
-        if bytecode.valid_for_stat(header, source.mtime_ns, source.size):
-            return []
+        if header.hash_based or bytecode.valid_for_stat(header, source.mtime_ns, source.size):
+            return []  # a hash-based pyc does not depend on the source's stat
         if not bytecode.valid_for_stat(header, *before):
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
         return self._rewrite(pyc, pst, source)
+
+
+def _valid_before(
+    pyc: Pyc, header: bytes, before: tuple[int, int], hashed: bytes
+) -> Refused | None:
+    """Why the venv's pyc is not a valid pyc of the proven source (its own, timestamp
+    pyc, or the group's checked hash-based one), or None when it is."""
+    parsed = bytecode.parse_header(header)
+    if parsed.hash_based:
+        return None if header == hashed else Refused(pyc.path, Reason.PYC_HASH_BASED)
+    if not bytecode.valid_for_stat(parsed, *before):
+        return Refused(pyc.path, Reason.PYC_STALE)
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from ..reasons import Reason
 from ..store import (
     Store,
 )
+from ..tree import At
 from .tally import OtherNames, Tally
 
 __all__ = ["Linked", "Run"]
@@ -121,8 +123,9 @@ class Run:
         source = self.planner.source_object(candidate)
         if source is not None:
             before = (candidate.st.st_mtime_ns, candidate.st.st_size)
+            source_file = (candidate.at, candidate.st)
             for pyc in candidate.pycs:
-                self._pyc(store, source, before, pyc, tally, build)
+                self._pyc(store, (source, source_file), before, pyc, tally, build)
 
     def shared_source(
         self, store: Store, item: Shared, tally: Tally, inodes: set[int], build: Build | None
@@ -142,20 +145,23 @@ class Run:
         source = SourceObject(key, generation, st.st_mtime_ns, st.st_size)
         for pyc in item.pycs:
             if pyc.ino not in inodes:
-                self._pyc(store, source, (st.st_mtime_ns, st.st_size), pyc, tally, build)
+                before = (st.st_mtime_ns, st.st_size)
+                self._pyc(store, (source, (item.at, st)), before, pyc, tally, build)
 
     def _pyc(
         self,
         store: Store,
-        source: SourceObject,
+        sources: tuple[SourceObject, tuple[At, os.stat_result]],
         before: tuple[int, int],
         pyc: Pyc,
         tally: Tally,
         build: Build | None,
     ) -> None:
+        """One pyc of a source shared as sources names it: its object and its venv file."""
+        source, source_file = sources
         private = None if not self.share_pyc else _private(build, pyc)
         share = build if self.share_pyc and private is None else None
-        decisions = self.planner.decide_pyc(store, source, before, pyc, share)
+        decisions = self.planner.decide_pyc(store, source, before, pyc, share, source_file)
         if not decisions:
             tally.pyc["kept"] += 1
         if private is not None and not any(isinstance(d, Refused) for d in decisions):
@@ -191,10 +197,11 @@ class Run:
             elif isinstance(decision, RewritePyc):
                 tally.pyc["rewritten"] += 1
             elif isinstance(decision, ClonePyc):
-                # Its blocks go; the clone costs the one block its own header is in.
+                # Its blocks go; a clone with its own header costs the block that holds it.
+                own = decision.st.st_blksize if decision.header else 0
                 tally.pyc["linked"] += 1
-                tally.pyc["reclaimed"] += decision.st.st_blocks * 512 - decision.st.st_blksize
-                tally.pyc["apparent"] += decision.st.st_size - decision.st.st_blksize
+                tally.pyc["reclaimed"] += decision.st.st_blocks * 512 - own
+                tally.pyc["apparent"] += decision.st.st_size - own
 
     def _pyc_unshared(
         self,
