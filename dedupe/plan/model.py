@@ -244,10 +244,7 @@ class StoreModel:
             # A checked hash-based pyc of the source (each venv's pyc becomes a whole
             # clone of it), or the first venv's (each keeps its own header block).
             obj.header = header_bytes
-            hashed = bytecode.CHECKED_HASH_FLAGS
-            if (header.magic, header.flags) != (key.magic, key.flags) or (
-                header.hash_based != (key.flags == hashed)
-            ):
+            if (header.magic, header.flags) != (key.magic, key.flags):
                 return f"pyc object {path!r} is not a pyc of its group"
             return None
         if not bytecode.valid_for_stat(header, source.mtime_ns, source.size) or (
