@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .. import cow
 from ..decisions import Adopt, ClonePyc, CreatePyc, Link, Observed, RewritePyc
@@ -191,47 +191,44 @@ def _store_clone(src: int, action: Adopt) -> int:
 
     The clone writes no data, only a mapping of the venv file's blocks, which XFS and btrfs
     log in order with the link that names it: unlike a copy, it needs no fsync before its
-    name (a crash loses both or neither). It is made under a temp name in the object's
-    folder and proven there before it gets its name: against the recorded digest (a
-    source), or (a pyc, which has none) by the venv file's stat, unchanged from before the
-    clone to after it, when a write would have moved its ctime."""
-    folder_path, object_name = os.path.split(action.object_path)
+    name (a crash loses both or neither). It is proven in the store's own file before it
+    gets its name: against the recorded digest (a source), or (a pyc, which has none) by
+    the venv file's stat, unchanged from before the clone to after it, when a write would
+    have moved its ctime."""
+
+    def fill(out: int, tmp: str, dfd: int) -> None:
+        with _refused("a clone"):
+            cow.clone(src, out)
+        _prove_clone(src, tmp, dfd, action)
+
+    return _new_object(action.object_path, fill, written=False)
+
+
+def _store_write(action: CreatePyc) -> int:
+    """A new pyc object holding action.data; its inode."""
+    return _new_object(action.object_path, lambda out, _, __: write_all(out, action.data))
+
+
+def _new_object(
+    object_path: str, fill: Callable[[int, str, int], None], *, written: bool = True
+) -> int:
+    """A new store object, ours and read-only like every copy-on-write object (no venv's
+    owner may write the store's copy); its inode. fill(fd, temp name, folder fd) fills it
+    under a temp name in its folder, and only then does it get its name. written: fill
+    wrote bytes, which must be on disk before the name points at them."""
+    folder_path, object_name = os.path.split(object_path)
     make_folders(folder_path)
     dfd = os.open(folder_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         tmp, out = at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dfd))
         try:
-            with _refused("a clone"):
-                cow.clone(src, out)
-            _prove_clone(src, tmp, dfd, action)
+            fill(out, tmp, dfd)
             os.fchmod(out, COW_OBJECT_MODE)
+            if written:
+                os.fsync(out)
             ino = os.fstat(out).st_ino
             # link() fails if the name exists: an object is never overwritten.
-            os.link(tmp, object_name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            return ino
-        finally:
-            os.close(out)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-    finally:
-        os.close(dfd)
-
-
-def _store_write(action: CreatePyc) -> int:
-    """A new pyc object holding action.data, ours and read-only like every copy-on-write
-    object (no venv's owner may write the store's copy); its inode."""
-    folder_path, object_name = os.path.split(action.object_path)
-    make_folders(folder_path)
-    dfd = os.open(folder_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        tmp, out = at_temp_name(lambda t: os.open(t, flags, 0o600, dir_fd=dfd))
-        try:
-            write_all(out, action.data)
-            os.fchmod(out, COW_OBJECT_MODE)
-            os.fsync(out)  # written bytes: on disk before the name points at them
-            ino = os.fstat(out).st_ino
             os.link(tmp, object_name, src_dir_fd=dfd, dst_dir_fd=dfd)
             return ino
         finally:
