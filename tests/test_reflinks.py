@@ -35,7 +35,7 @@ from helpers import (
     store_objects,
 )
 
-from dedupe import ScanResult, gc, scan, status, verify
+from dedupe import ScanResult, detach, gc, scan, status, verify
 from dedupe.bytecode import parse_header
 from dedupe.link import steps
 from dedupe.tree import At
@@ -357,6 +357,11 @@ def test_verify_finds_copies_intact_and_gc_keeps_what_venvs_share(
     objects = store_objects(store)
     checked = verify([cow_mount / "venvs"], store=store)
     assert checked.damaged == () and checked.objects_checked == len(objects)
+    (note,) = checked.notes
+    assert note.startswith(f"{store}: its copy-on-write copies share data blocks")
+    assert "no venv can change them" in note
+    text = run_cli("verify", "--store", str(store), str(cow_mount / "venvs")).stdout
+    assert "an edit reaches only the file edited" in text
     assert gc(store).files_removed == 0
     assert store_objects(store) == objects
     shutil.rmtree(a.path)
@@ -365,6 +370,23 @@ def test_verify_finds_copies_intact_and_gc_keeps_what_venvs_share(
     # No venv shares their blocks now: each copy takes space of its own, and goes.
     assert gc(store).files_removed == len(objects)
     assert store_objects(store) == {}
+
+
+def test_detach_has_nothing_to_do_and_says_why(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path
+) -> None:
+    a, _ = pair_on_cow
+    store = cow_mount / "store"
+    scan([cow_mount / "venvs"], store=store, jobs=1)
+    before = snapshot(a.path)
+    inodes_before = {p: p.stat().st_ino for p in a.path.rglob("*.py")}
+    result = detach([a.path], store=store)
+    assert (result.files_shared, result.files_detached, result.errors) == (0, 0, ())
+    assert any("they need no detaching" in n for n in result.notes), result.notes
+    assert snapshot(a.path) == before
+    assert {p: p.stat().st_ino for p in a.path.rglob("*.py")} == inodes_before
+    text = run_cli("detach", "--store", str(store), str(a.path)).stdout
+    assert "they need no detaching" in text
 
 
 def test_status_tells_shared_blocks_per_venv(

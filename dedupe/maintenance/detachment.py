@@ -14,7 +14,7 @@ from ..problems import Problem, VenvSkip
 from ..store import Store, mount_point
 from ..text import human_size
 from ..tree import At, split
-from .placement import LockWait, Placement, list_objects, place, shared_files
+from .placement import LockWait, Placement, cow_note, list_objects, place, shared_files
 from .results import DetachResult, SpaceCheck, VenvDetach
 
 __all__ = ["SPACE_MARGIN", "InsufficientSpaceError", "detach"]
@@ -153,7 +153,9 @@ def _plan(placement: Placement) -> tuple[list[_Planned], dict[str, VenvDetach]]:
             reports[venv.root] = VenvDetach(venv.root, None, 0, 0, 0)
             continue
         if venv_store.path not in inodes_of:
-            inodes_of[venv_store.path] = {o.st.st_ino for o in list_objects(venv_store)}
+            objects = list_objects(venv_store)
+            inodes_of[venv_store.path] = {o.st.st_ino for o in objects}
+            placement.notes += cow_note(venv_store, objects, "they need no detaching")
         inodes = inodes_of[venv_store.path]
         problems: list[Problem] = []
         files = list(shared_files(venv, inodes, problems))

@@ -165,6 +165,16 @@ def _damaged_files(store: Store) -> list[tuple[str, os.stat_result]]:
     return found
 
 
+def cow_note(store: Store, objects: list[StoreObject], what: str) -> list[str]:
+    """The note for a store holding copy-on-write copies: what `what` means for them."""
+    if not any(obj.key.cow for obj in objects):
+        return []
+    return [
+        f"{store.path}: its copy-on-write copies share data blocks with venv files that keep "
+        f"their own inodes, so an edit reaches only the file edited; {what}"
+    ]
+
+
 def list_objects(store: Store) -> list[StoreObject]:
     """Every source and pyc object of the store, lstat'ed, by path."""
     found: list[StoreObject] = []

@@ -21,6 +21,7 @@ from .placement import (
     DAMAGED_FOLDER,
     LockWait,
     StoreObject,
+    cow_note,
     list_objects,
     place_roots,
     shared_files,
@@ -139,6 +140,8 @@ def verify(
         try:
             objects, bad = _check_all(store_)
             checked += len(objects)
+            what = "no venv can change them, and they are checked all the same"
+            placement.notes += cow_note(store_, objects, what)
             venvs = placement.venvs_of(store_)
             found = _damaged(store_, (objects, bad), venvs, repair, commands, errors)
             damaged += found
