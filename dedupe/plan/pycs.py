@@ -36,7 +36,7 @@ class PycPlanner(StoreModel):
         before: tuple[int, int],
         pyc: Pyc,
         build: Build | None,
-        source_file: tuple[At, os.stat_result] | None = None,
+        source_file: tuple[At, os.stat_result],
     ) -> list[Decision]:
         """What to do with one pyc of a source that now is (or already was) `source`.
 
@@ -45,7 +45,7 @@ class PycPlanner(StoreModel):
         when sharing is impossible, by a private copy whose header names the new mtime.
         build: the interpreter build that wrote the venv's pycs, None when they are not
         to be shared (--no-share-pyc, or a build that cannot be told). source_file: the
-        venv's source file and its stat, read for its hash by copy-on-write.
+        venv's source file and its stat (copy-on-write reads it for its hash).
         """
         try:
             header_bytes, pst = self._facts.header(pyc.at)
@@ -57,8 +57,7 @@ class PycPlanner(StoreModel):
         except ValueError:
             return [Refused(pyc.path, Reason.PYC_UNRECOGNISED)]
         shares = build if build is not None and build.writes(pyc.cache_tag) else None
-        hashed = source.key.cow and source_file is not None and bytecode.can_hash(header.magic)
-        if shares is not None and source_file is not None and hashed:
+        if shares is not None and source.key.cow and bytecode.can_hash(header.magic):
             key = self._cow_pyc_key(source, pyc, header, shares, bytecode.CHECKED_HASH_FLAGS)
             read = (header_bytes, pst)
             return self._share_hashed(store, key, source, before, pyc, read, source_file)
