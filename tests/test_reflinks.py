@@ -284,6 +284,29 @@ def test_a_source_edited_after_the_scan_is_recompiled_from_its_own_bytes(
     assert (a_pyc.stat().st_ino, a_pyc.read_bytes()) == a_before
 
 
+def test_a_pyc_object_cut_short_keeps_its_group_valid_and_private(
+    pair_on_cow: tuple[Venv, Venv], cow_mount: Path, wheelhouse: Path
+) -> None:
+    """A pyc object is not fsync'ed (its clones write it back): a power cut can leave it
+    shorter than its bytes. A later venv's pyc of its group is then kept as it is, valid,
+    the pycs cloned from it before keep their bytes, and verify names the object."""
+    root, store = cow_mount / "venvs", cow_mount / "store"
+    scan([root], store=store, jobs=1)
+    rel = "alpha/__pycache__/util.cpython-311.pyc"
+    a, b = pair_on_cow
+    (obj,) = [p for p in store_objects(store).values() if shares_blocks(p, a.file(rel))]
+    kept = {v: v.file(rel).read_bytes() for v in (a, b)}
+    obj.chmod(0o644)
+    os.truncate(obj, 8)
+    (c,) = create_venvs(wheelhouse, root, c=["alpha==1.0"])
+    c_before = (c.file(rel).stat().st_ino, c.file(rel).read_bytes())
+    scan([root], store=store, jobs=1)
+    assert (c.file(rel).stat().st_ino, c.file(rel).read_bytes()) == c_before
+    assert pyc_freshness(c.path)[str(c.file(rel).relative_to(c.path))]
+    assert {v: v.file(rel).read_bytes() for v in (a, b)} == kept
+    assert [d.path for d in verify([root], store=store).damaged] == [str(obj)]
+
+
 def test_hardlink_mode_on_a_cow_filesystem_shares_inodes(
     pair_on_cow: tuple[Venv, Venv], cow_mount: Path
 ) -> None:
