@@ -32,8 +32,11 @@ def census_key(device: int, key: ObjectKey) -> bytes:
 class Census:
     """Pass 1: distinct inodes per content group, plus whether the store already has it."""
 
-    def __init__(self, indexes: dict[int, StoreIndex]) -> None:
+    def __init__(self, indexes: dict[int, StoreIndex], clones: int = 0) -> None:
+        """clones: the holders a clone is about to add to every content (dedupe.clone):
+        each counts as another inode, so a file that occurs once is worth adopting."""
         self._indexes = indexes
+        self._clones = clones
         self._counts: dict[bytes, int] = {}
         self._multi_link: set[tuple[int, int]] = set()
         self._stored: dict[int, set[bytes]] = {}
@@ -60,7 +63,7 @@ class Census:
 
     def worth(self, ckey: bytes) -> bool:
         """Linking can reclaim space: two distinct inodes, or one and a store object."""
-        return self._counts.get(ckey, 0) >= 2
+        return self._counts.get(ckey, 0) + self._clones >= 2
 
     def worthwhile_prefixes(self) -> set[int]:
-        return {census_prefix(k) for k, n in self._counts.items() if n >= 2}
+        return {census_prefix(k) for k, n in self._counts.items() if n + self._clones >= 2}

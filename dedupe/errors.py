@@ -21,3 +21,7 @@ class StoreError(DedupeError):
 
 class StoreLockedError(StoreError):
     """Another venv-dedupe run holds the store's lock."""
+
+
+class CloneError(DedupeError):
+    """A clone cannot be made: SRC is no venv, DST is not empty, or they are apart."""

@@ -25,6 +25,7 @@ LAYERS = [
     {"plan", "execute", "workers"},
     {"link"},
     {"scan", "maintenance"},
+    {"clone"},
     {"report"},
     {"cli"},
     {"__init__", "__main__"},
@@ -34,10 +35,20 @@ LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 # Inside a package the same rule, where its order is written down. The executor, lowest
 # first: what every change is made of, the store's own files, freeing displaced files,
 # the atomic swaps, files written like another, and the executors (another way of
-# sharing, such as reflinks, joins hardlinks on the top layer). Its __init__ only
-# gathers them.
+# sharing, such as reflinks, joins hardlinks on the top layer). The clone's share steps
+# (sharing) use none of them. Its __init__ only gathers them.
 INNER_LAYERS = {
-    "link": [{"steps", "objects"}, {"unlinker"}, {"swap"}, {"copies"}, {"hardlinks"}, {"reflinks"}],
+    "link": [
+        {"steps", "objects", "sharing"},
+        {"unlinker"},
+        {"swap"},
+        {"copies"},
+        {"hardlinks"},
+        {"reflinks"},
+    ],
+    # The clone: its vocabulary and shebangs and pyvenv.cfg; adopting SRC's files; the
+    # plan of DST; making it; the whole run.
+    "clone": [{"result", "scripts", "venvcfg"}, {"adopt"}, {"plan"}, {"build"}, {"run"}],
     # The planner: its model of the store, the pyc decisions on it, the source decisions.
     "plan": [{"model"}, {"pycs"}, {"planner"}],
 }

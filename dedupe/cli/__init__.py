@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import DedupeError
-from . import detach, gc, scan, status, verify
+from . import clone, detach, gc, scan, status, verify
 from ._common import EXIT_FATAL
 
-COMMANDS = (scan, status, verify, detach, gc)
+COMMANDS = (scan, status, verify, detach, gc, clone)
 
 
 class _Parser(argparse.ArgumentParser):

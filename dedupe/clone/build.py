@@ -1,0 +1,129 @@
+"""Carrying out a clone's plan: the only module that writes DST's files (into the temp
+folder that becomes DST), and what they add to the disk, measured or, for a dry run,
+foreseen from SRC's own files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+
+from ..link.sharing import ShareStep
+from ..tree import Tree, split
+from .plan import Copy, Plan, Share, Symlink, Write
+
+__all__ = ["build", "foreseen_bytes", "measured_bytes"]
+
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 24
+
+
+def build(plan: Plan, tree: Tree, temp: str, step: ShareStep) -> None:
+    """Make every folder and file of the plan in temp (a venv made by dedupe.clone.venvcfg),
+    reading SRC through tree's folder handles."""
+    for rel, st in sorted(plan.folders.items()):
+        path = os.path.join(temp, rel)
+        if not os.path.isdir(path):
+            os.mkdir(path)
+        os.chmod(path, stat.S_IMODE(st.st_mode))
+    for action in plan.actions:
+        path = os.path.join(temp, action.rel)
+        _clear(path)  # a name the venv module made too (a dist's own bin/activate)
+        if isinstance(action, Share):
+            folder, name = split(action.rel)
+            step.share(tree.fd(folder), name, path)
+        elif isinstance(action, Copy):
+            _copy(tree, action, path)
+        elif isinstance(action, Write):
+            _write(path, action)
+        elif isinstance(action, Symlink):
+            os.symlink(action.target, path)
+
+
+def _clear(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _copy(tree: Tree, action: Copy, path: str) -> None:
+    """A private copy with SRC's mode and mtime (so the pycs valid for SRC's file are
+    valid for it), of the bytes SRC holds now."""
+    folder, name = split(action.rel)
+    src = os.open(name, _READ, dir_fd=tree.fd(folder))
+    try:
+        st = os.fstat(src)
+        out = os.open(path, _CREATE, 0o600)
+        try:
+            left = st.st_size
+            while left > 0:
+                sent = os.copy_file_range(src, out, min(left, _CHUNK))
+                if sent == 0:
+                    break
+                left -= sent
+            os.fchmod(out, stat.S_IMODE(st.st_mode))
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(out)
+    finally:
+        os.close(src)
+
+
+def _write(path: str, action: Write) -> None:
+    fd = os.open(path, _CREATE, 0o600)
+    try:
+        view = memoryview(action.data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, action.mode)
+        if action.mtime_ns is not None:
+            os.utime(fd, ns=(action.mtime_ns, action.mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """(venv-relative path, lstat) of every folder and file under top, top included."""
+    yield "", os.lstat(top)
+    for folder, dirs, files in os.walk(top):
+        rel = os.path.relpath(folder, top)
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            yield os.path.normpath(os.path.join(rel, name)), os.lstat(path)
+
+
+def measured_bytes(plan: Plan, top: str) -> int:
+    """Allocated bytes of everything under top that is not shared: its folders, the venv
+    module's files, and each file copied or written."""
+    shared = {a.rel for a in plan.actions if isinstance(a, Share)}
+    return sum(st.st_blocks * 512 for rel, st in _walk(top) if rel not in shared)
+
+
+def foreseen_bytes(plan: Plan, tree: Tree, block: int) -> int:
+    """What measured_bytes will give, foreseen without writing: each copy takes the
+    blocks SRC's file takes, each written file its size in whole blocks, and the folders
+    and the venv module's files (pyvenv.cfg, activate scripts) what SRC's own take."""
+    total = 0
+    for action in plan.actions:
+        if isinstance(action, Copy):
+            total += action.st.st_blocks * 512
+        elif isinstance(action, Write):
+            total += -(-len(action.data) // block) * block
+    folders = set(plan.folders) | {"", "bin", "include", "lib"}
+    for rel in folders:
+        try:
+            total += tree.lstat(rel).st_blocks * 512
+        except OSError:
+            continue
+    planned = {a.rel for a in plan.actions}
+    for rel in ["pyvenv.cfg"] + [f"bin/{e.name}" for e in tree.scandir("bin")]:
+        if rel in planned:
+            continue
+        try:
+            st = tree.lstat(rel)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            total += st.st_blocks * 512
+    return total

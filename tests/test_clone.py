@@ -1,0 +1,323 @@
+"""venv-dedupe clone: a real venv of SRC's interpreter at DST, every proven file shared with
+its store object, per-install files made for DST, and DST whole or absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import (
+    REPO_ROOT,
+    MakeVenv,
+    Venv,
+    edit_in_place,
+    hold_lock,
+    pip,
+    pip_install,
+    run_cli,
+    run_console_script,
+    run_python,
+    snapshot,
+    snapshot_diff,
+    store_objects,
+)
+
+from dedupe import StoreLockedError
+from dedupe.clone import CloneResult, CopyReason, clone
+from dedupe.clone.run import TEMP_MARK
+
+ALPHA_SOURCES = ("alpha/__init__.py", "alpha/core.py", "alpha/util.py", "alpha/cli.py")
+ALPHA_FILES = (*ALPHA_SOURCES, "alpha/data/table.csv")
+
+
+@pytest.fixture
+def src(make_venv: MakeVenv, venv_root: Path) -> Venv:
+    return make_venv(venv_root / "src", "alpha==1.0", "beta==1.0")
+
+
+def _cfg(venv: Path) -> dict[str, str]:
+    lines = (venv / "pyvenv.cfg").read_text().splitlines()
+    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines)}
+
+
+def _text_files(top: Path) -> dict[Path, bytes]:
+    """Every regular file under top but pycs (which hold their source's compiled path)."""
+    found = {}
+    for folder, _dirs, files in os.walk(top):
+        for name in files:
+            path = Path(folder, name)
+            if not path.is_symlink() and path.suffix != ".pyc":
+                found[path] = path.read_bytes()
+    return found
+
+
+def test_dst_is_a_venv_of_srcs_interpreter_that_names_dst(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    dst = Venv(venv_root / "dst")
+    clone(src.path, dst.path, store=store_dir)
+
+    for key in ("home", "version", "executable", "include-system-site-packages"):
+        assert _cfg(dst.path)[key] == _cfg(src.path)[key]
+    assert os.path.realpath(dst.python) == os.path.realpath(src.python)
+    assert run_python(dst, "import sys; print(sys.prefix)").strip() == str(dst.path)
+    assert f'VIRTUAL_ENV="{dst.path}"' in (dst.bin / "activate").read_text()
+    assert "(dst) " in (dst.bin / "activate").read_text()
+    for path, data in _text_files(dst.path).items():
+        assert str(src.path).encode() not in data, path
+        assert TEMP_MARK.encode() not in data, path
+    assert [p.name for p in venv_root.iterdir() if TEMP_MARK in p.name] == []
+
+
+def test_srcs_venv_options_are_dsts(wheelhouse: Path, venv_root: Path, store_dir: Path) -> None:
+    path = venv_root / "src"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
+         "--prompt", "my env", str(path)],
+        check=True,
+    )  # fmt: skip
+    src = Venv(path)
+    pip_install(src, wheelhouse, "alpha==1.0")
+    dst = Venv(venv_root / "dst")
+    clone(src.path, dst.path, store=store_dir)
+
+    assert _cfg(dst.path)["include-system-site-packages"] == "true"
+    assert _cfg(dst.path)["prompt"] == "'my env'"
+    assert "(my env) " in (dst.bin / "activate").read_text()
+    assert run_python(dst, "import sys; print(sys.flags.no_site, len(sys.path) > 0)")
+
+
+def test_every_proven_file_is_its_store_object_in_src_and_dst(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    dst = Venv(venv_root / "dst")
+    result = clone(src.path, dst.path, store=store_dir)
+
+    objects = store_objects(store_dir)
+    for relpath in (*ALPHA_FILES, "beta/engine.py"):
+        st = os.lstat(dst.file(relpath))
+        assert st.st_ino == os.lstat(src.file(relpath)).st_ino, relpath
+        assert st.st_ino in objects and st.st_nlink == 3, relpath  # SRC, the store, DST
+    assert result.files_linked == 12  # alpha: 5 + METADATA, WHEEL, entry_points; beta: 2 + 2
+    assert result.adopted > 0 and not result.dry_run
+    assert run_python(dst, "import beta.engine; print(beta.engine.run())").strip() == "43"
+
+
+def test_per_install_files_are_made_for_dst(src: Venv, venv_root: Path, store_dir: Path) -> None:
+    dst = Venv(venv_root / "dst")
+    result = clone(src.path, dst.path, store=store_dir)
+
+    script = (dst.bin / "alpha-cli").read_bytes()
+    assert script.startswith(f"#!{dst.path}/bin/python".encode())
+    assert script.split(b"\n", 1)[1] == (src.bin / "alpha-cli").read_bytes().split(b"\n", 1)[1]
+    assert run_console_script(dst, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
+    for name in ("INSTALLER", "REQUESTED"):
+        info = "alpha-1.0.dist-info"
+        assert dst.file(f"{info}/{name}").read_bytes() == src.file(f"{info}/{name}").read_bytes()
+        assert os.lstat(dst.file(f"{info}/{name}")).st_nlink == 1
+    # RECORD: the script's line holds the hash and size of DST's script.
+    lines = dst.record("alpha-1.0.dist-info").read_text().splitlines()
+    (line,) = [x for x in lines if x.startswith("../../../bin/alpha-cli,")]
+    assert line.endswith(f",{len(script)}")
+    assert result.files_written == {"record": 2, "script": 1}
+    assert result.files_copied == {"per-install": 4, "zero-bytes": 1}
+    # pip reads DST as the venv it is.
+    assert pip(dst, "check").strip() == "No broken requirements found."
+    assert _pip_list(dst) == _pip_list(src)
+
+
+def _pip_list(venv: Venv) -> list[dict[str, str]]:
+    listed: list[dict[str, str]] = json.loads(pip(venv, "list", "--format", "json"))
+    return listed
+
+
+def test_a_file_edited_in_src_is_copied_with_its_reason(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    edit_in_place(src.file("alpha/core.py"))
+    dst = Venv(venv_root / "dst")
+    result = clone(src.path, dst.path, store=store_dir)
+
+    edited = str(dst.file("alpha/core.py"))
+    assert (edited, CopyReason.CHANGED_SINCE_INSTALL) in [(c.path, c.reason) for c in result.copied]
+    assert result.files_copied["changed-since-install"] == 1
+    st = os.lstat(dst.file("alpha/core.py"))
+    assert st.st_nlink == 1 and st.st_ino != os.lstat(src.file("alpha/core.py")).st_ino
+    assert dst.file("alpha/core.py").read_bytes() == src.file("alpha/core.py").read_bytes()
+    assert os.lstat(src.file("alpha/core.py")).st_nlink == 1  # never adopted
+
+
+def test_src_changes_only_by_adoption(src: Venv, venv_root: Path, store_dir: Path) -> None:
+    before = snapshot(src.path)
+    clone(src.path, venv_root / "dst", store=store_dir)
+    assert snapshot_diff(before, snapshot(src.path)) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "full-folder", "symlink"])
+def test_a_dst_that_is_not_free_is_refused(
+    src: Venv, venv_root: Path, store_dir: Path, kind: str
+) -> None:
+    dst = venv_root / "dst"
+    if kind == "file":
+        dst.write_text("mine")
+    elif kind == "full-folder":
+        dst.mkdir()
+        (dst / "notes.txt").write_text("mine")
+    else:
+        (venv_root / "elsewhere").mkdir()
+        dst.symlink_to(venv_root / "elsewhere")
+    before = snapshot(venv_root)
+
+    run = run_cli("clone", "--store", str(store_dir), str(src.path), str(dst))
+
+    assert run.returncode == 2, run
+    assert "DST" in run.stderr and str(dst) in run.stderr
+    assert snapshot_diff(before, snapshot(venv_root)) == []
+    assert not store_dir.exists()  # refused before anything was adopted
+
+
+def test_an_empty_dst_folder_is_filled(src: Venv, venv_root: Path, store_dir: Path) -> None:
+    dst = venv_root / "dst"
+    dst.mkdir()
+    run = run_cli("clone", "--json", "--store", str(store_dir), str(src.path), str(dst))
+    assert run.returncode == 0, run
+    data = run.json()
+    assert data["dst"] == str(dst) and data["files_linked"] == 12
+    assert {"path": str(dst / "bin" / "alpha-cli"), "reason": "per-install"} not in data["copied"]
+    assert data["bytes_added"] > 0 and data["seconds"] > 0
+    assert run_console_script(Venv(dst), "alpha-cli").split()[0] == "alpha-cli"
+
+
+def test_a_src_that_is_no_venv_is_refused(venv_root: Path, store_dir: Path) -> None:
+    (venv_root / "plain").mkdir()
+    plain, dst = venv_root / "plain", venv_root / "d"
+    run = run_cli("clone", "--store", str(store_dir), str(plain), str(dst))
+    assert run.returncode == 2 and "not a venv" in run.stderr, run
+    assert not (venv_root / "d").exists()
+
+
+def test_a_held_store_lock_stops_the_clone_before_anything(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    clone(src.path, venv_root / "first", store=store_dir)  # makes the store
+    before = snapshot(src.path)
+    with hold_lock(store_dir), pytest.raises(StoreLockedError):
+        clone(src.path, venv_root / "dst", store=store_dir)
+    assert not (venv_root / "dst").exists()
+    assert snapshot_diff(before, snapshot(src.path)) == []
+
+
+def test_the_store_lock_is_held_while_dst_is_made(
+    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedupe.clone.run as run_module
+
+    tried: list[bool] = []
+    real_build = run_module.build
+
+    def build_and_try_the_lock(*args: object) -> None:
+        try:
+            with hold_lock(store_dir):
+                tried.append(False)
+        except BlockingIOError:
+            tried.append(True)
+        real_build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "build", build_and_try_the_lock)
+    clone(src.path, venv_root / "dst", store=store_dir)
+    assert tried == [True]
+
+
+def _figures(result: CloneResult) -> tuple[object, ...]:
+    return (
+        result.distributions,
+        result.files_linked,
+        result.pycs_linked,
+        result.files_copied,
+        result.files_written,
+        result.adopted,
+        [(os.path.relpath(c.path, result.dst), c.reason) for c in result.copied],
+    )
+
+
+def test_the_dry_run_changes_nothing_and_foresees_the_real_run(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    edit_in_place(src.file("alpha/util.py"))  # a copy with a reason, in both
+    before = snapshot(venv_root)
+
+    dry = clone(src.path, venv_root / "dst", store=store_dir, dry_run=True)
+
+    assert snapshot_diff(before, snapshot(venv_root)) == []
+    assert not store_dir.exists() and not (venv_root / "dst").exists()
+    real = clone(src.path, venv_root / "dst", store=store_dir)
+    assert dry.dry_run and not real.dry_run
+    assert _figures(dry) == _figures(real)
+    assert dry.adopted > 0
+    # Folders are foreseen from SRC's own: within a few blocks of what DST takes.
+    assert abs(dry.bytes_added - real.bytes_added) <= 4 * 4096
+
+
+def test_a_second_clone_adopts_nothing(src: Venv, venv_root: Path, store_dir: Path) -> None:
+    first = clone(src.path, venv_root / "one", store=store_dir)
+    second = clone(src.path, venv_root / "two", store=store_dir)
+    assert first.adopted > 0 and second.adopted == 0
+    assert _figures(first)[1:5] == _figures(second)[1:5]
+    assert os.lstat(Venv(venv_root / "two").file("alpha/core.py")).st_nlink == 4
+
+
+# A child that clones and dies (SIGKILL) at the Nth file it shares, or just before the
+# rename that makes the temp folder DST.
+_KILLED_CHILD = r"""
+import os, signal, sys
+import dedupe.link.sharing as sharing
+from dedupe.clone import clone
+
+src, dst, store, where = sys.argv[1:5]
+count = 0
+if where == "rename":
+    real_rename = os.rename
+    def rename(a, b, *args, **kwargs):
+        if str(b) == dst:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_rename(a, b, *args, **kwargs)
+    os.rename = rename
+else:
+    real_share = sharing.HardlinkShare.share
+    def share(self, *args):
+        global count
+        count += 1
+        if count == int(where):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_share(self, *args)
+    sharing.HardlinkShare.share = share
+clone(src, dst, store=store)
+"""
+
+
+@pytest.mark.parametrize("where", ["1", "5", "rename"])
+def test_a_kill_leaves_no_dst_and_the_next_clone_finishes(
+    src: Venv, venv_root: Path, store_dir: Path, where: str
+) -> None:
+    dst = venv_root / "dst"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_CHILD, str(src.path), str(dst), str(store_dir), where],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert not dst.exists()
+    assert [p for p in venv_root.iterdir() if TEMP_MARK in p.name] != []  # the half venv
+
+    clone(src.path, dst, store=store_dir)
+    assert [p for p in venv_root.iterdir() if TEMP_MARK in p.name] == []
+    assert run_console_script(Venv(dst), "alpha-cli").split()[0] == "alpha-cli"
