@@ -27,7 +27,7 @@ from helpers import (
     store_objects,
 )
 
-from dedupe import StoreLockedError
+from dedupe import StoreLockedError, scan
 from dedupe.clone import CloneResult, CopyReason, clone
 from dedupe.clone.run import TEMP_MARK
 
@@ -321,3 +321,87 @@ def test_a_kill_leaves_no_dst_and_the_next_clone_finishes(
     clone(src.path, dst, store=store_dir)
     assert [p for p in venv_root.iterdir() if TEMP_MARK in p.name] == []
     assert run_console_script(Venv(dst), "alpha-cli").split()[0] == "alpha-cli"
+
+
+# --- DST works as a venv (issue #14, Musts 3 and 4) ---------------------------------------
+
+
+def _pycache_state(top: Path) -> dict[str, tuple[int, int]]:
+    """Every pyc under top: (inode, mtime_ns), by path."""
+    return {
+        str(path): (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in top.rglob("__pycache__/*.pyc")
+    }
+
+
+def test_dsts_pycs_are_srcs_and_nothing_compiles_on_first_import(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    dst = Venv(venv_root / "dst")
+    result = clone(src.path, dst.path, store=store_dir)
+    pyc = "alpha/__pycache__/core.cpython-{}{}.pyc".format(*sys.version_info[:2])
+    assert os.lstat(dst.file(pyc)).st_ino == os.lstat(src.file(pyc)).st_ino
+    assert result.pycs_linked == len(_pycache_state(dst.site_packages)) > 0
+    before = _pycache_state(dst.site_packages)
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run(
+        [str(dst.python), "-v", "-c", "import alpha.cli, beta.engine"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert _pycache_state(dst.site_packages) == before  # nothing written, nothing replaced
+    for name in ("alpha/cli", "alpha/core", "alpha/util", "beta/engine"):
+        loaded = f"code object from '{dst.site_packages}/{name.rsplit('/', 1)[0]}/__pycache__/"
+        assert loaded + name.rsplit("/", 1)[1] in done.stderr, name
+
+
+def test_a_traceback_in_dst_names_dsts_files(src: Venv, venv_root: Path, store_dir: Path) -> None:
+    dst = Venv(venv_root / "dst")
+    clone(src.path, dst.path, store=store_dir)
+    done = subprocess.run(
+        [str(dst.python), "-c", "import alpha.util; alpha.util.double(None)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "TypeError" in done.stderr
+    assert f'File "{dst.file("alpha/util.py")}", line' in done.stderr
+    assert str(src.path) not in done.stderr
+    code = "import alpha.util; print(alpha.util.double.__code__.co_filename)"
+    assert run_python(dst, code).strip() == str(dst.file("alpha/util.py"))
+
+
+def test_uninstall_and_upgrade_in_dst_leave_src_as_it_was(
+    src: Venv, venv_root: Path, store_dir: Path, wheelhouse: Path
+) -> None:
+    dst = Venv(venv_root / "dst")
+    clone(src.path, dst.path, store=store_dir)
+    before, inodes_before = snapshot(src.path), _inodes(src.path)
+
+    pip(dst, "uninstall", "-y", "-q", "beta")
+    pip_install(dst, wheelhouse, "--upgrade", "alpha==2.0")
+
+    assert snapshot_diff(before, snapshot(src.path)) == []
+    assert _inodes(src.path) == inodes_before
+    assert run_console_script(src, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
+    assert run_console_script(dst, "alpha-cli").split() == ["alpha-cli", "2.0", "42", "42"]
+    assert run_python(src, "import beta.engine; print(beta.engine.run())").strip() == "43"
+    assert [d["name"] for d in _pip_list(dst)] == ["alpha"]
+
+
+def _inodes(top: Path) -> dict[str, int]:
+    return {str(p): p.lstat().st_ino for p in top.rglob("*")}
+
+
+def test_a_scan_after_a_clone_links_nothing_new(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    clone(src.path, venv_root / "dst", store=store_dir)
+    result = scan([venv_root], store=store_dir, full=True)
+    assert (result.files_linked, result.files_stored) == (0, 0)
+    assert (result.pyc.linked, result.pyc.stored, result.pyc.rewritten) == (0, 0, 0)
+    assert result.files_already_shared == 2 * 12
+    assert result.bytes_reclaimed == 0 and result.errors == ()
