@@ -405,3 +405,38 @@ def test_a_scan_after_a_clone_links_nothing_new(
     assert (result.pyc.linked, result.pyc.stored, result.pyc.rewritten) == (0, 0, 0)
     assert result.files_already_shared == 2 * 12
     assert result.bytes_reclaimed == 0 and result.errors == ()
+
+
+# --- copy-on-write stores (reflink mode) -------------------------------------------------
+
+
+def test_on_a_copy_on_write_store_dst_shares_blocks_with_its_own_inodes(
+    cow_mount: Path, wheelhouse: Path
+) -> None:
+    from helpers import create_venv, shares_blocks
+
+    src = create_venv(cow_mount / "venvs" / "src", wheelhouse, "alpha==1.0", "beta==1.0")
+    store = cow_mount / "store"
+    dst = Venv(cow_mount / "venvs" / "dst")
+    before = snapshot(src.path)
+
+    dry = clone(src.path, dst.path, store=store, dry_run=True)
+    result = clone(src.path, dst.path, store=store)
+
+    assert result.link_mode == dry.link_mode == "reflink"
+    assert _figures(dry) == _figures(result)
+    assert snapshot_diff(before, snapshot(src.path)) == []  # reflinks keep every inode
+    big = ("alpha/core.py", "alpha/util.py", "alpha/data/table.csv", "beta/engine.py")
+    for relpath in big:
+        mine, theirs = dst.file(relpath), src.file(relpath)
+        assert mine.lstat().st_ino != theirs.lstat().st_ino and mine.lstat().st_nlink == 1
+        assert mine.read_bytes() == theirs.read_bytes()
+        assert mine.lstat().st_mtime_ns == theirs.lstat().st_mtime_ns
+        assert shares_blocks(mine, theirs), relpath
+    assert result.files_linked >= len(big)
+    # The pycs are valid for DST's sources (same mtime): nothing compiles on import.
+    pycs = _pycache_state(dst.site_packages)
+    code = "import alpha.cli, beta.engine; print(beta.engine.run())"
+    assert run_python(dst, code).strip() == "43"
+    assert _pycache_state(dst.site_packages) == pycs
+    assert run_console_script(dst, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
