@@ -64,6 +64,8 @@ def test_dst_is_a_venv_of_srcs_interpreter_that_names_dst(
 
     for key in ("home", "version", "executable", "include-system-site-packages"):
         assert _cfg(dst.path)[key] == _cfg(src.path)[key]
+    base = _cfg(src.path)["executable"]
+    assert _cfg(dst.path)["command"] == f"{base} -m venv --without-pip {dst.path}"
     assert os.path.realpath(dst.python) == os.path.realpath(src.python)
     assert run_python(dst, "import sys; print(sys.prefix)").strip() == str(dst.path)
     assert f'VIRTUAL_ENV="{dst.path}"' in (dst.bin / "activate").read_text()
@@ -72,6 +74,24 @@ def test_dst_is_a_venv_of_srcs_interpreter_that_names_dst(
         assert str(src.path).encode() not in data, path
         assert TEMP_MARK.encode() not in data, path
     assert [p.name for p in venv_root.iterdir() if TEMP_MARK in p.name] == []
+
+
+def test_another_base_interpreter_makes_dst_by_its_own_venv_module(
+    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When SRC's base interpreter is not the one running the clone, `base -m venv` makes
+    DST's venv in a child process: the same venv, naming DST."""
+    import dedupe.clone.venvcfg as venvcfg
+
+    monkeypatch.setattr(venvcfg, "_is_our_base", lambda base: False)
+    dst = Venv(venv_root / "dst")
+    clone(src.path, dst.path, store=store_dir)
+    base = _cfg(src.path)["executable"]
+    assert _cfg(dst.path)["command"] == f"{base} -m venv --without-pip {dst.path}"
+    assert f'VIRTUAL_ENV="{dst.path}"' in (dst.bin / "activate").read_text()
+    for path, data in _text_files(dst.path).items():
+        assert TEMP_MARK.encode() not in data, path
+    assert run_console_script(dst, "alpha-cli").split()[0] == "alpha-cli"
 
 
 def test_srcs_venv_options_are_dsts(wheelhouse: Path, venv_root: Path, store_dir: Path) -> None:

@@ -84,14 +84,14 @@ def adopted(
             stores.by_device[device],
             copy_on_write,
             result,
-            _shared_test(stores, device, run.decided, dry_run, copy_on_write),
+            _shared_test(stores, device, run.decided, dry_run or not run.changed, copy_on_write),
         )
     finally:
         stores.close()
 
 
 def _shared_test(
-    stores: Stores, device: int, decided: set[int], dry_run: bool, copy_on_write: bool
+    stores: Stores, device: int, decided: set[int], as_indexed: bool, copy_on_write: bool
 ) -> Shared:
     if copy_on_write:
         # Each file keeps its inode: shared when this scan shared it (or, in a dry run,
@@ -105,10 +105,11 @@ def _shared_test(
                 return False
 
         return shares_blocks
-    # A real run: the file is a store object now (its inode is one of the store's). A dry
-    # run: it already was one, or the scan would make it one.
+    # The file is a store object now: its inode is one of the store's. as_indexed: the
+    # store is as its index says (a dry run, or a scan that changed nothing), and the
+    # inodes the scan would make objects are those its decisions took.
     inodes = set(stores.indexes[device].inodes)
-    inodes |= decided if dry_run else stores.by_device[device].inodes()
+    inodes |= decided if as_indexed else stores.by_device[device].inodes()
 
     def is_object(fd: int, name: str, st: os.stat_result) -> bool:
         return st.st_ino in inodes
@@ -123,40 +124,51 @@ class _AdoptingRun(ScanRun):
 
     def __init__(self, options: Options, stores: Stores, venvs: list[Venv]) -> None:
         self.decided: set[int] = set()  # before the base class makes its first executor
+        self.changes: list[bool] = []  # one per change an executor made (or would make)
         super().__init__(options, stores, venvs)
         self.census = Census(stores.indexes, clones=1)
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
     def new_executor(self) -> Executor:
-        return _Noting(super().new_executor(), self.decided)
+        return _Noting(super().new_executor(), self.decided, self.changes)
 
 
 class _Noting:
     """An executor that notes the inode of each file it adopts or links, then hands the
     decision on."""
 
-    def __init__(self, inner: Executor, decided: set[int]) -> None:
+    def __init__(self, inner: Executor, decided: set[int], changes: list[bool]) -> None:
         self._inner = inner
         self._decided = decided
+        self._changes = changes
 
     def adopt(self, action: Adopt) -> Observed | None:
         observed = self._inner.adopt(action)
         self._decided.add(action.st.st_ino)
+        self._changes.append(True)
         return observed
 
     def link(self, action: Link) -> Observed | None:
         observed = self._inner.link(action)
         self._decided.add(action.st.st_ino)
+        self._changes.append(True)
         return observed
 
     def create_pyc(self, action: CreatePyc) -> Observed | None:
+        self._changes.append(True)
         return self._inner.create_pyc(action)
 
     def rewrite_pyc(self, action: RewritePyc) -> None:
         self._inner.rewrite_pyc(action)
+        self._changes.append(True)
 
     def clone_pyc(self, action: ClonePyc) -> None:
         self._inner.clone_pyc(action)
         self._decided.add(action.st.st_ino)
+        self._changes.append(True)
 
     def remove_leftover(self, at: At) -> bool:
         return self._inner.remove_leftover(at)

@@ -4,14 +4,12 @@ foreseen from SRC's own files."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Iterator
 
 from ..link.sharing import ShareStep
 from ..tree import Tree, split
-from .plan import Copy, Plan, Share, Symlink, Write
+from .plan import Action, Copy, Plan, Share, Write
 
 __all__ = ["build", "foreseen_bytes", "measured_bytes"]
 
@@ -30,21 +28,23 @@ def build(plan: Plan, tree: Tree, temp: str, step: ShareStep) -> None:
         os.chmod(path, stat.S_IMODE(st.st_mode))
     for action in plan.actions:
         path = os.path.join(temp, action.rel)
-        _clear(path)  # a name the venv module made too (a dist's own bin/activate)
-        if isinstance(action, Share):
-            folder, name = split(action.rel)
-            step.share(tree.fd(folder), name, path)
-        elif isinstance(action, Copy):
-            _copy(tree, action, path)
-        elif isinstance(action, Write):
-            _write(path, action)
-        elif isinstance(action, Symlink):
-            os.symlink(action.target, path)
+        try:
+            _make(action, tree, path, step)
+        except FileExistsError:
+            os.unlink(path)  # a name the venv module made too (a dist's own bin/activate)
+            _make(action, tree, path, step)
 
 
-def _clear(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+def _make(action: Action, tree: Tree, path: str, step: ShareStep) -> None:
+    if isinstance(action, Share):
+        folder, name = split(action.rel)
+        step.share(tree.fd(folder), name, path)
+    elif isinstance(action, Copy):
+        _copy(tree, action, path)
+    elif isinstance(action, Write):
+        _write(path, action)
+    else:
+        os.symlink(action.target, path)
 
 
 def _copy(tree: Tree, action: Copy, path: str) -> None:
@@ -83,21 +83,24 @@ def _write(path: str, action: Write) -> None:
         os.close(fd)
 
 
-def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(venv-relative path, lstat) of every folder and file under top, top included."""
-    yield "", os.lstat(top)
+def measured_bytes(plan: Plan, top: str, site_packages: tuple[str, ...]) -> int:
+    """Allocated bytes of everything under top that is not shared: its folders, the venv
+    module's files, and each file copied or written. The site-packages folders
+    (venv-relative) hold only what the plan made there: their files are not listed again."""
+    rels = {a.rel for a in plan.actions if not isinstance(a, Share)} | set(plan.folders)
     for folder, dirs, files in os.walk(top):
         rel = os.path.relpath(folder, top)
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            yield os.path.normpath(os.path.join(rel, name)), os.lstat(path)
-
-
-def measured_bytes(plan: Plan, top: str) -> int:
-    """Allocated bytes of everything under top that is not shared: its folders, the venv
-    module's files, and each file copied or written."""
+        rel = "" if rel == "." else rel
+        rels.add(rel)
+        if rel in site_packages:
+            dirs[:] = []
+            continue
+        rels.update(f"{rel}/{name}" if rel else name for name in dirs + files)
     shared = {a.rel for a in plan.actions if isinstance(a, Share)}
-    return sum(st.st_blocks * 512 for rel, st in _walk(top) if rel not in shared)
+    total = 0
+    for rel in rels - shared:
+        total += os.lstat(os.path.join(top, rel)).st_blocks * 512
+    return total
 
 
 def foreseen_bytes(plan: Plan, tree: Tree, block: int) -> int:

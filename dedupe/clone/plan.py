@@ -27,7 +27,7 @@ from .adopt import Shared
 from .result import CopyReason, Written
 from .scripts import rewrite_script
 
-__all__ = ["Copy", "Plan", "Share", "Symlink", "Write", "plan_clone"]
+__all__ = ["Action", "Copy", "Plan", "Share", "Symlink", "Write", "plan_clone"]
 
 _TEXT_LIMIT = 16 << 20  # a RECORD, script or .pth file larger than this is copied as is
 

@@ -99,7 +99,9 @@ def _make(plan: Plan, adoption: Adoption, dst: str, make_skeleton: Callable[[str
         make_skeleton(temp)
         with Tree(adoption.venv.root) as tree:
             build(plan, tree, temp, share_step(adoption.copy_on_write))
-        added = measured_bytes(plan, temp)
+        venv = adoption.venv
+        site_packages = tuple(os.path.relpath(p, venv.root) for p in venv.site_packages)
+        added = measured_bytes(plan, temp, site_packages)
         os.chmod(temp, 0o755 & ~_umask())
         # rename(2) replaces an empty folder and refuses any other: DST filled meanwhile
         # is left as it is.

@@ -10,6 +10,8 @@ import ast
 import contextlib
 import os
 import subprocess
+import sys
+import venv
 from dataclasses import dataclass
 
 from ..errors import CloneError
@@ -68,6 +70,15 @@ def base_interpreter(cfg: VenvConfig) -> str:
 def make_venv(base: str, cfg: VenvConfig, temp: str, final: str, *, symlinks: bool) -> None:
     """A venv without pip at temp, by base's own venv module, whose pyvenv.cfg and
     activate scripts name final (where temp is renamed to at the end), not temp."""
+    if _is_our_base(base):
+        # The interpreter running us is base's: its venv module, in this process, makes
+        # what `base -m venv` makes, without starting an interpreter (a tenth of a clone).
+        builder = venv.EnvBuilder(
+            system_site_packages=cfg.system_site_packages, symlinks=symlinks, prompt=cfg.prompt
+        )
+        builder.create(temp)
+        _rename_inside(temp, final, (os.fsencode(f"{sys.executable} -m venv"), base))
+        return
     argv = [base, "-m", "venv", "--without-pip", "--symlinks" if symlinks else "--copies"]
     if cfg.system_site_packages:
         argv.append("--system-site-packages")
@@ -82,13 +93,22 @@ def make_venv(base: str, cfg: VenvConfig, temp: str, final: str, *, symlinks: bo
     _rename_inside(temp, final)
 
 
-def _rename_inside(temp: str, final: str) -> None:
+def _is_our_base(base: str) -> bool:
+    ours = getattr(sys, "_base_executable", sys.executable)
+    return os.path.realpath(ours) == os.path.realpath(base)
+
+
+def _rename_inside(temp: str, final: str, command: tuple[bytes, str] | None = None) -> None:
     """Say final where venv wrote temp: in pyvenv.cfg (its `command`) and in the activate
-    scripts (VIRTUAL_ENV, and the prompt that defaults to the folder's name)."""
+    scripts (VIRTUAL_ENV, and the prompt that defaults to the folder's name). command:
+    (what pyvenv.cfg's `command` starts with, the interpreter it is to name)."""
     pairs = [
         (os.fsencode(temp), os.fsencode(final)),
         (os.fsencode(os.path.basename(temp)), os.fsencode(os.path.basename(final))),
     ]
+    if command is not None:
+        written, base = command
+        pairs.insert(0, (b"command = " + written, os.fsencode(f"command = {base} -m venv")))
     bin_folder = os.path.join(temp, "bin")
     paths = [os.path.join(temp, "pyvenv.cfg")]
     paths += [os.path.join(bin_folder, name) for name in sorted(os.listdir(bin_folder))]
