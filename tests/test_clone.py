@@ -30,6 +30,7 @@ from helpers import (
 from dedupe import StoreLockedError, scan
 from dedupe.clone import CloneResult, CopyReason, clone
 from dedupe.clone.run import TEMP_MARK
+from dedupe.errors import CloneError
 
 ALPHA_SOURCES = ("alpha/__init__.py", "alpha/core.py", "alpha/util.py", "alpha/cli.py")
 ALPHA_FILES = (*ALPHA_SOURCES, "alpha/data/table.csv")
@@ -460,3 +461,43 @@ def test_on_a_copy_on_write_store_dst_shares_blocks_with_its_own_inodes(
     assert run_python(dst, code).strip() == "43"
     assert _pycache_state(dst.site_packages) == pycs
     assert run_console_script(dst, "alpha-cli").split() == ["alpha-cli", "1.0", "42", "42"]
+
+
+def test_a_src_reached_through_a_symlink_gets_its_scripts_moved(
+    wheelhouse: Path, venv_root: Path, store_dir: Path
+) -> None:
+    """pip writes the interpreter by the path the venv was used as, not its real path."""
+    (venv_root / "real").mkdir()
+    (venv_root / "link").symlink_to(venv_root / "real")
+    src = Venv(venv_root / "link" / "src")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(src.path)], check=True)
+    pip_install(src, wheelhouse, "alpha==1.0")
+    assert (src.bin / "alpha-cli").read_bytes().startswith(f"#!{src.path}/bin/".encode())
+    dst = Venv(venv_root / "dst")
+
+    clone(src.path, dst.path, store=store_dir)
+
+    assert (dst.bin / "alpha-cli").read_bytes().startswith(f"#!{dst.path}/bin/python".encode())
+    for path, data in _text_files(dst.path).items():
+        assert str(venv_root / "link").encode() not in data, path
+
+
+def test_a_src_file_replaced_during_the_clone_stops_it_whole(
+    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedupe.clone.run as run_module
+
+    real_build = run_module.build
+
+    def replace_then_build(*args: object) -> None:
+        # As pip replaces a file: a new inode renamed over the name.
+        target = src.file("alpha/core.py")
+        fresh = target.with_name("core.py.new")
+        fresh.write_bytes(target.read_bytes())
+        os.rename(fresh, target)
+        real_build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "build", replace_then_build)
+    with pytest.raises(CloneError, match="SRC changed during the clone"):
+        clone(src.path, venv_root / "dst", store=store_dir)
+    assert sorted(p.name for p in venv_root.iterdir()) == ["src"]

@@ -38,7 +38,7 @@ def build(plan: Plan, tree: Tree, temp: str, step: ShareStep) -> None:
 def _make(action: Action, tree: Tree, path: str, step: ShareStep) -> None:
     if isinstance(action, Share):
         folder, name = split(action.rel)
-        step.share(tree.fd(folder), name, path)
+        step.share(tree.fd(folder), name, path, action.st)
     elif isinstance(action, Copy):
         _copy(tree, action, path)
     elif isinstance(action, Write):

@@ -72,11 +72,13 @@ class Plan:
     problems: list[str] = field(default_factory=list)
 
 
-def plan_clone(venv: Venv, dst_root: str, shared: Shared) -> Plan:
-    """The plan of DST (a clone of venv at dst_root) from SRC's RECORDs and folders."""
+def plan_clone(venv: Venv, dst_root: str, shared: Shared, aliases: tuple[str, ...] = ()) -> Plan:
+    """The plan of DST (a clone of venv at dst_root) from SRC's RECORDs and folders.
+    aliases: other absolute paths of SRC's root (through symlinks) that its scripts and
+    .pth files may name, as pip names the venv by the path it was run as."""
     plan = Plan()
     with Tree(venv.root, (venv.device, venv.ino) if venv.ino else None) as tree:
-        planner = _Planner(tree, venv.root, dst_root, shared, plan)
+        planner = _Planner(tree, (venv.root, *aliases), dst_root, shared, plan)
         for site_packages in venv.site_packages:
             sp_rel = os.path.relpath(site_packages, venv.root)
             for name in dist_infos(site_packages):
@@ -90,19 +92,20 @@ class _Planner:
     def __init__(
         self,
         tree: Tree,
-        src_root: str,
+        src_roots: tuple[str, ...],
         dst_root: str,
         shared: Shared,
         plan: Plan,
     ) -> None:
         self.tree = tree
-        self.src_root = src_root
+        self.src_root = src_roots[0]
+        self.src_roots = tuple(dict.fromkeys(src_roots))
         self.dst_root = dst_root
         self.shared = shared
         self.plan = plan
         self.seen: set[str] = set()
         self.sources: dict[str, set[str]] = {}  # folder -> its .py stems, for their pycs
-        self.old_bins = (os.path.join(src_root, "bin"),)
+        self.old_bins = tuple(os.path.join(root, "bin") for root in self.src_roots)
         self.new_bin = os.path.join(dst_root, "bin")
 
     def distribution(self, sp_rel: str, dist_info: str) -> None:
@@ -132,9 +135,10 @@ class _Planner:
         """The venv-relative path of a RECORD path, None when it leads out of SRC."""
         if os.path.isabs(path):
             full = os.path.normpath(path)
-            if not full.startswith(self.src_root + os.sep):
-                return None
-            return full[len(self.src_root) + 1 :]
+            for root in self.src_roots:
+                if full.startswith(root + os.sep):
+                    return full[len(root) + 1 :]
+            return None
         rel = os.path.normpath(f"{sp_rel}/{path}")
         return None if rel.startswith(("..", "/")) or rel == "." else rel
 
@@ -204,10 +208,12 @@ class _Planner:
 
     def _adjusted(self, data: bytes) -> bytes | None:
         """The text with SRC's root replaced by DST's, None when it names no SRC path."""
-        old, new = os.fsencode(self.src_root), os.fsencode(self.dst_root)
-        if old not in data:
-            return None
-        return data.replace(old + b"/", new + b"/").replace(old + b"\n", new + b"\n")
+        new = os.fsencode(self.dst_root)
+        found = data
+        for root in self.src_roots:
+            old = os.fsencode(root)
+            found = found.replace(old + b"/", new + b"/").replace(old + b"\n", new + b"\n")
+        return None if found == data else found
 
     def _read(self, rel: str, st: os.stat_result) -> bytes | None:
         if st.st_size > _TEXT_LIMIT:
@@ -221,8 +227,10 @@ class _Planner:
     def _symlink(self, rel: str) -> None:
         folder, name = split(rel)
         target = os.readlink(name, dir_fd=self.tree.fd(folder))
-        if target.startswith(self.src_root + os.sep):
-            target = self.dst_root + target[len(self.src_root) :]
+        for root in self.src_roots:
+            if target.startswith(root + os.sep):
+                target = self.dst_root + target[len(root) :]
+                break
         self.plan.actions.append(Symlink(rel, target))
 
     def _folders(self, rel: str) -> None:
@@ -239,8 +247,10 @@ class _Planner:
         writer = csv.writer(out, lineterminator="\n")
         for entry in entries:
             path = entry.path
-            if os.path.isabs(path) and path.startswith(self.src_root + os.sep):
-                path = self.dst_root + path[len(self.src_root) :]
+            for root in self.src_roots:
+                if os.path.isabs(path) and path.startswith(root + os.sep):
+                    path = self.dst_root + path[len(root) :]
+                    break
             digest = str(entry.hash) if entry.hash else ""
             size = "" if entry.size is None else str(entry.size)
             data = new.get(entry.path)

@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..errors import CloneError
-from ..link.sharing import share_step
+from ..link.sharing import SourceMoved, share_step
 from ..tree import Tree
 from .adopt import Adoption, adopted, find_venv
 from .build import build, foreseen_bytes, measured_bytes
 from .plan import Copy, Plan, Share, Write, plan_clone
 from .result import CloneResult, CopiedFile
-from .venvcfg import base_interpreter, make_venv, parse_cfg
+from .venvcfg import VenvConfig, base_interpreter, make_venv, parse_cfg
 
 __all__ = ["TEMP_MARK", "clone"]
 
@@ -54,7 +54,7 @@ def clone(
     base = base_interpreter(cfg)
     explicit = os.fspath(store) if store is not None else None
     with adopted(venv, explicit, dry_run, lock_timeout, on_lock_wait) as adoption:
-        plan = plan_clone(venv, dst_path, adoption.shared)
+        plan = plan_clone(venv, dst_path, adoption.shared, _aliases(src, src_root, cfg))
         if dry_run:
             with Tree(src_root) as tree:
                 block = os.statvfs(os.path.dirname(dst_path)).f_bsize
@@ -66,6 +66,25 @@ def clone(
                 base, cfg, t, dst_path, symlinks=symlinks
             ))  # fmt: skip
     return _result(plan, adoption, src_root, dst_path, added, time.monotonic() - started)
+
+
+def _aliases(src: str | os.PathLike[str], root: str, cfg: VenvConfig) -> tuple[str, ...]:
+    """The paths of SRC's root other than its real path that its files may name: the one
+    it was given as, and the one its venv was made at (pyvenv.cfg's `command`), when
+    they lead to it."""
+    found = [os.path.abspath(os.fspath(src))]
+    if cfg.command:
+        found.append(cfg.command.split()[-1])
+    return tuple(
+        p for p in dict.fromkeys(found) if p != root and os.path.isabs(p) and _same(p, root)
+    )
+
+
+def _same(path: str, root: str) -> bool:
+    try:
+        return os.path.samefile(path, root)
+    except OSError:
+        return False
 
 
 def _checked_dst(src_root: str, dst: str) -> str:
@@ -98,7 +117,12 @@ def _make(plan: Plan, adoption: Adoption, dst: str, make_skeleton: Callable[[str
     try:
         make_skeleton(temp)
         with Tree(adoption.venv.root) as tree:
-            build(plan, tree, temp, share_step(adoption.copy_on_write))
+            try:
+                build(plan, tree, temp, share_step(adoption.copy_on_write))
+            except SourceMoved as exc:
+                raise CloneError(
+                    f"SRC changed during the clone ({exc}); nothing was made, try again"
+                ) from None
         venv = adoption.venv
         site_packages = tuple(os.path.relpath(p, venv.root) for p in venv.site_packages)
         added = measured_bytes(plan, temp, site_packages)

@@ -26,6 +26,7 @@ class VenvConfig:
     version: str | None
     system_site_packages: bool
     prompt: str | None
+    command: str | None = None  # how venv was run (3.11+): its last word is the venv's path
 
 
 def parse_cfg(text: str) -> VenvConfig:
@@ -47,6 +48,7 @@ def parse_cfg(text: str) -> VenvConfig:
         version=values.get("version") or values.get("version_info"),
         system_site_packages=values.get("include-system-site-packages", "").lower() == "true",
         prompt=prompt or None,
+        command=values.get("command") or None,
     )
 
 

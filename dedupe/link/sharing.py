@@ -13,23 +13,36 @@ import stat
 from typing import Protocol
 
 from .. import cow
+from ..hashing import same_file
 
-__all__ = ["HardlinkShare", "ReflinkShare", "ShareStep", "share_step"]
+__all__ = ["HardlinkShare", "ReflinkShare", "ShareStep", "SourceMoved", "share_step"]
 
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+class SourceMoved(OSError):
+    """The file is no longer the one planned (an install replaced it meanwhile): dst was
+    not made."""
+
+
 class ShareStep(Protocol):
-    def share(self, src_fd: int, name: str, dst: str) -> None:
-        """dst, a new path, shares the data of the file name in the folder src_fd."""
+    def share(self, src_fd: int, name: str, dst: str, expected: os.stat_result) -> None:
+        """dst, a new path, shares the data of the file name in the folder src_fd, which
+        must still be the inode (and, by copy-on-write, the content) of expected."""
 
 
 class HardlinkShare:
     """Another name of the same inode: the file already is its store object."""
 
-    def share(self, src_fd: int, name: str, dst: str) -> None:
+    def share(self, src_fd: int, name: str, dst: str, expected: os.stat_result) -> None:
         os.link(name, dst, src_dir_fd=src_fd, follow_symlinks=False)
+        # The name may have been replaced (pip renames over it) between the plan and the
+        # link: only the planned inode, a store object, may get a name in DST.
+        st = os.lstat(dst)
+        if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+            os.unlink(dst)
+            raise SourceMoved(f"{name!r} was replaced after it was planned")
 
 
 class ReflinkShare:
@@ -37,12 +50,12 @@ class ReflinkShare:
     inode gets the file's mode and mtime, so the pycs that were valid for it are valid
     for the clone too."""
 
-    def share(self, src_fd: int, name: str, dst: str) -> None:
+    def share(self, src_fd: int, name: str, dst: str, expected: os.stat_result) -> None:
         src = os.open(name, _READ, dir_fd=src_fd)
         try:
             st = os.fstat(src)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(f"{name!r} is no longer a regular file")
+            if not stat.S_ISREG(st.st_mode) or not same_file(st, expected):
+                raise SourceMoved(f"{name!r} changed after it was planned")
             out = os.open(dst, _CREATE, stat.S_IMODE(st.st_mode))
             try:
                 cow.clone(src, out)
