@@ -214,6 +214,23 @@ def test_an_empty_dst_folder_is_filled(src: Venv, venv_root: Path, store_dir: Pa
     assert run_console_script(Venv(dst), "alpha-cli").split()[0] == "alpha-cli"
 
 
+def test_the_text_report_says_what_was_linked_copied_and_added(
+    src: Venv, venv_root: Path, store_dir: Path
+) -> None:
+    edit_in_place(src.file("alpha/util.py"))
+    dst = venv_root / "dst"
+    dry = run_cli("clone", "--dry-run", "--store", str(store_dir), str(src.path), str(dst))
+    assert dry.returncode == 0, dry
+    assert dry.stdout.startswith("venv-dedupe clone (dry run: nothing was changed)\n")
+    assert "would link: 11 file(s)" in dry.stdout and not dst.exists()
+    run = run_cli("clone", "--store", str(store_dir), str(src.path), str(dst))
+    assert run.returncode == 0, run
+    assert "\n  link: 11 file(s) and " in run.stdout
+    assert "changed since install (bytes differ from RECORD)" in run.stdout
+    assert f"{dst}/lib/" in run.stdout and ": changed-since-install" in run.stdout
+    assert "added to the disk: " in run.stdout and "time: " in run.stdout
+
+
 def test_a_src_that_is_no_venv_is_refused(venv_root: Path, store_dir: Path) -> None:
     (venv_root / "plain").mkdir()
     plain, dst = venv_root / "plain", venv_root / "d"

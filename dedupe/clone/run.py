@@ -4,6 +4,7 @@ lock, plan DST, make it under a temp name beside DST and rename it into place.""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -62,9 +63,8 @@ def clone(
         else:
             _remove_leftovers(dst_path)
             symlinks = os.path.islink(os.path.join(src_root, "bin", "python"))
-            added = _make(plan, adoption, dst_path, lambda t: make_venv(
-                base, cfg, t, dst_path, symlinks=symlinks
-            ))  # fmt: skip
+            skeleton = functools.partial(make_venv, base, cfg, final=dst_path, symlinks=symlinks)
+            added = _make(plan, adoption, dst_path, skeleton)
     return _result(plan, adoption, src_root, dst_path, added, time.monotonic() - started)
 
 
