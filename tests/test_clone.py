@@ -518,3 +518,32 @@ def test_a_src_file_replaced_during_the_clone_stops_it_whole(
     with pytest.raises(CloneError, match="SRC changed during the clone"):
         clone(src.path, venv_root / "dst", store=store_dir)
     assert sorted(p.name for p in venv_root.iterdir()) == ["src"]
+
+
+def test_on_a_copy_on_write_store_a_file_edited_after_its_scan_is_copied(
+    cow_mount: Path, wheelhouse: Path
+) -> None:
+    """Sharing blocks does not stop an edit in place (it copies only the blocks it writes):
+    such a file holds blocks of its own, and no longer its RECORD's bytes."""
+    from helpers import append_record_lines, create_venv, shares_blocks
+    from wheelbuilder import record_hash
+
+    src = create_venv(cow_mount / "venvs" / "src", wheelhouse, "alpha==1.0", "beta==1.0")
+    big = src.file("alpha/data/big.bin")  # a file of many extents' worth of blocks
+    data = bytes(range(256)) * 8192
+    big.write_bytes(data)
+    append_record_lines(
+        src, "alpha-1.0.dist-info", f"alpha/data/big.bin,{record_hash(data)},{len(data)}"
+    )
+    store = cow_mount / "store"
+    clone(src.path, cow_mount / "venvs" / "first", store=store)  # shares big.bin's blocks
+    with big.open("r+b") as f:
+        f.write(b"x")  # in place: its first block is copied, the others stay shared
+    dst = Venv(cow_mount / "venvs" / "dst")
+
+    result = clone(src.path, dst.path, store=store)
+
+    edited = (str(dst.file("alpha/data/big.bin")), CopyReason.CHANGED_SINCE_INSTALL)
+    assert edited in [(c.path, c.reason) for c in result.copied]
+    assert dst.file("alpha/data/big.bin").read_bytes() == big.read_bytes()
+    assert shares_blocks(dst.file("alpha/util.py"), src.file("alpha/util.py"))

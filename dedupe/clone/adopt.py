@@ -17,16 +17,18 @@ from ..errors import CloneError
 from ..execute import Executor
 from ..modes import LinkMode
 from ..problems import Problem
+from ..records import RecordHash
 from ..scan import ScanResult
 from ..scan.run import Options, ScanRun
 from ..scan.stores import Stores
-from ..store import Store
+from ..store import Store, StoreIndex, object_key
 from ..tree import At
 
 __all__ = ["Adoption", "Shared", "adopted", "find_venv"]
 
-# Whether a file of SRC (its folder's handle, its name, its stat) shares its store object.
-Shared = Callable[[int, str, os.stat_result], bool]
+# Whether a file of SRC (its folder's handle, its name, its stat, the hash its RECORD
+# line gives; None for a pyc) shares its store object.
+Shared = Callable[[int, str, os.stat_result, RecordHash | None], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,27 +96,52 @@ def _shared_test(
     stores: Stores, device: int, decided: set[int], as_indexed: bool, copy_on_write: bool
 ) -> Shared:
     if copy_on_write:
-        # Each file keeps its inode: shared when this scan shared it (or, in a dry run,
-        # would), or when its blocks already are shared (the store's).
-        def shares_blocks(fd: int, name: str, st: os.stat_result) -> bool:
-            if st.st_ino in decided:
-                return True
-            try:
-                return cow.any_shared(cow.file_extents(name, dir_fd=fd))
-            except OSError:
-                return False
-
-        return shares_blocks
+        return _BlockSharing(stores.by_device[device], stores.indexes[device], decided).test
     # The file is a store object now: its inode is one of the store's. as_indexed: the
     # store is as its index says (a dry run, or a scan that changed nothing), and the
     # inodes the scan would make objects are those its decisions took.
     inodes = set(stores.indexes[device].inodes)
     inodes |= decided if as_indexed else stores.by_device[device].inodes()
 
-    def is_object(fd: int, name: str, st: os.stat_result) -> bool:
+    def is_object(fd: int, name: str, st: os.stat_result, recorded: RecordHash | None) -> bool:
         return st.st_ino in inodes
 
     return is_object
+
+
+class _BlockSharing:
+    """Copy-on-write: each file keeps its inode, so a file is shared when this scan
+    shared it (or, in a dry run, would), or when its blocks are its store object's (as
+    the scan's planner tells a file already shared, by FIEMAP: no read). A file written
+    in place since it was shared holds blocks of its own: it is not shared."""
+
+    def __init__(self, store: Store, index: StoreIndex, decided: set[int]) -> None:
+        self._store = store
+        self._index = index
+        self._decided = decided
+        self._extents: dict[str, list[cow.Extent]] = {}
+
+    def test(self, fd: int, name: str, st: os.stat_result, recorded: RecordHash | None) -> bool:
+        if st.st_ino in self._decided:
+            return True
+        try:
+            mine = cow.file_extents(name, dir_fd=fd)
+            if recorded is None:  # a pyc: its first block is its own header
+                return cow.any_shared(mine)
+            key = object_key(recorded.algorithm, recorded.digest, st, cow=True)
+            generations = self._index.objects.get(key, [])
+            return any(
+                cow.same_blocks(mine, self._object_extents(self._store.object_path(key, gen)))
+                for gen, _ino in generations
+            )
+        except OSError:
+            return False
+
+    def _object_extents(self, path: str) -> list[cow.Extent]:
+        found = self._extents.get(path)
+        if found is None:
+            found = self._extents[path] = cow.file_extents(path)
+        return found
 
 
 class _AdoptingRun(ScanRun):

@@ -166,7 +166,7 @@ class _Planner:
         reason = string_reason(parts, algorithm, strong)
         if reason is Reason.PER_INSTALL:
             return self._per_install(rel, st, parts)
-        if self.shared(self.tree.fd(folder), name, st):
+        if entry.hash is not None and self.shared(self.tree.fd(folder), name, st, entry.hash):
             self.plan.actions.append(Share(rel, st, pyc=False))
             return None
         self.plan.actions.append(Copy(rel, st, self._why_copied(rel, st, entry, reason)))
@@ -284,7 +284,7 @@ class _Planner:
             for rel, st in self._pycache(folder, stems):
                 self._folders(rel)
                 cache, name = split(rel)
-                if self.shared(self.tree.fd(cache), name, st):
+                if self.shared(self.tree.fd(cache), name, st, None):
                     self.plan.actions.append(Share(rel, st, pyc=True))
                 else:
                     self.plan.actions.append(Copy(rel, st, CopyReason.PYC_NOT_IN_STORE))
