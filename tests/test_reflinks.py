@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,11 @@ from faultkit import leftovers, run_child, without_leftovers
 from helpers import (
     COW_FILESYSTEMS,
     PathState,
-    PycContent,
     Venv,
     cow_filesystem_at,
     create_venvs,
     free_bytes,
+    pyc_code_only,
     pyc_freshness,
     run_cli,
     run_python,
@@ -111,20 +111,10 @@ def test_the_store_uses_reflinks(history: History) -> None:
     assert history.real.files_stored > 0 and history.real.files_linked > 0
 
 
-def _code_only(states: dict[str, PathState]) -> dict[str, PathState]:
-    """The states with each pyc's flags left out: sharing makes timestamp pycs hash-based."""
-    return {
-        rel: replace(state, content=replace(state.content, flags=0))
-        if isinstance(state.content, PycContent)
-        else state
-        for rel, state in states.items()
-    }
-
-
 def test_every_file_keeps_its_bytes_owner_and_mode(history: History) -> None:
     """Every file keeps its bytes, owner and mode; a pyc keeps its magic number and code."""
-    after = _code_only(snapshot(history.root))
-    before = _code_only(history.before)
+    after = pyc_code_only(snapshot(history.root))
+    before = pyc_code_only(history.before)
     assert after == before, snapshot_diff(before, after)
 
 
@@ -444,15 +434,15 @@ def test_a_kill_changes_no_bytes_and_the_next_run_completes(
     pair_on_cow: tuple[Venv, Venv], cow_mount: Path, kill: dict[str, object]
 ) -> None:
     root, store = cow_mount / "venvs", cow_mount / "store"
-    before = _code_only(snapshot(root))
+    before = pyc_code_only(snapshot(root))
     fresh = pyc_freshness(root)
     config = {"op": "scan", "root": str(root), "store": str(store), "link_mode": "reflink"}
     run = run_child({**config, "kill": kill})
     assert run.killed, run
-    assert snapshot_diff(before, _code_only(without_leftovers(snapshot(root)))) == []
+    assert snapshot_diff(before, pyc_code_only(without_leftovers(snapshot(root)))) == []
     result = scan([root], store=store, jobs=1)
     assert result.errors == (), result.errors
-    assert _code_only(snapshot(root)) == before
+    assert pyc_code_only(snapshot(root)) == before
     assert leftovers(root, store) == []
     assert pyc_freshness(root) == fresh
     a, b = pair_on_cow
