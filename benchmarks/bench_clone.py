@@ -48,11 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scan import (  # noqa: E402
     CACHE,
-    constraints_file,
     du_bytes,
     ensure_wheelhouse,
     hermetic_pip_env,
     log,
+    pip_source,
     run_measured,
     sh,
     tool_command,
@@ -162,13 +162,7 @@ def measure(workdir: Path, wheelhouse: Path) -> dict:
         tools[name] = r
 
     dst = rundir / "pip"
-    source = [
-        "--no-index",
-        "--find-links",
-        str(wheelhouse),
-        "-c",
-        str(constraints_file(wheelhouse)),
-    ]
+    source = pip_source(wheelhouse)
     r = measured(
         [
             [sys.executable, "-m", "venv", "--without-pip", str(dst)],

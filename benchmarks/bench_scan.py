@@ -338,15 +338,14 @@ def hermetic_pip_env() -> dict[str, str]:
     return env
 
 
+def pip_source(wheelhouse: Path) -> list[str]:
+    """pip's options that install from the local wheelhouse only, at the benchmark's pins."""
+    return ["--no-index", "--find-links", str(wheelhouse), "-c", str(constraints_file(wheelhouse))]
+
+
 def build_venv(venv: Path, specs: list[str], wheelhouse: Path) -> None:
     sh([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    source = [
-        "--no-index",
-        "--find-links",
-        str(wheelhouse),
-        "-c",
-        str(constraints_file(wheelhouse)),
-    ]
+    source = pip_source(wheelhouse)
     target = ["--python", str(venv / "bin" / "python")]
     sh([*PIP, *target, "install", "-q", *source, *specs], env=hermetic_pip_env())
 
