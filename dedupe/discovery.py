@@ -289,6 +289,13 @@ def _tree_at(
     return _tree(path, (path,), Kind.TARGET)
 
 
+# A clone builds DST in the folder `.DST` + CLONE_BUILD_MARK + random, beside DST, and
+# renames it into place at the end: such a folder is a half venv of a clone under way or
+# killed (the next clone to DST removes it), never scanned.
+CLONE_BUILD_MARK = ".venv-dedupe-tmp-"
+_UNFINISHED_CLONE = "an unfinished venv-dedupe clone (the next clone to its name removes it)"
+
+
 def _walk(root: str, skipped: list[tuple[str, str]], builds: Builds, users: str) -> Iterator[Venv]:
     """Depth-first walk that never follows symlinks and does not descend into venvs,
     --target folders or a prefix's lib folders."""
@@ -304,6 +311,10 @@ def _walk(root: str, skipped: list[tuple[str, str]], builds: Builds, users: str)
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
+        name = os.path.basename(path)
+        if name.startswith(".") and CLONE_BUILD_MARK in name:
+            skipped.append((path, _UNFINISHED_CLONE))
+            continue
         venv = _venv_at(path, skipped, builds)
         if venv is not None:
             yield venv

@@ -354,7 +354,11 @@ def test_a_kill_leaves_no_dst_and_the_next_clone_finishes(
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert not dst.exists()
-    assert [p for p in venv_root.iterdir() if TEMP_MARK in p.name] != []  # the half venv
+    (half,) = [p for p in venv_root.iterdir() if TEMP_MARK in p.name]
+    scanned = scan([venv_root], store=store_dir, dry_run=True)
+    assert str(half) not in [v.path for v in scanned.venvs]
+    (skip,) = [s for s in scanned.skipped_venvs if s.path == str(half)]
+    assert "unfinished venv-dedupe clone" in skip.reason
 
     clone(src.path, dst, store=store_dir)
     assert [p for p in venv_root.iterdir() if TEMP_MARK in p.name] == []

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from ..discovery import CLONE_BUILD_MARK
 from ..errors import CloneError
 from ..link.sharing import SourceMoved, share_step
 from ..tree import Tree
@@ -24,8 +25,9 @@ from .venvcfg import VenvConfig, base_interpreter, make_venv, parse_cfg
 __all__ = ["TEMP_MARK", "clone"]
 
 # Beside DST, the folder a clone builds in: `.DST.venv-dedupe-tmp-XXXXXXXX`. Only a rename
-# makes it DST, so a clone killed at any instant leaves no half venv at DST's name.
-TEMP_MARK = ".venv-dedupe-tmp-"
+# makes it DST, so a clone killed at any instant leaves no half venv at DST's name (and
+# discovery never takes it for a venv).
+TEMP_MARK = CLONE_BUILD_MARK
 
 
 def clone(
