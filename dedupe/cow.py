@@ -207,6 +207,18 @@ def _runs(found: list[Extent], start: int) -> list[tuple[int, int, int]]:
     return runs
 
 
+def write_back(fd: int, dir_fd: int) -> None:
+    """Write the open file fd's data to disk and wait for it, without the journal commit
+    an fsync waits for: a clone of it into an unnamed file in the folder dir_fd, which
+    the filesystem makes only of data on disk (the remap writes the source's range back
+    first). A name linked afterwards is logged after that data."""
+    scratch = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        clone(fd, scratch)
+    finally:
+        os.close(scratch)
+
+
 def can_share(folder: str) -> bool:
     """Whether the filesystem holding folder shares data blocks between files: tried on
     two unnamed files in it (O_TMPFILE), which vanish with their descriptors."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,9 +278,9 @@ def test_a_source_edited_after_the_scan_is_recompiled_from_its_own_bytes(
 def test_a_pyc_object_cut_short_keeps_its_group_valid_and_private(
     pair_on_cow: tuple[Venv, Venv], cow_mount: Path, wheelhouse: Path
 ) -> None:
-    """A pyc object is not fsync'ed (its clones write it back): a power cut can leave it
-    shorter than its bytes. A later venv's pyc of its group is then kept as it is, valid,
-    the pycs cloned from it before keep their bytes, and verify names the object."""
+    """A pyc object that is no longer a pyc header (damaged on disk): a later venv's pyc
+    of its group is kept as it is, valid, the pycs cloned from it before keep their
+    bytes, and verify names the object."""
     root, store = cow_mount / "venvs", cow_mount / "store"
     scan([root], store=store, jobs=1)
     rel = "alpha/__pycache__/util.cpython-311.pyc"
@@ -295,6 +296,28 @@ def test_a_pyc_object_cut_short_keeps_its_group_valid_and_private(
     assert pyc_freshness(c.path)[str(c.file(rel).relative_to(c.path))]
     assert {v: v.file(rel).read_bytes() for v in (a, b)} == kept
     assert [d.path for d in verify([root], store=store).damaged] == [str(obj)]
+
+
+def test_pycs_that_already_share_blocks_are_left_as_they_are(
+    cow_mount: Path, wheelhouse: Path
+) -> None:
+    """b is a reflink copy of a (cp --reflink): every pyc already shares its blocks with
+    a's. Replacing them by clones of a new object would free nothing and cost the objects:
+    they are kept, and the dry and the real run say that nothing is reclaimed by pycs."""
+    root, store = cow_mount / "venvs", cow_mount / "store"
+    (a,) = create_venvs(wheelhouse, root, a=["alpha==1.0", "beta==1.0"])
+    subprocess.run(["cp", "-a", "--reflink=always", str(a.path), str(root / "b")], check=True)
+    b = Venv(root / "b")
+    pycs = sorted(str(p.relative_to(a.path)) for p in a.path.rglob("__pycache__/*.pyc"))
+    inodes = {rel: ((a.path / rel).stat().st_ino, (b.path / rel).stat().st_ino) for rel in pycs}
+    dry = scan([root], store=store, dry_run=True, jobs=1)
+    real = scan([root], store=store, jobs=1)
+    assert dry.pyc == real.pyc
+    assert (real.pyc.bytes_reclaimed, real.pyc.linked, real.pyc.stored) == (0, 0, 0)
+    after = {rel: ((a.path / rel).stat().st_ino, (b.path / rel).stat().st_ino) for rel in pycs}
+    assert after == inodes
+    for rel in pycs:
+        assert shares_blocks(a.path / rel, b.path / rel) or (b.path / rel).stat().st_size <= 2048
 
 
 def test_hardlink_mode_on_a_cow_filesystem_shares_inodes(

@@ -57,7 +57,8 @@ class PycPlanner(StoreModel):
         except ValueError:
             return [Refused(pyc.path, Reason.PYC_UNRECOGNISED)]
         shares = build if build is not None and build.writes(pyc.cache_tag) else None
-        if shares is not None and source.key.cow and bytecode.can_hash(header.magic):
+        cpython = pyc.cache_tag.startswith("cpython-")  # the hash families are CPython's
+        if shares is not None and source.key.cow and cpython and bytecode.can_hash(header.magic):
             key = self._cow_pyc_key(source, pyc, header, shares, bytecode.CHECKED_HASH_FLAGS)
             read = (header_bytes, pst)
             return self._share_hashed(store, key, source, before, pyc, read, source_file)
@@ -187,15 +188,17 @@ class PycPlanner(StoreModel):
             return [Refused(pyc.path, Reason.INLINE_DATA)]
         if obj is not None and cow.same_blocks(mine, self._object_extents(obj)):
             return [AlreadyShared(pyc.path)]
+        if pst.st_nlink > 1 or cow.any_shared(mine):
+            # Its blocks are not its own alone: replacing it would free nothing (and a
+            # new object made from it would cost its size). A later copy makes the object.
+            return []
         target = obj.header if obj is not None else self._hashed_header(source_file, key)
         if target is None:
-            return [Refused(pyc.path, Reason.CHANGED_DURING_SCAN)]
+            return [Refused(pyc.path, Reason.PYC_CHANGED)]
         refused = _valid_before(pyc, header, before, target)
         if refused is not None:
             return [refused]
         if obj is not None:
-            if pst.st_nlink > 1 or cow.any_shared(mine):
-                return []  # its blocks are not its own alone: replacing it would free nothing
             return [ClonePyc(pyc.at, pst, obj.path, b"")]
         path = store.pyc_path(key, 0)
         self._note_folders(store, path)
