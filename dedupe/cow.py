@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 
 __all__ = [
+    "PROVEN_FILESYSTEMS",
     "UNSUPPORTED",
     "Extent",
     "Unsupported",
@@ -31,6 +32,7 @@ __all__ = [
     "dedupe",
     "extents",
     "file_extents",
+    "filesystem_type",
     "inline",
     "same_blocks",
     "shared_bytes",
@@ -217,6 +219,24 @@ def write_back(fd: int, dir_fd: int) -> None:
         clone(fd, scratch)
     finally:
         os.close(scratch)
+
+
+# statfs(2) f_type of the filesystems copy-on-write mode is proven on (the kernel's magic.h).
+PROVEN_FILESYSTEMS = {0x58465342: "xfs", 0x9123683E: "btrfs"}
+
+
+def filesystem_type(folder: str) -> int | None:
+    """The statfs(2) f_type of the filesystem holding folder; None where it cannot be
+    asked (not Linux, or the call fails)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only here: the one platform call that needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type, a long, comes first
+    if libc.statfs(os.fsencode(folder), buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 def can_share(folder: str) -> bool:
