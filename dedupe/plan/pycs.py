@@ -33,20 +33,20 @@ class PycPlanner(StoreModel):
         self,
         store: Store,
         source: SourceObject,
-        before: tuple[int, int],
+        source_file: tuple[At, os.stat_result],
         pyc: Pyc,
         build: Build | None,
-        source_file: tuple[At, os.stat_result],
     ) -> list[Decision]:
         """What to do with one pyc of a source that now is (or already was) `source`.
 
-        `before` is the source's (mtime_ns, size) before this run linked it: a pyc valid
-        for that stays valid, by sharing the group's pyc object or, without sharing or
-        when sharing is impossible, by a private copy whose header names the new mtime.
-        build: the interpreter build that wrote the venv's pycs, None when they are not
-        to be shared (--no-share-pyc, or a build that cannot be told). source_file: the
-        venv's source file and its stat (copy-on-write reads it for its hash).
+        source_file: the venv's source file and its stat before this run linked it (which
+        copy-on-write reads for its hash). A pyc valid for that stat stays valid, by
+        sharing the group's pyc object or, without sharing or when sharing is impossible,
+        by a private copy whose header names the new mtime. build: the interpreter build
+        that wrote the venv's pycs, None when they are not to be shared (--no-share-pyc,
+        or a build that cannot be told).
         """
+        before = (source_file[1].st_mtime_ns, source_file[1].st_size)
         try:
             header_bytes, pst = self._facts.header(pyc.at)
             header = bytecode.parse_header(header_bytes)
@@ -59,8 +59,8 @@ class PycPlanner(StoreModel):
         shares = build if build is not None and build.writes(pyc.cache_tag) else None
         cpython = pyc.cache_tag.startswith("cpython-")  # the hash families are CPython's
         if shares is not None and source.key.cow and cpython and bytecode.can_hash(header.magic):
-            key = self._cow_pyc_key(source, pyc, header, shares, bytecode.CHECKED_HASH_FLAGS)
-            read = (header_bytes, pst)
+            key = _pyc_key(source, pyc, header.magic, bytecode.CHECKED_HASH_FLAGS, shares, None)
+            read = (header, header_bytes, pst)
             return self._share_hashed(store, key, source, before, pyc, read, source_file)
         if header.hash_based:
             return [Refused(pyc.path, Reason.PYC_HASH_BASED)]
@@ -68,20 +68,10 @@ class PycPlanner(StoreModel):
             return [Refused(pyc.path, Reason.PYC_STALE)]
         fits_object = bytecode.valid_for_stat(header, source.mtime_ns, source.size)
         if shares is not None and source.key.cow:
-            key = self._cow_pyc_key(source, pyc, header, shares, header.flags)
+            key = _pyc_key(source, pyc, header.magic, header.flags, shares, None)
             return self._share_pyc_data(store, key, source, pyc, (header_bytes, pst))
         if shares is not None:
-            key = PycKey(
-                source=source.key,
-                source_generation=source.generation,
-                suffix=pyc.suffix,
-                magic=header.magic,
-                flags=header.flags,
-                build=shares.ident,
-                uid=pst.st_uid,
-                gid=pst.st_gid,
-                mode=stat.S_IMODE(pst.st_mode),
-            )
+            key = _pyc_key(source, pyc, header.magic, header.flags, shares, pst)
             shared = self._share_pyc(store, key, source, pyc, pst, fits_object)
             if shared is not None:
                 return shared
@@ -144,22 +134,6 @@ class PycPlanner(StoreModel):
             Link(pyc.at, pst, path, -1, self._last_name(pst)),
         ]
 
-    @staticmethod
-    def _cow_pyc_key(
-        source: SourceObject, pyc: Pyc, header: bytecode.PycHeader, build: Build, flags: int
-    ) -> PycKey:
-        return PycKey(
-            source=source.key,
-            source_generation=source.generation,
-            suffix=pyc.suffix,
-            magic=header.magic,
-            flags=flags,
-            build=build.ident,
-            uid=0,
-            gid=0,
-            mode=0,
-        )
-
     def _share_hashed(
         self,
         store: Store,
@@ -167,7 +141,7 @@ class PycPlanner(StoreModel):
         source: SourceObject,
         before: tuple[int, int],
         pyc: Pyc,
-        read: tuple[bytes, os.stat_result],
+        read: tuple[bytecode.PycHeader, bytes, os.stat_result],
         source_file: tuple[At, os.stat_result],
     ) -> list[Decision]:
         """Copy-on-write, where this process computes the interpreter's source hash: every
@@ -176,7 +150,7 @@ class PycPlanner(StoreModel):
         source whatever its own mtime, and the importer checks it against the source's
         bytes on each import (an edited source is recompiled). The code in it is the first
         venv's, whose compiled-in source path the importer replaces on load."""
-        header, pst = read
+        parsed, header, pst = read
         obj = self._pyc_object(store, key, source)
         if obj is not None and obj.damaged:
             return []  # kept as it is: valid, and private
@@ -195,7 +169,7 @@ class PycPlanner(StoreModel):
         target = obj.header if obj is not None else self._hashed_header(source_file, key)
         if target is None:
             return [Refused(pyc.path, Reason.PYC_CHANGED)]
-        refused = _valid_before(pyc, header, before, target)
+        refused = _valid_before(pyc, (parsed, header), before, target)
         if refused is not None:
             return [refused]
         if obj is not None:
@@ -285,12 +259,39 @@ class PycPlanner(StoreModel):
         return self._rewrite(pyc, pst, source)
 
 
+def _pyc_key(
+    source: SourceObject,
+    pyc: Pyc,
+    magic: bytes,
+    flags: int,
+    build: Build,
+    owner: os.stat_result | None,
+) -> PycKey:
+    """The group of the pyc: owner, the venv pyc's stat, whose owner and mode a hardlink
+    shares; None by copy-on-write, where each pyc keeps its own (0, 0, 0)."""
+    return PycKey(
+        source=source.key,
+        source_generation=source.generation,
+        suffix=pyc.suffix,
+        magic=magic,
+        flags=flags,
+        build=build.ident,
+        uid=owner.st_uid if owner else 0,
+        gid=owner.st_gid if owner else 0,
+        mode=stat.S_IMODE(owner.st_mode) if owner else 0,
+    )
+
+
 def _valid_before(
-    pyc: Pyc, header: bytes, before: tuple[int, int], hashed: bytes
+    pyc: Pyc,
+    read: tuple[bytecode.PycHeader, bytes],
+    before: tuple[int, int],
+    hashed: bytes,
 ) -> Refused | None:
-    """Why the venv's pyc is not a valid pyc of the proven source (its own, timestamp
-    pyc, or the group's checked hash-based one), or None when it is."""
-    parsed = bytecode.parse_header(header)
+    """Why the venv's pyc (its header, parsed and as bytes) is not a valid pyc of the
+    proven source (its own, timestamp pyc, or the group's checked hash-based one), or
+    None when it is."""
+    parsed, header = read
     if parsed.hash_based:
         return None if header == hashed else Refused(pyc.path, Reason.PYC_HASH_BASED)
     if not bytecode.valid_for_stat(parsed, *before):

@@ -122,10 +122,8 @@ class Run:
         """The pycs of a source just linked or adopted (or, by copy-on-write, shared)."""
         source = self.planner.source_object(candidate)
         if source is not None:
-            before = (candidate.st.st_mtime_ns, candidate.st.st_size)
-            source_file = (candidate.at, candidate.st)
             for pyc in candidate.pycs:
-                self._pyc(store, (source, source_file), before, pyc, tally, build)
+                self._pyc(store, source, (candidate.at, candidate.st), pyc, tally, build)
 
     def shared_source(
         self, store: Store, item: Shared, tally: Tally, inodes: set[int], build: Build | None
@@ -145,23 +143,23 @@ class Run:
         source = SourceObject(key, generation, st.st_mtime_ns, st.st_size)
         for pyc in item.pycs:
             if pyc.ino not in inodes:
-                before = (st.st_mtime_ns, st.st_size)
-                self._pyc(store, (source, (item.at, st)), before, pyc, tally, build)
+                self._pyc(store, source, (item.at, st), pyc, tally, build)
 
     def _pyc(
         self,
         store: Store,
-        sources: tuple[SourceObject, tuple[At, os.stat_result]],
-        before: tuple[int, int],
+        source: SourceObject,
+        source_file: tuple[At, os.stat_result],
         pyc: Pyc,
         tally: Tally,
         build: Build | None,
     ) -> None:
-        """One pyc of a source shared as sources names it: its object and its venv file."""
-        source, source_file = sources
+        """One pyc of a source that now is (or shares the data of) the object source;
+        source_file: the venv's source and its stat before this run linked it."""
+        before = (source_file[1].st_mtime_ns, source_file[1].st_size)
         private = None if not self.share_pyc else _private(build, pyc)
         share = build if self.share_pyc and private is None else None
-        decisions = self.planner.decide_pyc(store, source, before, pyc, share, source_file)
+        decisions = self.planner.decide_pyc(store, source, source_file, pyc, share)
         if not decisions:
             tally.pyc["kept"] += 1
         if private is not None and not any(isinstance(d, Refused) for d in decisions):
