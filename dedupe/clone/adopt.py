@@ -126,7 +126,9 @@ class _BlockSharing:
             return True
         try:
             mine = cow.file_extents(name, dir_fd=fd)
-            if recorded is None:  # a pyc: its first block is its own header
+            if recorded is None:
+                # A pyc: no recorded digest names its object, so any shared block counts
+                # (a whole clone of a hash-based object, or all blocks but its header's).
                 return cow.any_shared(mine)
             key = object_key(recorded.algorithm, recorded.digest, st, cow=True)
             generations = self._index.objects.get(key, [])
