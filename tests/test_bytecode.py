@@ -27,11 +27,11 @@ MODULES = (*ALPHA, "beta", "beta.engine")
 
 
 @functools.cache
-def interpreters() -> dict[str, str]:
-    """Every CPython >= 3.9 on this machine that can make a venv, one per minor version:
-    the one running the tests, those on PATH, and pyenv's."""
+def interpreters(oldest: int = 9) -> dict[str, str]:
+    """Every CPython >= 3.<oldest> on this machine that can make a venv, one per minor
+    version: the one running the tests, those on PATH, and pyenv's."""
     candidates = [sys.executable]
-    candidates += [shutil.which(f"python3.{minor}") or "" for minor in range(9, 16)]
+    candidates += [shutil.which(f"python3.{minor}") or "" for minor in range(oldest, 16)]
     pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.*", "bin", "python3")))
     found: dict[str, str] = {}
@@ -47,7 +47,7 @@ def interpreters() -> dict[str, str]:
         except (OSError, subprocess.TimeoutExpired):
             continue
         version = out.stdout.strip()
-        if out.returncode == 0 and version and tuple(map(int, version.split("."))) >= (3, 9):
+        if out.returncode == 0 and version and tuple(map(int, version.split("."))) >= (3, oldest):
             found.setdefault(version, exe)
     return found
 
@@ -278,19 +278,13 @@ def test_interpreters_found() -> None:
     assert f"{sys.version_info[0]}.{sys.version_info[1]}" in interpreters()
 
 
-def _pyenv_pythons(first_minor: int) -> list[str]:
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    found = glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3"))
-    return sorted(p for p in found if int(p.split("/versions/3.")[1].split(".")[0]) >= first_minor)
-
-
 def test_the_checked_hash_header_is_what_each_interpreter_writes(tmp_path: Path) -> None:
     """Checked hash-based pycs of CPython 3.7 to 3.10 hash with SipHash-2-4, from 3.11 on
     with SipHash-1-3: this process computes the header of every interpreter of its own
     family, byte for byte, and says it cannot for the others."""
-    pythons = [sys.executable, *_pyenv_pythons(7)]
+    pythons = list(interpreters(7).values())
     if len(pythons) < 3:
-        pytest.skip("pyenv's CPython 3.7 and later are not installed")
+        pytest.skip("fewer than three CPython minor versions from 3.7 on are installed")
     source = tmp_path / "mod.py"
     source.write_text(f"VALUE = 1\nTEXT = {'0123456789abcdef' * 300!r}\n")
     compile_it = (
