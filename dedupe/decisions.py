@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .hashing import fingerprint_ino
 from .reasons import Reason
 from .store import ObjectKey
 from .tree import At
@@ -133,6 +134,10 @@ class Observed:
 
     fingerprint: bytes | None  # hashing.fingerprint of its lstat; None: it could not be read
     new_ino: int | None = None  # a pyc object just written: its inode number
+
+    def ino(self) -> int | None:
+        """The object's inode number, when it could be read."""
+        return None if self.fingerprint is None else fingerprint_ino(self.fingerprint)
 
 
 Decision = Adopt | Link | Unique | AlreadyShared | Refused | CreatePyc | RewritePyc | ClonePyc

@@ -47,11 +47,13 @@ class Executor(Protocol):
     def create_pyc(self, action: CreatePyc) -> Observed | None:
         """A new pyc object holds action.data."""
 
-    def rewrite_pyc(self, action: RewritePyc) -> None:
-        """The venv pyc is a private copy holding action.data."""
+    def rewrite_pyc(self, action: RewritePyc) -> int | None:
+        """The venv pyc is a private copy holding action.data: its new inode number.
+        None: nothing was changed (dry run)."""
 
-    def clone_pyc(self, action: ClonePyc) -> None:
-        """The venv pyc is a clone of its group's object with its own header."""
+    def clone_pyc(self, action: ClonePyc) -> int | None:
+        """The venv pyc is a clone of its group's object with its own header: its new
+        inode number."""
 
     def remove_leftover(self, at: At) -> bool:
         """A temp name a killed run left in a venv folder is gone; whether it was there."""
@@ -76,10 +78,10 @@ class DryRun:
     def create_pyc(self, action: CreatePyc) -> Observed | None:
         return None
 
-    def rewrite_pyc(self, action: RewritePyc) -> None:
+    def rewrite_pyc(self, action: RewritePyc) -> int | None:
         return None
 
-    def clone_pyc(self, action: ClonePyc) -> None:
+    def clone_pyc(self, action: ClonePyc) -> int | None:
         return None
 
     def remove_leftover(self, at: At) -> bool:

@@ -60,6 +60,11 @@ def fingerprint(st: os.stat_result) -> bytes:
 _CONTENT_PART = _FINGERPRINT.size - 8  # all but ctime
 
 
+def fingerprint_ino(fp: bytes) -> int:
+    """The inode number a fingerprint names."""
+    return int.from_bytes(fp[8:16], "little")
+
+
 def xattrs(target: str | int, dir_fd: int | None = None) -> tuple[tuple[str, bytes], ...]:
     """Extended attributes (ACLs, SELinux labels, capabilities) of a path (never followed;
     relative to dir_fd when given) or an open descriptor, sorted; none where the

@@ -9,14 +9,18 @@ anywhere on the way is seen and not followed, and a file's d_ino comes without a
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+import xxhash
 
 from .bytecode import is_pyc_suffix
 from .store import TMP_PREFIX
 from .tree import At, FolderSwapped, Tree
 
-__all__ = ["Listing", "Listings", "Pyc", "Stamps"]
+__all__ = ["Listing", "Listings", "Pyc", "Stamps", "entry_sum", "kind_of", "listing_sum"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +42,41 @@ class Pyc:
 
 
 class Stamps(Protocol):
-    """Told of every folder and RECORD before it is looked at (dedupe.memo.Trace)."""
+    """Told of every folder and RECORD before it is looked at, and of each folder's
+    listing_sum once it is listed (dedupe.memo.Trace)."""
 
     def stamp(self, rel: str, may_be_absent: bool = False) -> None: ...
+
+    def listed(self, rel: str, digest: int) -> None: ...
+
+
+# A folder's listing in one number, so that a scan can tell later in the same run whether
+# a folder holds what it held when listed, but for the changes the scan made itself: the
+# sum (mod 2**64) of a keyed hash of each entry. A sum, so that replacing one entry's
+# inode changes it by a difference the scan can compute. The key is drawn once per
+# process, before any worker forks: nobody can make names whose hashes cancel out.
+_SUM_KEY = secrets.randbits(64)
+_MASK = (1 << 64) - 1
+
+
+def entry_sum(rel: str, kind: str, ino: int) -> int:
+    """The hash of one entry: venv-relative path, kind ('f', 'd', 'l', 'o') and d_ino."""
+    entry = f"{rel}\0{kind}\0{ino}".encode("utf-8", "surrogateescape")
+    return xxhash.xxh3_64_intdigest(entry, _SUM_KEY)
+
+
+def listing_sum(entries: Iterable[tuple[str, str, int]]) -> int:
+    """The sum of entry_sum over (rel, kind, d_ino) entries, mod 2**64."""
+    return sum(entry_sum(rel, kind, ino) for rel, kind, ino in entries) & _MASK
+
+
+def kind_of(e: os.DirEntry[str]) -> str:
+    """A listed entry's kind, from its d_type: 'f', 'd', 'l' or 'o'."""
+    if e.is_file(follow_symlinks=False):
+        return "f"
+    if e.is_dir(follow_symlinks=False):
+        return "d"
+    return "l" if e.is_symlink() else "o"
 
 
 _NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: else 'missing'
@@ -71,22 +107,18 @@ class Listings:
         listing: Listing = {}
         prefix = f"{rel}/" if rel else ""
         try:
-            for e in self.tree.scandir(rel):  # regular files first: most entries are
-                if e.is_file(follow_symlinks=False):
-                    kind = "f"
-                    if e.name.startswith(TMP_PREFIX):
-                        self.leftovers.append(At(self.tree, prefix + e.name))
-                elif e.is_dir(follow_symlinks=False):
-                    kind = "d"
-                elif e.is_symlink():
-                    kind = "l"
-                else:
-                    kind = "o"
+            for e in self.tree.scandir(rel):
+                kind = kind_of(e)
+                if kind == "f" and e.name.startswith(TMP_PREFIX):
+                    self.leftovers.append(At(self.tree, prefix + e.name))
                 listing[e.name] = (e.inode(), kind)
         except FolderSwapped:
             return "l"
         except OSError:
             return "unreadable"
+        if self.trace is not None:
+            entries = ((prefix + name, kind, ino) for name, (ino, kind) in listing.items())
+            self.trace.listed(rel, listing_sum(entries))
         return listing
 
     def folder(self, rel: str) -> Listing | str:

@@ -15,6 +15,12 @@ A stamp is trusted only when its ctime is older than the filesystem's clock read
 before it was taken (the store's lock file is touched for that): a change in the same
 clock tick as the stamp could otherwise leave the ctime as it was ("racy git").
 
+A run that links in a venv moves its folders' stamps: it renews the memo (renew) from
+what it changed instead of walking the venv again. Each folder's memo keeps a sum of a
+keyed hash of its listing's entries (dedupe.listing.listing_sum); the folders whose
+stamps moved are listed again, after their new stamps, and the memo is kept only when
+their sums moved by exactly what the run's own replacements account for.
+
 What a memo cannot see: a change inside a file's own inode that leaves its folder alone
 (an in-place edit or a chmod of an installed file), until that folder changes or
 `scan --full`; and a change that coincides with the system clock being set back. Either
@@ -32,6 +38,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -41,12 +48,15 @@ import xxhash
 
 from ._version import __version__
 from .discovery import Venv
+from .listing import kind_of, listing_sum
 from .store import CACHE_DIR, TMP_PREFIX, Store
 
-MEMO_FORMAT = 1
+MEMO_FORMAT = 2  # 2: with the listing sums of the folders
 
 # One candidate: its census key (16 bytes), inode number, and whether it had other links.
 CANDIDATE = struct.Struct("<16sQ?")
+
+_MASK = (1 << 64) - 1
 
 Stamp = tuple[str, int, int, int, int, int]  # (venv-relative path, dev, ino, size, mtime, ctime)
 
@@ -54,12 +64,13 @@ Stamp = tuple[str, int, int, int, int, int]  # (venv-relative path, dev, ino, si
 class Trace:
     """The stamps one inventory of a venv took, in the order it took them."""
 
-    __slots__ = ("root", "lstat", "stamps", "complete")
+    __slots__ = ("root", "lstat", "stamps", "sums", "complete")
 
     def __init__(self, root: str, lstat: Callable[[str], os.stat_result]) -> None:
         self.root = root
         self.lstat = lstat  # of a venv-relative path, through the walk's folder handles
         self.stamps: list[Stamp] = []
+        self.sums: dict[str, int] = {}  # folder -> its listing.listing_sum, once listed
         self.complete = True  # False when something could not be stamped: no memo then
 
     def stamp(self, rel: str, may_be_absent: bool = False) -> None:
@@ -73,7 +84,14 @@ class Trace:
         except OSError:
             self.complete = False
             return
-        self.stamps.append((rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        self.stamps.append(_stamp(rel, st))
+
+    def listed(self, rel: str, digest: int) -> None:
+        self.sums[rel] = digest
+
+
+def _stamp(rel: str, st: os.stat_result) -> Stamp:
+    return (rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +148,55 @@ class Memos:
 
     def load(self, venv: Venv, share_pyc: bool) -> Memo | None:
         """The venv's memo when every stamp in it still matches; None otherwise."""
+        data = self._stored(venv, share_pyc)
+        if data is None:
+            return None
+        try:
+            # By path, not through folder handles (a third of the system calls): every
+            # folder on the way is stamped too, so a folder swapped for a symlink fails
+            # its own stamp whatever its files' stamps find behind it.
+            for rel, *fields in data["stamps"]:
+                if _stamp(rel, os.lstat(_join(venv.root, rel)))[1:] != tuple(fields):
+                    return None
+            return _memo(data["memo"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, venv: Venv, share_pyc: bool, trace: Trace, clock: int, memo: Memo) -> bool:
+        """Keep the memo, unless a stamp could hide a later change: a ctime not older
+        than clock (the filesystem's time read before the trace began). True if kept."""
+        if not trace.complete:
+            self.forget(venv)
+            return False
+        return self._keep(venv, share_pyc, trace.stamps, trace.sums, clock, memo)
+
+    def renew(
+        self, venv: Venv, share_pyc: bool, delta: int, update: Callable[[Memo], Memo]
+    ) -> bool:
+        """Keep a new memo of a venv this run changed after its memo was kept, without
+        walking it again: the old memo's stamps are taken again, and each folder whose
+        stamp moved is listed again. It is kept only when the listings add up to what
+        they were plus delta, the change that this run's own replacements make to their
+        listing sums (dedupe.listing.entry_sum): then nothing but this run changed what
+        the folders hold. update makes the new memo of the old. True if kept."""
+        data = self._stored(venv, share_pyc)
+        if data is None:
+            return False
+        try:
+            clock = self.store.clock_ns()  # before the first stamp, as for a walk
+            before: dict[str, int] = data["sums"]
+            stamps, sums = _restamp(venv.root, data["stamps"], before)
+            memo = update(_memo(data["memo"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            self.forget(venv)
+            return False
+        if (sum(sums.values()) - sum(before.values()) - delta) & _MASK:
+            self.forget(venv)  # someone else changed a folder: walk it next time
+            return False
+        return self._keep(venv, share_pyc, stamps, sums, clock, memo)
+
+    def _stored(self, venv: Venv, share_pyc: bool) -> dict[str, Any] | None:
+        """The venv's memo file as it was written, when whole and of these settings."""
         try:
             with open(os.path.join(self.folder, _name(venv)), "rb") as f:
                 raw = f.read()
@@ -142,43 +209,20 @@ class Memos:
             data = json.loads(body)
             if data["identity"] != _identity(venv, share_pyc, self.cow):
                 return None
-            root = venv.root
-            # By path, not through folder handles (a third of the system calls): every
-            # folder on the way is stamped too, so a folder swapped for a symlink fails
-            # its own stamp whatever its files' stamps find behind it.
-            for rel, dev, ino, size, mtime, ctime in data["stamps"]:
-                st = os.lstat(_join(root, rel))
-                if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (
-                    dev,
-                    ino,
-                    size,
-                    mtime,
-                    ctime,
-                ):
-                    return None
-            memo = data["memo"]
-            candidates = base64.b64decode(memo["candidates"], validate=True)
-            if len(candidates) % CANDIDATE.size:
-                return None
-            return Memo(
-                memo["scanned"],
-                memo["eligible"],
-                memo["shared"],
-                memo["pyc_scanned"],
-                memo["pyc_shared"],
-                memo["pyc_work"],
-                memo["skipped"],
-                tuple((path, message) for path, message in memo["warnings"]),
-                candidates,
-                tuple(str(note) for note in memo["notes"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
+        return data if isinstance(data, dict) else None
 
-    def save(self, venv: Venv, share_pyc: bool, trace: Trace, clock: int, memo: Memo) -> bool:
-        """Keep the memo, unless a stamp could hide a later change: a ctime not older
-        than clock (the filesystem's time read before the trace began). True if kept."""
-        if not trace.complete or any(s[5] >= clock for s in trace.stamps):
+    def _keep(
+        self,
+        venv: Venv,
+        share_pyc: bool,
+        stamps: list[Stamp],
+        sums: dict[str, int],
+        clock: int,
+        memo: Memo,
+    ) -> bool:
+        if any(s[5] >= clock for s in stamps):
             self.forget(venv)
             return False
         fields = asdict(memo)
@@ -186,7 +230,8 @@ class Memos:
         body = json.dumps(
             {
                 "identity": _identity(venv, share_pyc, self.cow),
-                "stamps": trace.stamps,
+                "stamps": stamps,
+                "sums": sums,
                 "memo": fields,
             },
             ensure_ascii=True,
@@ -208,6 +253,52 @@ class Memos:
     def forget(self, venv: Venv) -> None:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.folder, _name(venv)))
+
+
+def _memo(fields: dict[str, Any]) -> Memo:
+    candidates = base64.b64decode(fields["candidates"], validate=True)
+    if len(candidates) % CANDIDATE.size:
+        raise ValueError("a torn candidate record")
+    return Memo(
+        fields["scanned"],
+        fields["eligible"],
+        fields["shared"],
+        fields["pyc_scanned"],
+        fields["pyc_shared"],
+        fields["pyc_work"],
+        fields["skipped"],
+        tuple((path, message) for path, message in fields["warnings"]),
+        candidates,
+        tuple(str(note) for note in fields["notes"]),
+    )
+
+
+def _restamp(
+    root: str, stamps: list[list[Any]], sums: dict[str, int]
+) -> tuple[list[Stamp], dict[str, int]]:
+    """The stamps taken again, and the listing sums with each folder whose stamp moved
+    listed again (after its new stamp: a change after the listing moves the stamp).
+    OSError when a stamped file moved (RECORD) or a folder that was never listed did."""
+    taken: dict[str, Stamp] = {}  # a folder stamped twice (it holds a RECORD): once
+    new_sums = dict(sums)
+    for rel, *fields in stamps:
+        if rel in taken:
+            continue
+        st = os.lstat(_join(root, rel))
+        taken[rel] = _stamp(rel, st)
+        if taken[rel][1:] == tuple(fields):
+            continue
+        if rel not in sums or not stat.S_ISDIR(st.st_mode):
+            raise OSError(f"{rel!r} changed")
+        new_sums[rel] = _listed_again(root, rel)
+    return [taken[rel] for rel, *_ in stamps], new_sums
+
+
+def _listed_again(root: str, rel: str) -> int:
+    """A folder's listing_sum, listed by path (every folder on the way is stamped)."""
+    prefix = f"{rel}/" if rel else ""
+    with os.scandir(_join(root, rel)) as it:
+        return listing_sum((prefix + e.name, kind_of(e), e.inode()) for e in it)
 
 
 def drop_all(store: Store) -> None:

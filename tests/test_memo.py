@@ -14,8 +14,10 @@ import pytest
 from helpers import CACHE_DIR, MakeVenvs, Venv, edit_in_place, pip, store_objects
 
 from dedupe import ScanResult, gc, scan, verify
+from dedupe.discovery import Venv as FoundVenv
 from dedupe.discovery import find_venvs
-from dedupe.memo import Memos, Trace
+from dedupe.memo import CANDIDATE, Memo, Memos, Trace
+from dedupe.scan.examine import Walk
 from dedupe.store import open_store
 from dedupe.tree import Tree
 
@@ -74,6 +76,77 @@ def test_unchanged_venvs_are_counted_from_their_memos_as_a_full_walk_counts_them
     assert counts(remembered) == counts(scan([venv_root], store=store_dir, full=True))
     assert counts(remembered) == counts(scan([venv_root], store=store_dir, dry_run=True))
     assert len(list((store_dir / CACHE_DIR).iterdir())) == 3
+
+
+def _as_walked(memo: Memo) -> Memo:
+    # A walk lists candidates in RECORD order, a renewal by pass 2's parts: same records.
+    records = sorted(CANDIDATE.iter_unpack(memo.candidates))
+    return dataclasses.replace(memo, candidates=b"".join(CANDIDATE.pack(*r) for r in records))
+
+
+def _walked_memo(venv: FoundVenv, store_dir: Path, share_pyc: bool) -> Memo:
+    """The memo that a walk of the venv makes now (pass 1 of a --full run)."""
+    store = open_store(str(store_dir), create=False)
+    assert store is not None
+    walker = Walk(venv, store.inodes(), share_pyc, None)
+    with walker.tree:
+        return _as_walked(walker.run())
+
+
+@pytest.mark.parametrize("share_pyc", [True, False])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_linking_run_renews_each_memo_to_what_a_walk_finds_after_it(
+    trio: tuple[Venv, ...],
+    venv_root: Path,
+    store_dir: Path,
+    tmp_path: Path,
+    share_pyc: bool,
+    jobs: int,
+) -> None:
+    """Pass 2 links in every venv, moving its folders' stamps; the memo kept for the next
+    run is pass 1's, renewed from what pass 2 changed, without a walk: it must say what a
+    walk of the venv finds now, candidates, shared files and pycs, and pyc work alike."""
+    next_clock_tick(tmp_path)  # the venvs' own stamps predate the scan's clock
+    result = scan([venv_root], store=store_dir, share_pyc=share_pyc, jobs=jobs)
+    assert result.files_linked > 0 and result.files_unique > 0
+    assert (result.pyc.linked if share_pyc else result.pyc.rewritten) > 0
+
+    store = open_store(str(store_dir), create=False)
+    assert store is not None
+    for venv in find_venvs([str(venv_root)]).venvs:
+        memo = Memos(store).load(venv, share_pyc)
+        assert memo is not None, venv.root  # renewed: every stamp matches now
+        assert _as_walked(memo) == _walked_memo(venv, store_dir, share_pyc)
+    rerun = scan([venv_root], store=store_dir, share_pyc=share_pyc)
+    assert rerun.venvs_unchanged == 3 and rerun.files_linked == 0
+    assert counts(rerun) == counts(
+        scan([venv_root], store=store_dir, share_pyc=share_pyc, full=True)
+    )
+
+
+def test_a_folder_someone_changes_while_pass_2_links_costs_its_venv_the_memo(
+    trio: tuple[Venv, ...], venv_root: Path, store_dir: Path, tmp_path: Path
+) -> None:
+    """A file added to a folder of b after pass 1 listed it (here while pass 2 runs) is
+    in no memo: the listing sum of b's folder is not what pass 1 found plus pass 2's
+    own changes, so b gets no memo and the next run walks b and finds the file."""
+    _a, b, _c = trio
+    added = b.site_packages / "alpha" / "added.py"
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "link" and not added.exists():
+            added.write_text("x = 1\n")
+
+    next_clock_tick(tmp_path)
+    scan([venv_root], store=store_dir, jobs=1, progress=progress)
+    store = open_store(str(store_dir), create=False)
+    assert store is not None
+    remembered = {
+        Path(v.root).name: Memos(store).load(v, True) is not None
+        for v in find_venvs([str(venv_root)]).venvs
+    }
+    assert remembered == {"a": True, "b": False, "c": True}
+    assert unchanged(scan([venv_root], store=store_dir)) == {"a": True, "b": False, "c": True}
 
 
 def test_full_walks_every_venv(

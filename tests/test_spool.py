@@ -1,7 +1,7 @@
 """Tests for dedupe.scan.spool: pass 2 takes what pass 1 found from the spool, so a run
-reads each RECORD and lists each folder of a venv once in pass 1 (and once more for the
-memos, after linking), however many workers pass 2 has; and it judges each file on what
-the file is when pass 2 reaches it."""
+reads each RECORD and lists each folder of a venv once, in pass 1, however many workers
+pass 2 has (the memos are renewed from what pass 2 changed, listing again only the folders
+it linked in); and it judges each file on what the file is when pass 2 reaches it."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def hook(event, args):
         os.write(log, f"{phase[0]}:record\\n".encode())
     elif event == "os.scandir" and isinstance(args[0], int):
         os.write(log, f"{phase[0]}:listing\\n".encode())
+    elif event == "os.scandir" and phase[0] == "memos" and args[0].startswith(sys.argv[2] + "/"):
+        os.write(log, f"{phase[0]}:listing-by-path\\n".encode())
 sys.addaudithook(hook)
 from dedupe import scan
 run = sys.modules["dedupe.scan.run"]
@@ -40,7 +42,7 @@ def in_phase(name, function):
     return wrapped
 run.ScanRun.examine = in_phase("examine", run.ScanRun.examine)
 run.ScanRun._share_part = in_phase("link", run.ScanRun._share_part)  # in each worker
-run.renew_memos = in_phase("memos", run.renew_memos)
+run.ScanRun._renew_memos = in_phase("memos", run.ScanRun._renew_memos)
 run.ScanRun.close = in_phase("end", run.ScanRun.close)  # the spool's removal lists it
 scan([sys.argv[2]], store=sys.argv[3], jobs=int(sys.argv[4]), dry_run=sys.argv[5] == "1")
 """
@@ -62,9 +64,10 @@ def _dist_infos(root: Path) -> int:
 def test_a_run_reads_each_record_once_per_walk_whatever_the_workers(
     make_venvs: MakeVenvs, tmp_path: Path, jobs: int
 ) -> None:
-    """A dry run walks each venv once (pass 1); a linking run once more, for the memos.
-    Pass 2 reads no RECORD and lists no folder, in any of its workers: before the spool,
-    each part of pass 2 walked every venv again (four walks with two workers)."""
+    """A run walks each venv once (pass 1). Pass 2 reads no RECORD and lists no folder,
+    in any of its workers: before the spool, each part of pass 2 walked every venv again
+    (four walks with two workers). Renewing the memos reads no RECORD either: it lists,
+    by path, the folders that pass 2 linked in (before, it walked every venv again)."""
     requirements = {"a": ["alpha==1.0", "beta==1.0"], "b": ["alpha==1.0", "beta==1.0"]}
     dry_root, real_root = tmp_path / "dry", tmp_path / "real"
     make_venvs(dry_root, **requirements)
@@ -77,12 +80,13 @@ def test_a_run_reads_each_record_once_per_walk_whatever_the_workers(
 
     assert dry["examine:record"] == real["examine:record"] == dists
     assert dry["examine:listing"] == real["examine:listing"] > 0
-    assert real["memos:record"] == dists  # the memos' walk, after linking
-    assert real["memos:listing"] > 0
+    assert real["memos:record"] == real["memos:listing"] == 0
+    # The folders of the linked files, and the __pycache__ folders of their pycs.
+    assert 0 < real["memos:listing-by-path"] < real["examine:listing"]
     for counts in (dry, real):  # pass 2, in every worker: nothing read again
         assert counts["link:record"] == counts["link:listing"] == 0
     assert set(dry) | set(real) <= {
-        "examine:record", "examine:listing", "memos:record", "memos:listing", "end:listing"
+        "examine:record", "examine:listing", "memos:listing-by-path", "end:listing"
     }  # fmt: skip
 
 

@@ -190,14 +190,16 @@ class _Noting:
         self._changes.append(True)
         return self._inner.create_pyc(action)
 
-    def rewrite_pyc(self, action: RewritePyc) -> None:
-        self._inner.rewrite_pyc(action)
+    def rewrite_pyc(self, action: RewritePyc) -> int | None:
+        new = self._inner.rewrite_pyc(action)
         self._changes.append(True)
+        return new
 
-    def clone_pyc(self, action: ClonePyc) -> None:
-        self._inner.clone_pyc(action)
+    def clone_pyc(self, action: ClonePyc) -> int | None:
+        new = self._inner.clone_pyc(action)
         self._decided.add(action.st.st_ino)
         self._changes.append(True)
+        return new
 
     def remove_leftover(self, at: At) -> bool:
         return self._inner.remove_leftover(at)

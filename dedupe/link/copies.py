@@ -162,8 +162,9 @@ def create_pyc(action: CreatePyc) -> int:
         raise os_failure(exc, f"cannot write {action.object_path!r}") from None
 
 
-def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
-    """Replace a venv's pyc by a private copy whose header names the new source stat."""
+def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> int:
+    """Replace a venv's pyc by a private copy whose header names the new source stat;
+    returns the copy's inode number."""
     fd, name = folder(action.at)
     try:
         tmp, copy_ino = _copy_beside(fd, name, action.st, action.path, action.data)
@@ -177,6 +178,7 @@ def rewrite_pyc(action: RewritePyc, discard: Discard = unlink_now) -> None:
         if isinstance(exc, OSError):
             raise os_failure(exc, f"cannot replace {action.path!r}") from None
         raise
+    return copy_ino
 
 
 def make_private(at: At, object_ino: int) -> os.stat_result:

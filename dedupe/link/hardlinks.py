@@ -40,10 +40,10 @@ class Hardlinks:
     def create_pyc(self, action: CreatePyc) -> Observed:
         return _observe(action.object_path, create_pyc(action))
 
-    def rewrite_pyc(self, action: RewritePyc) -> None:
-        rewrite_pyc(action, self._unlinkers[action.st.st_dev])
+    def rewrite_pyc(self, action: RewritePyc) -> int:
+        return rewrite_pyc(action, self._unlinkers[action.st.st_dev])
 
-    def clone_pyc(self, action: ClonePyc) -> None:
+    def clone_pyc(self, action: ClonePyc) -> int:
         raise Failed(
             Reason.LINK_FAILED, f"{action.path!r}: hardlinks cannot clone a pyc", error=True
         )

@@ -96,10 +96,10 @@ class Reflinks:
             raise os_failure(exc, f"cannot write {action.object_path!r}") from None
         return _observe(action.object_path, ino)
 
-    def rewrite_pyc(self, action: RewritePyc) -> None:
-        self._hardlinks.rewrite_pyc(action)
+    def rewrite_pyc(self, action: RewritePyc) -> int:
+        return self._hardlinks.rewrite_pyc(action)
 
-    def clone_pyc(self, action: ClonePyc) -> None:
+    def clone_pyc(self, action: ClonePyc) -> int:
         """Replace the venv pyc by a clone of its group's object with its own header."""
         hook("clone-pyc", action.at)
         fd, name = folder(action.at)
@@ -149,6 +149,7 @@ class Reflinks:
             if isinstance(exc, OSError):
                 raise os_failure(exc, f"cannot replace {action.path!r}") from None
             raise
+        return copy_ino
 
     def remove_leftover(self, at: At) -> bool:
         return self._hardlinks.remove_leftover(at)

@@ -6,17 +6,13 @@ from collections.abc import Callable
 
 from ..census import census_key
 from ..discovery import Venv
-from ..errors import StoreError
 from ..inventory import BadInput, Candidate, Leftover, Notice, Shared, Skipped, inventory
 from ..memo import CANDIDATE, Memo, Memos, Trace
-from ..problems import Problem
 from ..tree import At, venv_tree
-from ..workers import WorkerError, run_each
 from .spool import Row, row
-from .stores import Stores
 from .tally import Tally
 
-__all__ = ["Walk", "renew_memos"]
+__all__ = ["Walk"]
 
 
 class Walk:
@@ -29,16 +25,12 @@ class Walk:
         inodes: set[int],
         share_pyc: bool,
         memos: Memos | None,
-        settled: set[int] | frozenset[int] = frozenset(),
         keep: Callable[[Row], None] | None = None,
         cow: bool = False,
     ) -> None:
         self.cow = cow  # the store shares by copy-on-write (see dedupe.inventory)
         self.venv, self.inodes, self.share_pyc = venv, inodes, share_pyc
         self.memos = memos
-        # Inodes pass 2 is done with for good: pycs it leaves alone (no pyc work), and
-        # copy-on-write candidates that share their store object's blocks.
-        self.settled = settled
         self.tree = venv_tree(venv)  # the caller closes it, once done with the leftovers
         self.leftovers: list[At] = []
         self.keep = keep  # given: told the spool row of each item pass 2 will need
@@ -51,10 +43,7 @@ class Walk:
         build = self.venv.build
         if not self.share_pyc or build is None:
             return False
-        return any(
-            p.ino not in self.inodes and p.ino not in self.settled and build.writes(p.cache_tag)
-            for p in item.pycs
-        )
+        return any(p.ino not in self.inodes and build.writes(p.cache_tag) for p in item.pycs)
 
     def run(self) -> Memo:
         venv, inodes = self.venv, self.inodes
@@ -72,9 +61,6 @@ class Walk:
         pycs = pycs_shared = 0
         for item in inventory(venv, inodes, venv.device, trace, tree=self.tree, cow=self.cow):
             match item:
-                case Candidate(st=st) if self.cow and st.st_ino in self.settled:
-                    tally.eligible += 1
-                    tally.shared += 1
                 case Candidate(st=st, key=key):
                     candidates += CANDIDATE.pack(
                         census_key(st.st_dev, key), st.st_ino, st.st_nlink > 1
@@ -114,43 +100,3 @@ class Walk:
             else:
                 self.memos.save(venv, self.share_pyc, trace, clock, memo)
         return memo
-
-
-def renew_memos(
-    todo: list[tuple[Venv, Tally]],
-    stores: Stores,
-    memos: dict[int, Memos],
-    share_pyc: bool,
-    settled: set[int],
-    jobs: int,
-) -> list[Problem]:
-    """Pass 2 linked in these venvs, moving their folders: walk them once more for their
-    memos, knowing the objects this run made and the pycs it left alone."""
-    problems = []
-    inodes: dict[int, set[int]] = {}
-    for device in {venv.device for venv, _tally in todo}:
-        store = stores.by_device[device]
-        try:
-            inodes[device] = store.inodes()
-        except (OSError, StoreError) as exc:
-            problems.append(Problem(store.path, f"memos for the next run not kept: {exc}"))
-    renew = [venv for venv, _tally in todo if venv.device in inodes]
-
-    def walk(venv: Venv) -> None:
-        walker = Walk(
-            venv,
-            inodes[venv.device],
-            share_pyc,
-            memos[venv.device],
-            settled,
-            cow=memos[venv.device].cow,
-        )
-        with walker.tree:
-            walker.run()
-
-    try:
-        run_each(walk, renew, jobs, locks=stores.locks())
-    except (WorkerError, OSError, StoreError) as exc:
-        # Everything is linked and counted: only the next run's shortcut is lost.
-        problems.append(Problem(renew[0].root, f"memos for the next run not kept: {exc}"))
-    return problems

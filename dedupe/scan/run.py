@@ -24,12 +24,12 @@ from ..problems import Problem, VenvSkip
 from ..proof import Disk
 from ..store import TRASH_DIR
 from ..tree import Tree, venv_tree
-from ..workers import run_each, run_parts
+from ..workers import WorkerError, run_each, run_parts
 from .batches import Work, batches, entry_for, refreshed
-from .examine import Walk, renew_memos
+from .examine import Walk
 from .recovery import Recovery
 from .result import Progress, ScanResult
-from .share import Linked, Run
+from .share import InVenv, Linked, Run
 from .spool import Spool, replay
 from .stores import Stores
 from .tally import OtherNames, PhaseCounter, Tally, pyc_report
@@ -179,19 +179,31 @@ class ScanRun:
         self.linked_in = [(self.venvs[i], tally) for i, tally in todo]
         jobs = self.options.jobs if todo else 0
         counter = PhaseCounter("link", len(todo), self.options.progress, max(jobs, 1))
-        settled: set[int] = set()
         part = functools.partial(self._share_part, todo, jobs)
         for result in run_parts(part, jobs, counter.tick, self.stores.locks()):
             for (_i, tally), counts in zip(todo, result.tallies, strict=True):
                 tally.merge(counts)
             self.errors += result.errors
             self.other_names.merge(result.other_names)
-            settled |= result.settled
             self.new_folders |= result.new_folders
         if not self.options.dry_run and todo:
-            self.warnings += renew_memos(
-                self.linked_in, self.stores, self.memos, self.options.share_pyc, settled, jobs
-            )
+            self._renew_memos([i for i, _tally in todo], jobs)
+
+    def _renew_memos(self, todo: list[int], jobs: int) -> None:
+        """Pass 2 linked in these venvs (by index), moving their folders' stamps: renew
+        their memos from what it changed in them, without a walk (dedupe.scan.renewal)."""
+
+        def renew(i: int) -> None:
+            venv, renewal = self.venvs[i], self.tallies[i].renewal
+            memos = self.memos[venv.device]
+            memos.renew(venv, self.options.share_pyc, renewal.delta, renewal.renewed)
+
+        try:
+            run_each(renew, todo, jobs, locks=self.stores.locks())
+        except (WorkerError, OSError) as exc:
+            # Everything is linked and counted: only the next run's shortcut is lost.
+            root = self.venvs[todo[0]].root
+            self.warnings.append(Problem(root, f"memos for the next run not kept: {exc}"))
 
     def _worth_walking(self) -> list[tuple[int, Tally]]:
         """The venvs (by index) with their tallies."""
@@ -226,7 +238,7 @@ class ScanRun:
                 emit(None)
         finally:
             run.close()
-        return Linked(counts, run.other_names, run.errors, run.settled, planner.new_folders)
+        return Linked(counts, run.other_names, run.errors, planner.new_folders)
 
     def _journalled(self, venv: Venv, batch: list[Work]) -> ContextManager[None]:
         """In a real run, the batch's entry in the journal of the venv's store while the
@@ -239,13 +251,14 @@ class ScanRun:
     def _share_batch(self, run: Run, venv: Venv, batch: list[Work], tally: Tally) -> None:
         store = self.stores.by_device[venv.device]
         inodes = self.stores.indexes[venv.device].inodes
+        where = InVenv(store, inodes, venv.build, tally)
         for item in batch:
             if isinstance(item, Shared):
-                run.shared_source(store, item, tally, inodes, venv.build)
+                run.shared_source(where, item)
                 continue
             candidate = refreshed(item)
             if candidate is not None:
-                run.candidate(store, candidate, tally, venv.build)
+                run.candidate(where, candidate)
 
     def _items(self, i: int, tree: Tree, share: tuple[int, int] | None) -> Iterator[Item]:
         """Pass 2's items of venv i: from the spool pass 1 kept of it, else (a venv taken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..census import census_key
@@ -32,7 +33,7 @@ from ..store import (
 from ..tree import At
 from .tally import OtherNames, Tally
 
-__all__ = ["Linked", "Run"]
+__all__ = ["InVenv", "Linked", "Run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,6 @@ class Linked:
     tallies: list[Tally]
     other_names: OtherNames
     errors: list[Problem]
-    settled: set[int]
     new_folders: set[str]
 
 
@@ -50,6 +50,17 @@ class Linked:
 PYC_SETTLED = frozenset(
     {Reason.PYC_STALE, Reason.PYC_HASH_BASED, Reason.PYC_UNRECOGNISED, Reason.XATTRS_DIFFER}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class InVenv:
+    """The venv that pass 2 works in: its store, the store's objects when the run began,
+    its interpreter's build, and the counts of it."""
+
+    store: Store
+    inodes: set[int]
+    build: Build | None
+    tally: Tally
 
 
 class Run:
@@ -60,36 +71,44 @@ class Run:
         self.executor = executor
         self.share_pyc = share_pyc
         self.errors: list[Problem] = []
-        # Left alone for a reason the next run keeps (pycs), or sharing the store's blocks
-        # (copy-on-write sources): the next run's memo counts them as shared.
-        self.settled: set[int] = set()
         self.other_names = OtherNames()
 
     def close(self) -> None:
         """Wait for the executor's work under way (du must see replaced copies gone)."""
         self.errors += self.executor.close()
 
-    def candidate(
-        self, store: Store, candidate: Candidate, tally: Tally, build: Build | None
-    ) -> None:
+    def candidate(self, v: InVenv, candidate: Candidate) -> None:
+        """Ask the planner about a candidate, carry the decision out, count."""
         ckey = census_key(candidate.st.st_dev, candidate.key)
+        renewal = v.tally.renewal
+        renewal.examined += 1
+        if self._shared(v, candidate, ckey):
+            renewal.converted += 1
+        else:
+            renewal.keep(ckey, candidate.st.st_ino, candidate.st.st_nlink > 1)
+
+    def _shared(self, v: InVenv, candidate: Candidate, ckey: bytes) -> bool:
+        """Carry out the planner's decision; whether the candidate now is a name of its
+        object (or, by copy-on-write, shares its blocks)."""
+        cow, tally = self.planner.cow(candidate.st.st_dev), v.tally
         for _attempt in range(2):
             decision = self.planner.decide(candidate, ckey)
             if isinstance(decision, Unique):
-                return
+                return False
             if isinstance(decision, AlreadyShared):
                 tally.shared += 1
                 self.other_names.met(candidate.st)
-                if self.planner.cow(candidate.st.st_dev):
-                    self.settled.add(candidate.st.st_ino)
-                    self._pycs(store, candidate, tally, build)  # Python may have written some
-                return
+                if cow:
+                    self._pycs(v, candidate)  # Python may have written some
+                else:
+                    tally.renewal.pyc_work += self._work_left(v, candidate.pycs)
+                return True
             if isinstance(decision, Refused):
                 self._refused(decision, tally.skipped)
                 tally.eligible -= 1
-                return
+                return False
             try:
-                self._execute(decision)
+                self._execute(decision, tally)
             except TooManyLinks:
                 self.planner.undo(decision, candidate)
                 self.planner.object_full(candidate)
@@ -98,9 +117,7 @@ class Run:
                 self.planner.undo(decision, candidate)
                 self._failed(candidate.path, exc, tally.skipped)
                 tally.eligible -= 1
-                return
-            if self.planner.cow(candidate.st.st_dev):
-                self.settled.add(candidate.st.st_ino)  # it keeps its inode
+                return False
             if isinstance(decision, Adopt):
                 tally.stored += 1
                 self.other_names.adopted(decision.st)
@@ -112,54 +129,72 @@ class Run:
                     tally.apparent += decision.st.st_size
                 else:
                     tally.no_gain += 1
-            self._pycs(store, candidate, tally, build)
-            return
+            self._pycs(v, candidate)
+            return True
         tally.eligible -= 1
         tally.skipped[Reason.LINK_FAILED] += 1
         self.errors.append(Problem(candidate.path, "store object keeps hitting the link limit"))
+        return False
 
-    def _pycs(self, store: Store, candidate: Candidate, tally: Tally, build: Build | None) -> None:
+    def _pycs(self, v: InVenv, candidate: Candidate) -> None:
         """The pycs of a source just linked or adopted (or, by copy-on-write, shared)."""
         source = self.planner.source_object(candidate)
+        source_file = (candidate.at, candidate.st)
+        left = candidate.pycs
         if source is not None:
-            for pyc in candidate.pycs:
-                self._pyc(store, source, (candidate.at, candidate.st), pyc, tally, build)
+            left = tuple(p for p in left if not self._pyc(v, source, source_file, p))
+        if not self.planner.cow(candidate.st.st_dev):  # a walk finds it shared: pyc work?
+            v.tally.renewal.pyc_work += self._work_left(v, left)
 
-    def shared_source(
-        self, store: Store, item: Shared, tally: Tally, inodes: set[int], build: Build | None
-    ) -> None:
+    def shared_source(self, v: InVenv, item: Shared) -> None:
         """A source already linked in an earlier run whose pycs are not all shared: pycs
         Python wrote since (uv installs without --compile-bytecode) or new interpreters."""
-        found = self.planner.indexed_source(store, item.ino)
+        left = tuple(pyc for pyc in item.pycs if pyc.ino not in v.inodes)
+        source = self._indexed_source(v, item)
+        if source is not None:
+            left = tuple(p for p in left if not self._pyc(v, source[0], source[1], p))
+        v.tally.renewal.pyc_work += self._work_left(v, left)
+
+    def _indexed_source(
+        self, v: InVenv, item: Shared
+    ) -> tuple[SourceObject, tuple[At, os.stat_result]] | None:
+        """The object a shared source is a name of, with the source and its stat."""
+        found = self.planner.indexed_source(v.store, item.ino)
         if found is None:
-            return
-        key, generation = found
+            return None
         try:
             st = item.at.lstat()
         except OSError:
-            return
+            return None
         if st.st_ino != item.ino:
-            return
-        source = SourceObject(key, generation, st.st_mtime_ns, st.st_size)
-        for pyc in item.pycs:
-            if pyc.ino not in inodes:
-                self._pyc(store, source, (item.at, st), pyc, tally, build)
+            return None
+        key, generation = found
+        return SourceObject(key, generation, st.st_mtime_ns, st.st_size), (item.at, st)
+
+    def _work_left(self, v: InVenv, pycs: Iterable[Pyc]) -> int:
+        """1 when a walk would find pyc work in these pycs of a shared source (examine.Walk):
+        one that is no store object and that the venv's interpreter writes; else 0."""
+        if not self.share_pyc or v.build is None:
+            return 0
+        build = v.build
+        return int(any(p.ino not in v.inodes and build.writes(p.cache_tag) for p in pycs))
 
     def _pyc(
         self,
-        store: Store,
+        v: InVenv,
         source: SourceObject,
         source_file: tuple[At, os.stat_result],
         pyc: Pyc,
-        tally: Tally,
-        build: Build | None,
-    ) -> None:
+    ) -> bool:
         """One pyc of a source that now is (or shares the data of) the object source;
-        source_file: the venv's source and its stat before this run linked it."""
+        source_file: the venv's source and its stat before this run linked it. Whether
+        the pyc is now a name of a store object, or left alone for good (PYC_SETTLED):
+        either way no pyc work for the next run."""
+        tally, build = v.tally, v.build
         before = (source_file[1].st_mtime_ns, source_file[1].st_size)
         private = None if not self.share_pyc else _private(build, pyc)
         share = build if self.share_pyc and private is None else None
-        decisions = self.planner.decide_pyc(store, source, source_file, pyc, share)
+        decisions = self.planner.decide_pyc(v.store, source, source_file, pyc, share)
         if not decisions:
             tally.pyc["kept"] += 1
         if private is not None and not any(isinstance(d, Refused) for d in decisions):
@@ -167,39 +202,44 @@ class Run:
         for decision in decisions:
             if isinstance(decision, Refused):
                 self._refused(decision, tally.pyc_skipped)
-                if decision.reason in PYC_SETTLED:
-                    self.settled.add(pyc.ino)
-                return
+                return decision.reason in PYC_SETTLED
             if isinstance(decision, AlreadyShared):
                 tally.pyc["shared"] += 1
-                return
+                tally.renewal.pycs_shared += pyc.ino not in v.inodes
+                return True
             try:
-                self._execute(decision)
+                self._execute(decision, tally)
             except (Failed, TooManyLinks) as exc:
                 if isinstance(decision, (CreatePyc, Adopt)):
                     self.planner.undo_pyc(decision.object_path)
                 self._pyc_unshared(source, before, pyc, tally, exc)
-                return
-            if isinstance(decision, CreatePyc):
-                # A new object, not a venv pyc: it costs what one copy of the pyc takes.
-                tally.pyc["reclaimed"] -= decision.st.st_blocks * 512
-                tally.pyc["apparent"] -= len(decision.data)
-            elif isinstance(decision, Adopt):
-                tally.pyc["stored"] += 1
-            elif isinstance(decision, Link):
-                tally.pyc["linked"] += 1
-                self.other_names.linked(decision.st, decision.frees)
-                if decision.frees:
-                    tally.pyc["reclaimed"] += decision.st.st_blocks * 512
-                    tally.pyc["apparent"] += decision.st.st_size
-            elif isinstance(decision, RewritePyc):
-                tally.pyc["rewritten"] += 1
-            elif isinstance(decision, ClonePyc):
-                # Its blocks go; a clone with its own header costs the block that holds it.
-                own = decision.st.st_blksize if decision.header else 0
-                tally.pyc["linked"] += 1
-                tally.pyc["reclaimed"] += decision.st.st_blocks * 512 - own
-                tally.pyc["apparent"] += decision.st.st_size - own
+                return False
+            self._count_pyc(decision, tally)
+        return bool(decisions) and isinstance(decisions[-1], (Adopt, Link))
+
+    def _count_pyc(self, decision: Decision, tally: Tally) -> None:
+        if isinstance(decision, CreatePyc):
+            # A new object, not a venv pyc: it costs what one copy of the pyc takes.
+            tally.pyc["reclaimed"] -= decision.st.st_blocks * 512
+            tally.pyc["apparent"] -= len(decision.data)
+        elif isinstance(decision, Adopt):
+            tally.pyc["stored"] += 1
+            tally.renewal.pycs_shared += 1
+        elif isinstance(decision, Link):
+            tally.pyc["linked"] += 1
+            tally.renewal.pycs_shared += 1
+            self.other_names.linked(decision.st, decision.frees)
+            if decision.frees:
+                tally.pyc["reclaimed"] += decision.st.st_blocks * 512
+                tally.pyc["apparent"] += decision.st.st_size
+        elif isinstance(decision, RewritePyc):
+            tally.pyc["rewritten"] += 1
+        elif isinstance(decision, ClonePyc):
+            # Its blocks go; a clone with its own header costs the block that holds it.
+            own = decision.st.st_blksize if decision.header else 0
+            tally.pyc["linked"] += 1
+            tally.pyc["reclaimed"] += decision.st.st_blocks * 512 - own
+            tally.pyc["apparent"] += decision.st.st_size - own
 
     def _pyc_unshared(
         self,
@@ -215,7 +255,7 @@ class Run:
                 self._refused(decision, tally.pyc_skipped)
                 return
             try:
-                self._execute(decision)
+                self._execute(decision, tally)
             except Failed as second:
                 self._failed(pyc.path, second, tally.pyc_skipped, pyc=True)
                 self.errors.append(Problem(pyc.path, "left stale: its source was linked"))
@@ -224,18 +264,26 @@ class Run:
             return
         tally.pyc["kept"] += 1
 
-    def _execute(self, decision: Decision) -> None:
+    def _execute(self, decision: Decision, tally: Tally) -> None:
+        """Hand the decision to the executor; tell the planner what became of the
+        object, and the renewal what became of a venv file's inode."""
         match decision:
             case Adopt():
                 self.planner.observe(decision.object_path, self.executor.adopt(decision))
             case Link():
-                self.planner.observe(decision.object_path, self.executor.link(decision))
+                observed = self.executor.link(decision)
+                self.planner.observe(decision.object_path, observed)
+                if not self.planner.cow(decision.st.st_dev):  # copy-on-write keeps the inode
+                    new = None if observed is None else observed.ino()
+                    tally.renewal.replaced(decision.at.rel, decision.st.st_ino, new)
             case CreatePyc():
                 self.planner.observe(decision.object_path, self.executor.create_pyc(decision))
             case RewritePyc():
-                self.executor.rewrite_pyc(decision)
+                new = self.executor.rewrite_pyc(decision)
+                tally.renewal.replaced(decision.at.rel, decision.st.st_ino, new)
             case ClonePyc():
-                self.executor.clone_pyc(decision)
+                new = self.executor.clone_pyc(decision)
+                tally.renewal.replaced(decision.at.rel, decision.st.st_ino, new)
 
     def _refused(self, decision: Refused, skipped: Counter[str]) -> None:
         skipped[decision.reason] += 1

@@ -12,6 +12,7 @@ from ..census import Census, census_prefix
 from ..discovery import Venv
 from ..memo import Memo
 from ..reasons import Reason
+from .renewal import Renewal
 from .result import Progress, PycReport, VenvReport
 
 __all__ = ["OtherNames", "PhaseCounter", "Tally", "pyc_report"]
@@ -39,6 +40,7 @@ class Tally:
     pyc_private: Counter[str] = field(default_factory=Counter)  # why not shared, by reason
     unchanged: bool = False  # pass 1 took it from the memo of an earlier run
     notes: tuple[str, ...] = ()
+    renewal: Renewal = field(default_factory=Renewal)  # pass 2's changes, for the memo
 
     def memo(
         self, warnings: tuple[tuple[str, str], ...], candidates: bytes, notes: tuple[str, ...]
@@ -63,6 +65,8 @@ class Tally:
             mine, theirs = getattr(self, f.name), getattr(part, f.name)
             if isinstance(mine, Counter):
                 mine.update(theirs)
+            elif isinstance(mine, Renewal):
+                mine.merge(theirs)
             elif type(mine) is int:
                 setattr(self, f.name, mine + theirs)
 
