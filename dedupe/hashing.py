@@ -65,7 +65,10 @@ def fingerprint_ino(fp: bytes) -> int:
     return int.from_bytes(fp[8:16], "little")
 
 
-def xattrs(target: str | int, dir_fd: int | None = None) -> tuple[tuple[str, bytes], ...]:
+Xattrs = tuple[tuple[str, bytes], ...]
+
+
+def xattrs(target: str | int, dir_fd: int | None = None) -> Xattrs:
     """Extended attributes (ACLs, SELinux labels, capabilities) of a path (never followed;
     relative to dir_fd when given) or an open descriptor, sorted; none where the
     filesystem has none."""
@@ -97,25 +100,47 @@ def digest_file(
     that was under way. path is relative to dir_fd when given."""
     fd = os.open(path, READ, dir_fd=dir_fd)
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise FileChanged(f"{path!r} is no longer a regular file")
-        if expected is not None and not same_file(before, expected):
-            raise FileChanged(f"{path!r} changed after it was examined")
-        h = hashlib.new(algorithm)
-        # Reads sized to the file: most installed files are a few KiB, and a fresh
-        # CHUNK-sized buffer per file costs more than hashing them. A file that grew or
-        # shrank meanwhile fails the fstat comparison below.
-        left = before.st_size
-        while left > 0 and (data := os.read(fd, min(left, CHUNK))):
-            h.update(data)
-            left -= len(data)
-        digest = h.digest()
-        if digest != hoped and not same_file(os.fstat(fd), before):
-            raise FileChanged(f"{path!r} changed while it was read")
-        return digest
+        return _digest(fd, path, algorithm, expected, hoped)
     finally:
         os.close(fd)
+
+
+def digest_and_xattrs(
+    path: str,
+    algorithm: str,
+    expected: os.stat_result | None = None,
+    hoped: bytes | None = None,
+    dir_fd: int | None = None,
+) -> tuple[bytes, Xattrs]:
+    """digest_file, and the extended attributes of the inode read, through the same
+    descriptor: no second lookup of the name (xattr calls take no dir_fd)."""
+    fd = os.open(path, READ, dir_fd=dir_fd)
+    try:
+        return _digest(fd, path, algorithm, expected, hoped), xattrs(fd)
+    finally:
+        os.close(fd)
+
+
+def _digest(
+    fd: int, path: str, algorithm: str, expected: os.stat_result | None, hoped: bytes | None
+) -> bytes:
+    before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        raise FileChanged(f"{path!r} is no longer a regular file")
+    if expected is not None and not same_file(before, expected):
+        raise FileChanged(f"{path!r} changed after it was examined")
+    h = hashlib.new(algorithm)
+    # Reads sized to the file: most installed files are a few KiB, and a fresh
+    # CHUNK-sized buffer per file costs more than hashing them. A file that grew or
+    # shrank meanwhile fails the fstat comparison below.
+    left = before.st_size
+    while left > 0 and (data := os.read(fd, min(left, CHUNK))):
+        h.update(data)
+        left -= len(data)
+    digest = h.digest()
+    if digest != hoped and not same_file(os.fstat(fd), before):
+        raise FileChanged(f"{path!r} changed while it was read")
+    return digest
 
 
 def read_small(path: str, limit: int, dir_fd: int | None = None) -> bytes:
@@ -151,13 +176,14 @@ def read_whole(path: str, expected: os.stat_result, dir_fd: int | None = None) -
 
 def read_header(
     path: str, size: int = 16, dir_fd: int | None = None
-) -> tuple[bytes, os.stat_result]:
-    """The first bytes of a regular file and its stat, through one descriptor."""
+) -> tuple[bytes, os.stat_result, Xattrs]:
+    """The first bytes of a regular file, its stat and extended attributes, through one
+    descriptor."""
     fd = os.open(path, READ, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise FileChanged(f"{path!r} is not a regular file")
-        return os.pread(fd, size, 0), st
+        return os.pread(fd, size, 0), st, xattrs(fd)
     finally:
         os.close(fd)

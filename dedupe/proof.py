@@ -13,7 +13,7 @@ from typing import Protocol
 
 from . import cow
 from .cow import Extent
-from .hashing import digest_file, read_header, read_whole, xattrs
+from .hashing import Xattrs, digest_and_xattrs, digest_file, read_header, read_whole, xattrs
 from .tree import At
 
 __all__ = ["Disk", "Facts", "File"]
@@ -64,7 +64,17 @@ class Facts(Protocol):
 
 
 class Disk:
-    """Facts as the disk has them now."""
+    """Facts as the disk has them now.
+
+    The planner asks for a venv file's extended attributes right after it read the file
+    (its digest, or a pyc's header): they are read through the same descriptor and kept
+    for that question, the attributes of the very inode proven. A path through
+    /proc/self/fd, the only way to name a file by its folder's handle for the xattr
+    calls, costs a lookup of its own.
+    """
+
+    def __init__(self) -> None:
+        self._read: tuple[At, Xattrs] | None = None  # the venv file read last
 
     def stat(self, path: str) -> os.stat_result:
         return os.lstat(path)
@@ -78,22 +88,29 @@ class Disk:
     ) -> bytes:
         if isinstance(file, At):
             fd, name = file.folder()
-            return digest_file(name, algorithm, expected, hoped, dir_fd=fd)
+            digest, attributes = digest_and_xattrs(name, algorithm, expected, hoped, dir_fd=fd)
+            self._read = (file, attributes)
+            return digest
         return digest_file(file, algorithm, expected, hoped)
 
     def header(self, file: File) -> tuple[bytes, os.stat_result]:
         if isinstance(file, At):
             fd, name = file.folder()
-            return read_header(name, dir_fd=fd)
-        return read_header(file)
+            header, st, attributes = read_header(name, dir_fd=fd)
+            self._read = (file, attributes)
+            return header, st
+        header, st, _attributes = read_header(file)
+        return header, st
 
     def whole(self, file: At, expected: os.stat_result) -> bytes:
         fd, name = file.folder()
         return read_whole(name, expected, fd)
 
-    def xattrs(self, file: File) -> tuple[tuple[str, bytes], ...]:
+    def xattrs(self, file: File) -> Xattrs:
         if isinstance(file, str):
             return xattrs(file)
+        if self._read is not None and self._read[0] == file:
+            return self._read[1]
         try:
             fd, name = file.folder()
         except OSError:
