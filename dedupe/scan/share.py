@@ -191,6 +191,7 @@ class Run:
         the pyc is now a name of a store object, or left alone for good (PYC_SETTLED):
         either way no pyc work for the next run."""
         tally, build = v.tally, v.build
+        cow = self.planner.cow(source_file[1].st_dev)
         before = (source_file[1].st_mtime_ns, source_file[1].st_size)
         private = None if not self.share_pyc else _private(build, pyc)
         share = build if self.share_pyc and private is None else None
@@ -205,7 +206,9 @@ class Run:
                 return decision.reason in PYC_SETTLED
             if isinstance(decision, AlreadyShared):
                 tally.pyc["shared"] += 1
-                tally.renewal.pycs_shared += pyc.ino not in v.inodes
+                # Pass 1 counted store objects; by copy-on-write, the memo counts every
+                # pyc that shares its object's blocks (as a walk's pass 2 would).
+                tally.renewal.pycs_shared += cow or pyc.ino not in v.inodes
                 return True
             try:
                 self._execute(decision, tally)
@@ -215,7 +218,7 @@ class Run:
                 self._pyc_unshared(source, before, pyc, tally, exc)
                 return False
             self._count_pyc(decision, tally)
-        return bool(decisions) and isinstance(decisions[-1], (Adopt, Link))
+        return bool(decisions) and isinstance(decisions[-1], (Adopt, Link, ClonePyc))
 
     def _count_pyc(self, decision: Decision, tally: Tally) -> None:
         if isinstance(decision, CreatePyc):
@@ -224,7 +227,7 @@ class Run:
             tally.pyc["apparent"] -= len(decision.data)
         elif isinstance(decision, Adopt):
             tally.pyc["stored"] += 1
-            tally.renewal.pycs_shared += 1
+            tally.renewal.pycs_shared += 1  # its inode is the object, or by cow its blocks
         elif isinstance(decision, Link):
             tally.pyc["linked"] += 1
             tally.renewal.pycs_shared += 1
@@ -238,6 +241,7 @@ class Run:
             # Its blocks go; a clone with its own header costs the block that holds it.
             own = decision.st.st_blksize if decision.header else 0
             tally.pyc["linked"] += 1
+            tally.renewal.pycs_shared += 1
             tally.pyc["reclaimed"] += decision.st.st_blocks * 512 - own
             tally.pyc["apparent"] += decision.st.st_size - own
 
