@@ -26,9 +26,10 @@ from ..tree import At
 
 __all__ = ["Adoption", "Shared", "adopted", "find_venv"]
 
-# Whether a file of SRC (its folder's handle, its name, its stat, the hash its RECORD
-# line gives; None for a pyc) shares its store object.
-Shared = Callable[[int, str, os.stat_result, RecordHash | None], bool]
+# Whether a file of SRC (its folder's handle, its name, its inode as its folder's listing
+# gives it, its stat when asked for, the hash its RECORD line gives; None for a pyc)
+# shares its store object. A hardlink store tells from the inode alone: no stat.
+Shared = Callable[[int, str, int, Callable[[], os.stat_result], RecordHash | None], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,14 @@ def _shared_test(
     inodes = set(stores.indexes[device].inodes)
     inodes |= decided if as_indexed else stores.by_device[device].inodes()
 
-    def is_object(fd: int, name: str, st: os.stat_result, recorded: RecordHash | None) -> bool:
-        return st.st_ino in inodes
+    def is_object(
+        fd: int,
+        name: str,
+        ino: int,
+        st: Callable[[], os.stat_result],
+        recorded: RecordHash | None,
+    ) -> bool:
+        return ino in inodes
 
     return is_object
 
@@ -121,10 +128,21 @@ class _BlockSharing:
         self._decided = decided
         self._extents: dict[str, list[cow.Extent]] = {}
 
-    def test(self, fd: int, name: str, st: os.stat_result, recorded: RecordHash | None) -> bool:
-        if st.st_ino in self._decided:
-            return True
+    def test(
+        self,
+        fd: int,
+        name: str,
+        ino: int,
+        stat: Callable[[], os.stat_result],
+        recorded: RecordHash | None,
+    ) -> bool:
         try:
+            # The reflink share needs the stat too: it checks the file is still this one.
+            st = stat()
+            if st.st_ino != ino:
+                return False  # replaced since its folder was listed: not what was proven
+            if ino in self._decided:
+                return True
             mine = cow.file_extents(name, dir_fd=fd)
             if recorded is None:
                 # A pyc: no recorded digest names its object, so any shared block counts

@@ -35,7 +35,8 @@ _TEXT_LIMIT = 16 << 20  # a RECORD, script or .pth file larger than this is copi
 @dataclass(frozen=True, slots=True)
 class Share:
     rel: str  # venv-relative, the same in SRC and DST
-    st: os.stat_result
+    ino: int  # the inode planned: a store object (hardlinks), or what its clone reads
+    st: os.stat_result | None  # its stat, where the share step needs it (reflinks)
     pyc: bool
 
 
@@ -105,6 +106,9 @@ class _Planner:
         self.plan = plan
         self.seen: set[str] = set()
         self.sources: dict[str, set[str]] = {}  # folder -> its .py stems, for their pycs
+        # folder -> {name: (inode, kind)}: each folder of SRC listed once, its files known
+        # by the d_ino and d_type of its listing, so that a shared file takes no stat.
+        self.listings: dict[str, dict[str, tuple[int, str]] | None] = {}
         self.old_bins = tuple(os.path.join(root, "bin") for root in self.src_roots)
         self.new_bin = os.path.join(dst_root, "bin")
 
@@ -133,6 +137,9 @@ class _Planner:
 
     def _rel(self, sp_rel: str, path: str) -> str | None:
         """The venv-relative path of a RECORD path, None when it leads out of SRC."""
+        normal = "./" not in path and "//" not in path and not path.endswith((".", "/"))
+        if path and normal and not path.startswith("/"):
+            return f"{sp_rel}/{path}"  # what normpath would give: it has nothing to do
         if os.path.isabs(path):
             full = os.path.normpath(path)
             for root in self.src_roots:
@@ -142,19 +149,39 @@ class _Planner:
         rel = os.path.normpath(f"{sp_rel}/{path}")
         return None if rel.startswith(("..", "/")) or rel == "." else rel
 
+    def _listing(self, folder: str) -> dict[str, tuple[int, str]] | None:
+        """The names in SRC's folder with their inode and kind ('f' a regular file, 'l' a
+        symlink, 'o' anything else); None when it is no folder. The kinds are read at
+        once, while the folder's handle is the one the listing used."""
+        if folder in self.listings:
+            return self.listings[folder]
+        listing: dict[str, tuple[int, str]] | None = None
+        try:
+            entries = self.tree.scandir(folder)
+        except OSError:
+            pass
+        else:
+            listing = {e.name: (e.inode(), _kind(e)) for e in entries}
+        self.listings[folder] = listing
+        return listing
+
+    def _stat(self, rel: str) -> os.stat_result:
+        return self.tree.lstat(rel)
+
     def _file(self, rel: str, entry: RecordEntry) -> bytes | None:
         """Plan one RECORD entry; the bytes DST's file will hold when they are new."""
-        try:
-            st = self.tree.lstat(rel)
-        except OSError:
+        folder, name = split(rel)
+        listing = self._listing(folder)
+        found = listing.get(name) if listing is not None else None
+        if found is None:
             return None  # missing in SRC: missing in DST too
+        ino, kind = found
         self._folders(rel)
-        if stat.S_ISLNK(st.st_mode):
+        if kind == "l":
             self._symlink(rel)
             return None
-        if not stat.S_ISREG(st.st_mode):
+        if kind != "f":
             return None
-        folder, name = split(rel)
         if name.endswith(".py"):
             self.sources.setdefault(folder, set()).add(name[:-3])
         if name.endswith((".pyc", ".pyo")):
@@ -164,11 +191,17 @@ class _Planner:
         algorithm = entry.hash.algorithm if entry.hash else None
         strong = entry.hash.is_strong if entry.hash else False
         reason = string_reason(parts, algorithm, strong)
-        if reason is Reason.PER_INSTALL:
-            return self._per_install(rel, st, parts)
-        if entry.hash is not None and self.shared(self.tree.fd(folder), name, st, entry.hash):
-            self.plan.actions.append(Share(rel, st, pyc=False))
-            return None
+        try:
+            if reason is Reason.PER_INSTALL:
+                return self._per_install(rel, self._stat(rel), parts)
+            if entry.hash is not None:
+                lazy = _LazyStat(self.tree, rel)
+                if self.shared(self.tree.fd(folder), name, ino, lazy, entry.hash):
+                    self.plan.actions.append(Share(rel, ino, lazy.known, pyc=False))
+                    return None
+            st = self._stat(rel)
+        except FileNotFoundError:
+            return None  # removed since the listing: missing in DST too
         self.plan.actions.append(Copy(rel, st, self._why_copied(rel, st, entry, reason)))
         return None
 
@@ -281,26 +314,51 @@ class _Planner:
         """The pycs beside the sources planned, listed in RECORD (pip) or not (uv, and
         those Python wrote since): shared where the scan shared them."""
         for folder, stems in sorted(self.sources.items()):
-            for rel, st in self._pycache(folder, stems):
+            for rel, ino in self._pycache(folder, stems):
                 self._folders(rel)
                 cache, name = split(rel)
-                if self.shared(self.tree.fd(cache), name, st, None):
-                    self.plan.actions.append(Share(rel, st, pyc=True))
-                else:
-                    self.plan.actions.append(Copy(rel, st, CopyReason.PYC_NOT_IN_STORE))
+                lazy = _LazyStat(self.tree, rel)
+                try:
+                    if self.shared(self.tree.fd(cache), name, ino, lazy, None):
+                        self.plan.actions.append(Share(rel, ino, lazy.known, pyc=True))
+                    else:
+                        st = self._stat(rel)
+                        self.plan.actions.append(Copy(rel, st, CopyReason.PYC_NOT_IN_STORE))
+                except FileNotFoundError:
+                    continue  # removed since the listing (Python rewrote it): left out
 
-    def _pycache(self, folder: str, stems: set[str]) -> Iterator[tuple[str, os.stat_result]]:
+    def _pycache(self, folder: str, stems: set[str]) -> Iterator[tuple[str, int]]:
         cache = f"{folder}/__pycache__" if folder else "__pycache__"
-        try:
-            entries = self.tree.scandir(cache)
-        except OSError:
+        listing = self._listing(cache)
+        if listing is None:
             return
-        for entry in sorted(entries, key=lambda e: e.name):
-            if not entry.name.endswith(".pyc") or entry.name.split(".")[0] not in stems:
-                continue
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISREG(st.st_mode):
-                yield f"{cache}/{entry.name}", st
+        for name in sorted(listing):
+            ino, kind = listing[name]
+            if kind == "f" and name.endswith(".pyc") and name.split(".")[0] in stems:
+                yield f"{cache}/{name}", ino
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "l"
+    return "f" if entry.is_file(follow_symlinks=False) else "o"
+
+
+class _LazyStat:
+    """A file's stat, taken the first time it is asked for (a hardlink store's test needs
+    the inode only, which the listing gave)."""
+
+    __slots__ = ("_rel", "_tree", "known")
+
+    def __init__(self, tree: Tree, rel: str) -> None:
+        self._tree = tree
+        self._rel = rel
+        self.known: os.stat_result | None = None
+
+    def __call__(self) -> os.stat_result:
+        if self.known is None:
+            self.known = self._tree.lstat(self._rel)
+        return self.known
 
 
 def _b64(algorithm: str, data: bytes) -> str:

@@ -27,20 +27,25 @@ class SourceMoved(OSError):
 
 
 class ShareStep(Protocol):
-    def share(self, src_fd: int, name: str, dst: str, expected: os.stat_result) -> None:
+    def share(
+        self, src_fd: int, name: str, dst: str, ino: int, expected: os.stat_result | None
+    ) -> None:
         """dst, a new path, shares the data of the file name in the folder src_fd, which
-        must still be the inode (and, by copy-on-write, the content) of expected."""
+        must still be the inode ino (and, by copy-on-write, the content of expected,
+        which a reflink step must be given)."""
 
 
 class HardlinkShare:
     """Another name of the same inode: the file already is its store object."""
 
-    def share(self, src_fd: int, name: str, dst: str, expected: os.stat_result) -> None:
+    def share(
+        self, src_fd: int, name: str, dst: str, ino: int, expected: os.stat_result | None
+    ) -> None:
         os.link(name, dst, src_dir_fd=src_fd, follow_symlinks=False)
         # The name may have been replaced (pip renames over it) between the plan and the
-        # link: only the planned inode, a store object, may get a name in DST.
-        st = os.lstat(dst)
-        if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+        # link: only the planned inode, a store object, may get a name in DST (on the
+        # store's filesystem: link(2) crosses none).
+        if os.lstat(dst).st_ino != ino:
             os.unlink(dst)
             raise SourceMoved(f"{name!r} was replaced after it was planned")
 
@@ -50,7 +55,10 @@ class ReflinkShare:
     inode gets the file's mode and mtime, so the pycs that were valid for it are valid
     for the clone too."""
 
-    def share(self, src_fd: int, name: str, dst: str, expected: os.stat_result) -> None:
+    def share(
+        self, src_fd: int, name: str, dst: str, ino: int, expected: os.stat_result | None
+    ) -> None:
+        assert expected is not None, "a reflink share checks the file against its stat"
         src = os.open(name, _READ, dir_fd=src_fd)
         try:
             st = os.fstat(src)

@@ -48,6 +48,9 @@ class Store:
         self.path = path
         self.device = device
         self._lock_fd: int | None = None
+        # The temp files of objects/ and pyc/ that load_index listed, under the lock in a
+        # real run: leftovers() needs no second walk of every object folder.
+        self._temps: list[str] | None = None
 
     def object_path(self, key: ObjectKey, generation: int) -> str:
         return os.path.join(self.path, key.relpath(generation))
@@ -55,7 +58,9 @@ class Store:
     def pyc_path(self, key: PycKey, generation: int) -> str:
         return os.path.join(self.path, key.relpath(generation))
 
-    def _iter(self, top: str) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+    def _iter(
+        self, top: str, temps: list[str] | None = None
+    ) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
         tree = os.path.join(self.path, top)
         for algorithm in _listdir(tree):
             alg_dir = os.path.join(tree, algorithm)
@@ -71,6 +76,8 @@ class Store:
                 with it:
                     for entry in it:
                         if entry.is_file(follow_symlinks=False):
+                            if temps is not None and entry.name.startswith(TMP_PREFIX):
+                                temps.append(entry.path)
                             yield algorithm, shard, entry
 
     def iter_all(self) -> Iterator[tuple[ObjectKey | PycKey, int, os.DirEntry[str]]]:
@@ -81,12 +88,18 @@ class Store:
     def leftovers(self) -> list[str]:
         """Temp files a killed run left in the store: a pyc object, a memo or a journal
         entry half written, a replaced venv file in the trash."""
-        found = [
-            entry.path
-            for top in ("objects", "pyc")
-            for _algorithm, _shard, entry in self._iter(top)
-            if entry.name.startswith(TMP_PREFIX)
-        ]
+        found = self._temps
+        self._temps = None
+        if found is not None and self._lock_fd is not None:
+            # Recovery since the index may have finished one.
+            found = [path for path in found if os.path.lexists(path)]
+        else:
+            found = [
+                entry.path
+                for top in ("objects", "pyc")
+                for _algorithm, _shard, entry in self._iter(top)
+                if entry.name.startswith(TMP_PREFIX)
+            ]
         for top, prefix in ((CACHE_DIR, TMP_PREFIX), (JOURNAL_DIR, TMP_PREFIX), (TRASH_DIR, "")):
             folder = os.path.join(self.path, top)
             with contextlib.suppress(OSError):
@@ -95,15 +108,20 @@ class Store:
                 ]
         return found
 
-    def iter_objects(self) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
-        """Source objects (not pycs): key, generation, directory entry."""
-        for algorithm, shard, entry in self._iter("objects"):
+    def iter_objects(
+        self, temps: list[str] | None = None
+    ) -> Iterator[tuple[ObjectKey, int, os.DirEntry[str]]]:
+        """Source objects (not pycs): key, generation, directory entry. temps: where to
+        note the temp files met on the way."""
+        for algorithm, shard, entry in self._iter("objects", temps):
             parsed = parse_object_name(algorithm, shard, entry.name)
             if parsed is not None:
                 yield parsed[0], parsed[1], entry
 
-    def iter_pycs(self) -> Iterator[tuple[PycKey, int, os.DirEntry[str]]]:
-        for algorithm, shard, entry in self._iter("pyc"):
+    def iter_pycs(
+        self, temps: list[str] | None = None
+    ) -> Iterator[tuple[PycKey, int, os.DirEntry[str]]]:
+        for algorithm, shard, entry in self._iter("pyc", temps):
             parsed = parse_pyc_name(algorithm, shard, entry.name)
             if parsed is not None:
                 yield parsed[0], parsed[1], entry
@@ -115,13 +133,15 @@ class Store:
         inodes: set[int] = set()
         pycs: dict[PycKey, list[tuple[int, int]]] = {}
         sources_by_inode: dict[int, tuple[ObjectKey, int]] = {}
-        for key, generation, entry in self.iter_objects():
+        temps: list[str] = []
+        for key, generation, entry in self.iter_objects(temps):
             objects.setdefault(key, []).append((generation, entry.inode()))
             inodes.add(entry.inode())
             sources_by_inode[entry.inode()] = (key, generation)
-        for pkey, generation, entry in self.iter_pycs():
+        for pkey, generation, entry in self.iter_pycs(temps):
             pycs.setdefault(pkey, []).append((generation, entry.inode()))
             inodes.add(entry.inode())
+        self._temps = temps if self._lock_fd is not None else None
         for generations in [*objects.values(), *pycs.values()]:
             generations.sort()
         return StoreIndex(objects, inodes, pycs, sources_by_inode)
