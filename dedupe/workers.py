@@ -31,11 +31,15 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection, Pipe, wait
-from typing import Any, Generic, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
 
 from .errors import DedupeError
 from .lockfds import LOCK_FDS_GUARD, close_other_locks
+
+if TYPE_CHECKING:
+    # Imported where children are forked: a run in one process (a clone, --jobs 1)
+    # does not pay for multiprocessing's import.
+    from multiprocessing.connection import Connection
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -112,8 +116,10 @@ class _Children(Generic[T]):
 
     def collect(self, timeout: float | None) -> None:
         """Take what the children sent within timeout seconds; raise a part's failure."""
+        from multiprocessing.connection import wait
+
         for ready in wait(list(self.running), timeout):
-            reader = cast(Connection, ready)
+            reader = cast("Connection", ready)
             part, pid = self.running[reader]
             try:
                 kind, value = reader.recv()
@@ -168,6 +174,8 @@ def _start(
     is inside its try (so Ctrl-C cannot send it on through the parent's code) and the
     parent has noted it. Under LOCK_FDS_GUARD, no fork of a scan in another thread
     takes our pipe along, and ours takes no lock descriptor that is not in the set."""
+    from multiprocessing.connection import Pipe
+
     parent = os.getpid()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:

@@ -42,6 +42,10 @@ def build(plan: Plan, venv: Venv, temp: str, step: ShareStep, workers: int = 2) 
     for action in plan.actions:
         key = _part_key(split(action.rel)[0]) or ""
         parts.setdefault(key, _Part()).actions.append(action)
+    for part in parts.values():
+        # A folder's files together: each SRC folder's handle is opened once, not again
+        # for its pycs (planned last) after the handle cache let it go.
+        part.actions.sort(key=lambda action: split(action.rel)[0])
     _folders(temp, top, mask)
     # The biggest parts first, so that no thread is left with a big one at the end.
     ordered = sorted(parts.values(), key=lambda p: -(len(p.folders) + len(p.actions)))

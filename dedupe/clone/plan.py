@@ -118,11 +118,13 @@ class _Planner:
             text = read_small("RECORD", _TEXT_LIMIT, self.tree.fd(info_rel))
         except OSError:
             return  # no RECORD: a legacy install, left out as a scan leaves it
+        original: bytes | None = text
         try:
             entries = parse_record(text.decode("utf-8", "surrogateescape").splitlines())
         except RecordError as exc:
             self.plan.problems.append(f"{self.tree.path(info_rel)}/RECORD: {exc}")
             entries = exc.entries
+            original = None  # DST's RECORD holds the lines that parsed
         self.plan.distributions += 1
         digests: dict[str, bytes] = {}
         for entry in entries:
@@ -133,7 +135,7 @@ class _Planner:
             written = self._file(rel, entry)
             if written is not None:
                 digests[entry.path] = written
-        self._record(info_rel, entries, digests)
+        self._record(info_rel, entries, digests, original)
 
     def _rel(self, sp_rel: str, path: str) -> str | None:
         """The venv-relative path of a RECORD path, None when it leads out of SRC."""
@@ -272,10 +274,24 @@ class _Planner:
             self.plan.folders[folder] = self.tree.lstat(folder)
             folder = split(folder)[0]
 
-    def _record(self, info_rel: str, entries: list[RecordEntry], new: dict[str, bytes]) -> None:
+    def _record(
+        self,
+        info_rel: str,
+        entries: list[RecordEntry],
+        new: dict[str, bytes],
+        original: bytes | None,
+    ) -> None:
         """DST's RECORD: paths into SRC made paths into DST, the hash and size of each
         file written anew; every other line as it was (a copied file changed since
-        install keeps its recorded hash, so DST too knows it was edited)."""
+        install keeps its recorded hash, so DST too knows it was edited). A RECORD with
+        no absolute path and no file written anew is SRC's, byte for byte (original)."""
+        rel = f"{info_rel}/RECORD"
+        if original is not None and not new and not any(e.path.startswith("/") for e in entries):
+            st = self.tree.lstat(rel)
+            mode = stat.S_IMODE(st.st_mode)
+            self.plan.actions.append(Write(rel, original, mode, None, Written.RECORD))
+            self._folders(rel)
+            return
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         for entry in entries:
@@ -292,7 +308,6 @@ class _Planner:
                 digest = f"{algorithm}={_b64(algorithm, data)}"
                 size = str(len(data))
             writer.writerow([path, digest, size])
-        rel = f"{info_rel}/RECORD"
         st = self.tree.lstat(rel)
         data = out.getvalue().encode("utf-8", "surrogateescape")
         self.plan.actions.append(Write(rel, data, stat.S_IMODE(st.st_mode), None, Written.RECORD))

@@ -51,9 +51,9 @@ def clone(
 
 @contextlib.contextmanager
 def _no_cycle_collection() -> Iterator[None]:
-    """A clone makes some hundred thousand objects (a plan entry and a stat per file), none
-    in a cycle that outlives it: the cyclic collector would walk them all again and again
-    (a tenth of a warm clone) to free nothing."""
+    """A clone makes some hundred thousand objects (a plan entry per file, RECORD rows),
+    none in a cycle that outlives it: the cyclic collector would walk them again and again
+    to free nothing (about a fifth of the plan's time on a 12,000-file venv)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
