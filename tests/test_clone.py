@@ -504,10 +504,14 @@ def test_a_src_reached_through_a_symlink_gets_its_scripts_moved(
         assert str(venv_root / "link").encode() not in data, path
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_src_file_replaced_during_the_clone_stops_it_whole(
-    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
+    import dedupe.clone.build as build_module
     import dedupe.clone.run as run_module
+
+    monkeypatch.setattr(build_module, "_idle_workers", lambda: workers)
 
     real_build = run_module.build
 
@@ -552,3 +556,30 @@ def test_on_a_copy_on_write_store_a_file_edited_after_its_scan_is_copied(
     assert edited in [(c.path, c.reason) for c in result.copied]
     assert dst.file("alpha/data/big.bin").read_bytes() == big.read_bytes()
     assert shares_blocks(dst.file("alpha/util.py"), src.file("alpha/util.py"))
+
+
+def _tree(top: Path, src: Path) -> dict[str, tuple[object, ...]]:
+    """Each path under top: its type and mode, and whether it is SRC's inode (shared)."""
+    found: dict[str, tuple[object, ...]] = {}
+    src_inodes = {os.lstat(Path(f, n)).st_ino for f, ds, fs in os.walk(src) for n in ds + fs}
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = Path(folder, name)
+            st = os.lstat(path)
+            found[str(path.relative_to(top))] = (st.st_mode, st.st_ino in src_inodes)
+    return found
+
+
+def test_one_thread_or_two_make_the_same_dst(
+    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedupe.clone.build as build_module
+
+    made = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(build_module, "_idle_workers", lambda n=workers: n)
+        dst = venv_root / f"dst{workers}"
+        result = clone(src.path, dst, store=store_dir)
+        made[workers] = (_tree(dst, src.path), _figures(result)[1:5], result.bytes_added)
+    assert made[1] == made[2]
+    assert any(shared for _mode, shared in made[2][0].values())

@@ -22,14 +22,17 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 24
 
 
-def build(plan: Plan, venv: Venv, temp: str, step: ShareStep, workers: int = 2) -> None:
+def build(plan: Plan, venv: Venv, temp: str, step: ShareStep, workers: int | None = None) -> None:
     """Make every folder and file of the plan in temp (a venv made by dedupe.clone.venvcfg),
     reading SRC (venv) through folder handles of its own in each worker thread.
 
-    Almost all of a clone's time is the kernel's: a mkdir and a link per folder and file,
-    which release the GIL. So the tree is cut into parts (each folder four levels down,
-    say one top-level package of site-packages, with all below it) that threads make side
-    by side, after the few folders above them."""
+    Half of the time is the kernel's (a mkdir and a link per folder and file, without the
+    GIL), so the tree is cut into parts (each folder four levels down, say one top-level
+    package of site-packages, with all below it) that two threads can make side by side,
+    after the few folders above them. workers: None for two when a CPU is idle, else
+    one (on a busy machine the second thread only costs GIL hand-overs)."""
+    if workers is None:
+        workers = _idle_workers()
     mask = _umask()
     parts: dict[str, _Part] = {}
     top: list[tuple[str, int]] = []
@@ -87,6 +90,15 @@ def build(plan: Plan, venv: Venv, temp: str, step: ShareStep, workers: int = 2) 
     finally:
         for tree in trees:
             tree.close()
+
+
+def _idle_workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 1
+    return 2 if cpus >= 2 and load <= cpus - 1 else 1
 
 
 @dataclass(slots=True)
