@@ -583,3 +583,20 @@ def test_one_thread_or_two_make_the_same_dst(
         made[workers] = (_tree(dst, src.path), _figures(result)[1:5], result.bytes_added)
     assert made[1] == made[2]
     assert any(shared for _mode, shared in made[2][0].values())
+
+
+def test_a_src_file_removed_during_the_clone_stops_it_whole(
+    src: Venv, venv_root: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedupe.clone.run as run_module
+
+    real_build = run_module.build
+
+    def remove_then_build(*args: object) -> None:
+        src.file("alpha/core.py").unlink()  # as a pip uninstall in SRC would, meanwhile
+        real_build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "build", remove_then_build)
+    with pytest.raises(CloneError, match="SRC changed during the clone"):
+        clone(src.path, venv_root / "dst", store=store_dir)
+    assert sorted(p.name for p in venv_root.iterdir()) == ["src"]

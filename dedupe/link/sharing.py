@@ -41,7 +41,10 @@ class HardlinkShare:
     def share(
         self, src_fd: int, name: str, dst: str, ino: int, expected: os.stat_result | None
     ) -> None:
-        os.link(name, dst, src_dir_fd=src_fd, follow_symlinks=False)
+        try:
+            os.link(name, dst, src_dir_fd=src_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise SourceMoved(f"{name!r} was removed after it was planned") from None
         # The name may have been replaced (pip renames over it) between the plan and the
         # link: only the planned inode, a store object, may get a name in DST (on the
         # store's filesystem: link(2) crosses none).
@@ -59,7 +62,10 @@ class ReflinkShare:
         self, src_fd: int, name: str, dst: str, ino: int, expected: os.stat_result | None
     ) -> None:
         assert expected is not None, "a reflink share checks the file against its stat"
-        src = os.open(name, _READ, dir_fd=src_fd)
+        try:
+            src = os.open(name, _READ, dir_fd=src_fd)
+        except FileNotFoundError:
+            raise SourceMoved(f"{name!r} was removed after it was planned") from None
         try:
             st = os.fstat(src)
             if not stat.S_ISREG(st.st_mode) or not same_file(st, expected):
