@@ -42,6 +42,7 @@ class Tree:
     def __init__(self, root: str, ident: tuple[int, int] | None = None, keep: int = 64) -> None:
         self.root = root
         self._ids: dict[str, tuple[int, int]] = {} if ident is None else {"": ident}
+        self._stats: dict[str, os.stat_result] = {}  # each folder's, when first opened
         self._open: OrderedDict[str, int] = OrderedDict()
         self._keep = keep
         # The folder asked for last, and its handle: RECORD lists a folder's files
@@ -78,6 +79,7 @@ class Tree:
             ident = (st.st_dev, st.st_ino)
             if self._ids.setdefault(rel, ident) != ident:
                 raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
+            self._stats.setdefault(rel, st)
         except BaseException:
             os.close(fd)
             raise
@@ -103,6 +105,15 @@ class Tree:
             return os.fstat(self.fd(""))
         folder, name = split(rel)
         return os.stat(name, dir_fd=self.fd(folder), follow_symlinks=False)
+
+    def folder_stat(self, rel: str) -> os.stat_result:
+        """The stat of the folder rel taken when its handle was first opened (that is
+        its inode still, or fd() would refuse it): no second stat of a folder."""
+        found = self._stats.get(rel)
+        if found is None:
+            self.fd(rel)
+            found = self._stats[rel]
+        return found
 
     def scandir(self, rel: str) -> list[os.DirEntry[str]]:
         """The entries of the folder rel, read through its handle."""

@@ -271,7 +271,7 @@ class _Planner:
     def _folders(self, rel: str) -> None:
         folder = split(rel)[0]
         while folder and folder not in self.plan.folders:
-            self.plan.folders[folder] = self.tree.lstat(folder)
+            self.plan.folders[folder] = self.tree.folder_stat(folder)
             folder = split(folder)[0]
 
     def _record(
