@@ -155,15 +155,31 @@ class Store:
         store costs beside the objects, so that reclaimed bytes can be squared with du.
         The scan's own state (memos, journal, trash folder) is left out: see
         scan_state_bytes."""
+        # os.walk would build a list of every object's name just to find no folder among
+        # them: each listing is read here for its folders only (d_type, no stat).
         total = 0
-        for folder, dirs, files in os.walk(self.path):
-            if folder == self.path:
-                dirs[:] = [d for d in dirs if d not in _SCAN_STATE]
-            names = files if folder == self.path else []
-            for name in [folder, *(os.path.join(folder, n) for n in names)]:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(name).st_blocks * 512
-            dirs.sort()
+        with contextlib.suppress(OSError):
+            total += os.lstat(self.path).st_blocks * 512
+        folders = [self.path]
+        while folders:
+            folder = folders.pop()
+            top = folder == self.path
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    is_folder = entry.is_dir()
+                    if is_folder and (entry.is_symlink() or (top and entry.name in _SCAN_STATE)):
+                        continue  # not walked into (and not a file either)
+                    if is_folder or top:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                except OSError:
+                    continue
+                if is_folder:
+                    folders.append(entry.path)
         return total
 
     def scan_state_bytes(self) -> int:
