@@ -73,13 +73,17 @@ def run_parts(
     parts: int,
     on_step: Emit = lambda step: None,
     locks: frozenset[int] = frozenset(),
+    *,
+    in_children: bool = False,
 ) -> list[T]:
     """[work(0, emit), ..., work(parts - 1, emit)]: part 0 in this process, every other
-    part in a forked child. A part calls emit(step) after each step, and the parent calls
-    on_step(step) as it arrives (a child's, when this process's part next emits or is
-    done). When a part fails or dies, the others are killed (or, this process's, stopped
-    at its next step) and the failure is raised here. The children keep the store lock
-    descriptors locks and close any other."""
+    part in a forked child (with in_children, every part in a child: this process only
+    collects, and its heap stays as compact as it was for the forks that come later).
+    A part calls emit(step) after each step, and the parent calls on_step(step) as it
+    arrives (a child's, when this process's part next emits or is done). When a part
+    fails or dies, the others are killed (or, this process's, stopped at its next step)
+    and the failure is raised here. The children keep the store lock descriptors locks
+    and close any other."""
     if parts <= 1:
         return [work(part, on_step) for part in range(parts)]
     assert can_fork(), "workers fork on Linux only"
@@ -93,11 +97,12 @@ def run_parts(
     # would, in every child, on every object the parent holds.
     gc.freeze()
     try:
-        for part in range(1, parts):
+        for part in range(0 if in_children else 1, parts):
             _start(part, work, locks, children.running)
-        # This process is a worker too: a child of its own would only wait here, and
-        # each child costs the pages of the interpreter that it touches and so copies.
-        children.results[0] = work(0, emit)
+        if not in_children:
+            # This process is a worker too: a child of its own would only wait here, and
+            # each child costs the pages of the interpreter that it touches and so copies.
+            children.results[0] = work(0, emit)
         while children.running:
             children.collect(None)
     finally:
@@ -152,16 +157,18 @@ def run_each(
     jobs: int,
     on_result: Callable[[R], None] = lambda result: None,
     locks: frozenset[int] = frozenset(),
+    *,
+    in_children: bool = False,
 ) -> None:
-    """do(item) for every item, the items dealt out between up to jobs parts (run_parts);
-    on_result(do(item)) in the parent as each arrives."""
+    """do(item) for every item, the items dealt out between up to jobs parts (run_parts,
+    with in_children); on_result(do(item)) in the parent as each arrives."""
     parts = min(jobs, len(items))
 
     def work(part: int, emit: Emit) -> None:
         for item in items[part::parts]:
             emit(do(item))
 
-    run_parts(work, parts, on_result, locks)
+    run_parts(work, parts, on_result, locks, in_children=in_children)
 
 
 def _start(

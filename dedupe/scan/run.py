@@ -137,7 +137,10 @@ class ScanRun:
             self.leftovers += removed
             counter.tick()
 
-        run_each(self._walk, walk, self.options.jobs, walked, self.stores.locks())
+        # Walking churns the heap (listings, RECORD texts) and leaves it holed: walked in
+        # children only, this process forks pass 2's workers from the compact heap it had.
+        locks = self.stores.locks()
+        run_each(self._walk, walk, self.options.jobs, walked, locks, in_children=True)
         for i in sorted(warned):
             self.warnings += [Problem(path, message) for path, message in warned[i]]
 
