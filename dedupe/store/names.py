@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "CACHE_DIR",
@@ -17,6 +20,7 @@ __all__ = [
     "TRASH_DIR",
     "ObjectKey",
     "PycKey",
+    "interned",
     "object_key",
     "parse_object_name",
     "parse_pyc_name",
@@ -34,6 +38,15 @@ _BUILD = re.compile(r"[0-9a-f]{16}")
 CACHE_DIR = "scan-cache"
 TRASH_DIR = "trash"
 JOURNAL_DIR = "journal"
+
+H = TypeVar("H", bound=Hashable)
+_INTERNED: dict[Hashable, Hashable] = {}
+
+
+def interned(value: H) -> H:
+    """One object for each value of the few that keys repeat (modes, owners past 256,
+    magic numbers): a scan holds a key per distinct file, and each would hold its own."""
+    return _INTERNED.setdefault(value, value)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -61,9 +74,11 @@ def object_key(algorithm: str, digest: bytes, st: os.stat_result, *, cow: bool) 
     """The key of a venv file with this recorded digest. A hardlink shares the inode, so
     its owner, group and mode are part of what may share; a copy-on-write object shares
     data blocks only (each file keeps its own inode), so they are not: 0, 0, 0."""
+    algorithm = sys.intern(algorithm)  # read afresh from each RECORD line or spool row
     if cow:
         return ObjectKey(algorithm, digest, 0, 0, 0)
-    return ObjectKey(algorithm, digest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    uid, gid, mode = interned(st.st_uid), interned(st.st_gid), interned(stat.S_IMODE(st.st_mode))
+    return ObjectKey(algorithm, digest, uid, gid, mode)
 
 
 def parse_object_name(algorithm: str, shard: str, name: str) -> tuple[ObjectKey, int] | None:
@@ -74,7 +89,8 @@ def parse_object_name(algorithm: str, shard: str, name: str) -> tuple[ObjectKey,
     rest, uid, gid, mode, generation = parts
     try:
         digest = bytes.fromhex(shard + rest)
-        return ObjectKey(algorithm, digest, int(uid), int(gid), int(mode, 8)), int(generation)
+        owner = interned(int(uid)), interned(int(gid)), interned(int(mode, 8))
+        return ObjectKey(sys.intern(algorithm), digest, *owner), int(generation)
     except ValueError:
         return None
 
@@ -126,13 +142,13 @@ def parse_pyc_name(algorithm: str, shard: str, name: str) -> tuple[PycKey, int] 
         key = PycKey(
             source=source[0],
             source_generation=source[1],
-            suffix=suffix.replace("+", "."),
-            magic=bytes.fromhex(magic),
+            suffix=sys.intern(suffix.replace("+", ".")),
+            magic=interned(bytes.fromhex(magic)),
             flags=int(flags),
-            build=build,
-            uid=int(uid),
-            gid=int(gid),
-            mode=int(mode, 8),
+            build=sys.intern(build),
+            uid=interned(int(uid)),
+            gid=interned(int(gid)),
+            mode=interned(int(mode, 8)),
         )
         return key, int(generation)
     except ValueError:
