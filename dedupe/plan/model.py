@@ -21,8 +21,12 @@ from ..tree import At
 
 @dataclass(slots=True)
 class StoreObject:
+    """What the planner knows of one store object. Its path is made when asked for, not
+    kept: a scan knows an object per distinct file, and its key is held already."""
+
+    root: str  # the store's path
+    key: ObjectKey | PycKey
     generation: int
-    path: str
     ino: int
     nlink: int
     proven: bool  # bytes checked against the name in this run
@@ -36,6 +40,10 @@ class StoreObject:
     xattrs: tuple[tuple[str, bytes], ...] | None = None
     extents: list[Extent] | None = None  # a copy-on-write object's, once asked for
     header: bytes | None = None  # a copy-on-write pyc object's first 16 bytes
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.key.relpath(self.generation))
 
 
 class StoreModel:
@@ -55,13 +63,15 @@ class StoreModel:
         self._facts = facts
         self._stores = stores
         self._indexes = indexes
-        # By device and key: the same content and owner on two filesystems is two objects.
-        self._objects: dict[tuple[int, ObjectKey], StoreObject | None] = {}
+        # By device, then key: the same content and owner on two filesystems is two objects.
+        self._objects: dict[int, dict[ObjectKey, StoreObject | None]] = {}
         self._remaining_links: dict[tuple[int, int], int] = {}
         self._link_max: dict[int, int] = {}
         self.new_folders: set[str] = set()  # store folders that adopting creates
-        self._pyc_objects: dict[tuple[int, PycKey], StoreObject | None] = {}
-        self._by_path: dict[str, StoreObject] = {}  # every object this run knows, by path
+        self._pyc_objects: dict[int, dict[PycKey, StoreObject | None]] = {}
+        # The object the last decision names, by its path: what observe() and the undos
+        # that follow the decision look for (one decision names one object at most).
+        self._named: tuple[str, StoreObject] | None = None
         self._old_folders: set[str] = set()  # store folders that were there already
         # The last __pycache__ asked about: a RECORD lists a folder's files together, and
         # a cache of every folder would hold a path per folder of every venv.
@@ -74,7 +84,7 @@ class StoreModel:
     def observe(self, object_path: str, observed: Observed | None) -> None:
         """What the executor left the object as (None: it changed nothing, a dry run):
         the new known-good state, taken before anyone else could touch it."""
-        obj = self._by_path.get(object_path)
+        obj = self._named_by(object_path)
         if obj is None or observed is None:
             return
         now = observed.fingerprint
@@ -88,6 +98,23 @@ class StoreModel:
         if obj.seen is not None and not same_content_fingerprint(now, obj.seen):
             obj.proven = False
         obj.seen = now
+
+    def _name(self, obj: StoreObject) -> str:
+        """The object's path, for a decision to name it by."""
+        path = obj.path
+        self._named = (path, obj)
+        return path
+
+    def _named_by(self, object_path: str) -> StoreObject | None:
+        named = self._named
+        return named[1] if named is not None and named[0] == object_path else None
+
+    def _known(self, device: int) -> dict[ObjectKey, StoreObject | None]:
+        """The source objects this run knows on the device (None: known to be absent)."""
+        return self._objects.setdefault(device, {})
+
+    def _known_pycs(self, device: int) -> dict[PycKey, StoreObject | None]:
+        return self._pyc_objects.setdefault(device, {})
 
     def indexed_source(self, store: Store, ino: int) -> tuple[ObjectKey, int] | None:
         return self._indexes[store.device].sources_by_inode.get(ino)
@@ -164,8 +191,9 @@ class StoreModel:
         return self._link_max[store.device]
 
     def _object(self, store: Store, key: ObjectKey) -> StoreObject | None:
+        known = self._known(store.device)
         try:
-            return self._objects[store.device, key]
+            return known[key]
         except KeyError:
             pass
         obj = None
@@ -179,10 +207,15 @@ class StoreModel:
                 ost = None
             if ost is not None and stat.S_ISREG(ost.st_mode):
                 obj = StoreObject(
-                    generation, path, ost.st_ino, ost.st_nlink, False, mtime_ns=ost.st_mtime_ns
+                    store.path,
+                    key,
+                    generation,
+                    ost.st_ino,
+                    ost.st_nlink,
+                    False,
+                    mtime_ns=ost.st_mtime_ns,
                 )
-                self._by_path[path] = obj
-        self._objects[store.device, key] = obj
+        known[key] = obj
         return obj
 
     def _check_object(self, obj: StoreObject, key: ObjectKey, st: os.stat_result) -> str | None:
@@ -209,8 +242,9 @@ class StoreModel:
         return None
 
     def _pyc_object(self, store: Store, key: PycKey, source: SourceObject) -> StoreObject | None:
+        known = self._known_pycs(store.device)
         try:
-            return self._pyc_objects[store.device, key]
+            return known[key]
         except KeyError:
             pass
         obj = None
@@ -226,11 +260,16 @@ class StoreModel:
                 # An object that is there but unusable stays in the way of its name: the
                 # group is then kept private (and valid), never linked to it.
                 obj = StoreObject(
-                    generation, path, ost.st_ino, ost.st_nlink, True, seen=fingerprint(ost)
+                    store.path,
+                    key,
+                    generation,
+                    ost.st_ino,
+                    ost.st_nlink,
+                    True,
+                    seen=fingerprint(ost),
                 )
                 obj.damaged = self._check_pyc_object(obj, key, source)
-                self._by_path[path] = obj
-        self._pyc_objects[store.device, key] = obj
+        known[key] = obj
         return obj
 
     def _check_pyc_object(self, obj: StoreObject, key: PycKey, source: SourceObject) -> str | None:

@@ -36,26 +36,26 @@ class Planner(PycPlanner):
         if differ is not None:
             return differ
         if obj is None or obj.nlink >= self._max_links(store):
-            generation = 0 if obj is None else obj.generation + 1
             new = StoreObject(
-                generation,
-                store.object_path(candidate.key, generation),
+                store.path,
+                candidate.key,
+                0 if obj is None else obj.generation + 1,
                 st.st_ino,
                 self._adopted(st),
                 proven=True,
                 mtime_ns=st.st_mtime_ns,
                 xattrs=self._facts.xattrs(candidate.at),
             )
-            self._objects[st.st_dev, candidate.key] = new
-            self._by_path[new.path] = new
-            self._note_folders(store, new.path)
-            return Adopt(candidate.at, st, new.path)
+            self._known(st.st_dev)[candidate.key] = new
+            path = self._name(new)
+            self._note_folders(store, path)
+            return Adopt(candidate.at, st, path)
         if candidate.pycs and not self._writable(candidate.pycs[0].at):
             # Linking changes the source's mtime; pycs we may not replace would go stale
             # and be recompiled on every import.
             return Refused(candidate.path, Reason.PYCACHE_READ_ONLY)
         self._gains_name(obj, st.st_dev)
-        return Link(candidate.at, st, obj.path, obj.ino, self._last_name(st))
+        return Link(candidate.at, st, self._name(obj), obj.ino, self._last_name(st))
 
     def _decide_cow(self, candidate: Candidate, store: Store, obj: StoreObject | None) -> Decision:
         """decide() where the store shares data blocks, not inodes: the candidate keeps
@@ -83,26 +83,26 @@ class Planner(PycPlanner):
         if obj is None:
             # The store's own copy, cloned from the candidate: its data stays the
             # candidate's blocks, so adopting frees nothing and costs nothing.
-            new = StoreObject(0, store.object_path(candidate.key, 0), -1, 1, proven=True)
-            self._objects[st.st_dev, candidate.key] = self._by_path[new.path] = new
-            self._note_folders(store, new.path)
-            return Adopt(candidate.at, st, new.path, candidate.key)
-        return Link(candidate.at, st, obj.path, obj.ino, not cow.any_shared(mine))
+            new = StoreObject(store.path, candidate.key, 0, -1, 1, proven=True)
+            self._known(st.st_dev)[candidate.key] = new
+            path = self._name(new)
+            self._note_folders(store, path)
+            return Adopt(candidate.at, st, path, candidate.key)
+        return Link(candidate.at, st, self._name(obj), obj.ino, not cow.any_shared(mine))
 
     def undo(self, decision: Decision, candidate: Candidate) -> None:
         """The executor could not carry the decision out: forget what it assumed."""
-        key = (candidate.st.st_dev, candidate.key)
+        known = self._known(candidate.st.st_dev)
         st = decision.st if isinstance(decision, (Adopt, Link)) else candidate.st
         self._cow_shared.discard((st.st_dev, st.st_ino))
         if isinstance(decision, Adopt):
-            obj = self._objects.pop(key, None)  # the next use reloads what the store has
-            if obj is not None:
-                self._by_path.pop(obj.path, None)
+            known.pop(candidate.key, None)  # the next use reloads what the store has
+            self._named = None
             ident = (st.st_dev, st.st_ino)
             if ident in self._remaining_links:
                 self._remaining_links[ident] -= 1  # the store's name it did not get
         elif isinstance(decision, Link):
-            obj = self._objects.get(key)
+            obj = known.get(candidate.key)
             if obj is not None:
                 obj.nlink -= 1
                 if (st.st_dev, obj.ino) in self._remaining_links:
@@ -140,7 +140,7 @@ class Planner(PycPlanner):
         """After an Adopt or Link of candidate: the object its name now points at (or, by
         copy-on-write, shares its data with: the candidate keeps its own mtime)."""
         st = candidate.st
-        obj = self._objects.get((st.st_dev, candidate.key))
+        obj = self._known(st.st_dev).get(candidate.key)
         if obj is None:
             return None
         mtime_ns = st.st_mtime_ns if st.st_dev in self._cow else obj.mtime_ns
@@ -148,6 +148,6 @@ class Planner(PycPlanner):
 
     def object_full(self, candidate: Candidate) -> None:
         """The object hit EMLINK although the planner expected room: start a new one next."""
-        obj = self._objects.get((candidate.st.st_dev, candidate.key))
+        obj = self._known(candidate.st.st_dev).get(candidate.key)
         if obj is not None:
             obj.nlink = 1 << 62

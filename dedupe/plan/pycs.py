@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
 
 from .. import bytecode, cow
 from ..decisions import (
@@ -23,7 +24,7 @@ from ..hashing import FileChanged
 from ..interpreter import Build
 from ..listing import Pyc
 from ..reasons import Reason
-from ..store import PycKey, Store
+from ..store import PycKey, Store, interned
 from ..tree import At, FolderSwapped
 from .model import StoreModel, StoreObject
 
@@ -111,23 +112,26 @@ class PycPlanner(StoreModel):
             if self._xattrs_differ(pyc.at, obj) is not None:
                 return None
             self._gains_name(obj, pst.st_dev)
-            return [Link(pyc.at, pst, obj.path, obj.ino, self._last_name(pst))]
-        path = store.pyc_path(key, 0)
-        self._note_folders(store, path)
+            return [Link(pyc.at, pst, self._name(obj), obj.ino, self._last_name(pst))]
         if fits_object:
             new = StoreObject(
-                0, path, pst.st_ino, self._adopted(pst), True, xattrs=self._facts.xattrs(pyc.at)
+                store.path,
+                key,
+                0,
+                pst.st_ino,
+                self._adopted(pst),
+                True,
+                xattrs=self._facts.xattrs(pyc.at),
             )
-            self._pyc_objects[store.device, key] = self._by_path[path] = new
-            return [Adopt(pyc.at, pst, path)]
+            return [Adopt(pyc.at, pst, self._new_pyc_object(store, new))]
         try:
             data = self._facts.whole(pyc.at, pst)
         except (OSError, FileChanged):
             return None
         # A new inode: its number is only known once written, so later venvs of this run
         # compare against -1 and link to it by path.
-        new = StoreObject(0, path, -1, 2, True, xattrs=self._facts.xattrs(pyc.at))
-        self._pyc_objects[store.device, key] = self._by_path[path] = new
+        new = StoreObject(store.path, key, 0, -1, 2, True, xattrs=self._facts.xattrs(pyc.at))
+        path = self._new_pyc_object(store, new)
         data = bytecode.with_source_stat(data, source.mtime_ns, source.size)
         return [
             CreatePyc(path, data, pyc.at, pst),
@@ -173,11 +177,10 @@ class PycPlanner(StoreModel):
         if refused is not None:
             return [refused]
         if obj is not None:
-            return [ClonePyc(pyc.at, pst, obj.path, b"")]
-        path = store.pyc_path(key, 0)
-        self._note_folders(store, path)
-        new = StoreObject(0, path, -1, 1, True, header=target)
-        self._pyc_objects[store.device, key] = self._by_path[path] = new
+            return [ClonePyc(pyc.at, pst, self._name(obj), b"")]
+        path = self._new_pyc_object(
+            store, StoreObject(store.path, key, 0, -1, 1, True, header=target)
+        )
         if header == target:
             return [Adopt(pyc.at, pst, path)]
         try:
@@ -222,11 +225,8 @@ class PycPlanner(StoreModel):
         if pst.st_size <= pst.st_blksize:
             return [Refused(pyc.path, Reason.PYC_ONE_BLOCK)]
         if obj is None:
-            path = store.pyc_path(key, 0)
-            self._note_folders(store, path)
-            new = StoreObject(0, path, -1, 1, True)
-            self._pyc_objects[store.device, key] = self._by_path[path] = new
-            return [Adopt(pyc.at, pst, path)]
+            new = StoreObject(store.path, key, 0, -1, 1, True)
+            return [Adopt(pyc.at, pst, self._new_pyc_object(store, new))]
         try:
             mine = self._facts.extents(pyc.at)
         except (OSError, FileChanged):
@@ -235,13 +235,25 @@ class PycPlanner(StoreModel):
             return [AlreadyShared(pyc.path)]
         if pst.st_nlink > 1 or cow.any_shared(mine):
             return []  # its blocks are not its own alone: replacing it would free nothing
-        return [ClonePyc(pyc.at, pst, obj.path, header)]
+        return [ClonePyc(pyc.at, pst, self._name(obj), header)]
+
+    def _new_pyc_object(self, store: Store, new: StoreObject) -> str:
+        """Note a pyc object this run makes (generation 0 of its group); its path."""
+        assert isinstance(new.key, PycKey)
+        self._known_pycs(store.device)[new.key] = new
+        path = self._name(new)
+        self._note_folders(store, path)
+        return path
 
     def undo_pyc(self, object_path: str) -> None:
-        """A pyc object could not be written or adopted: forget it."""
-        obj = self._by_path.pop(object_path, None)
-        for key in [k for k, o in self._pyc_objects.items() if o is obj]:
-            del self._pyc_objects[key]
+        """A pyc object could not be written or adopted (the last decision's): forget it."""
+        obj = self._named_by(object_path)
+        if obj is None:
+            return
+        self._named = None
+        for known in self._pyc_objects.values():
+            if isinstance(obj.key, PycKey) and known.get(obj.key) is obj:
+                del known[obj.key]
 
     def keep_private(
         self, source: SourceObject, before: tuple[int, int], pyc: Pyc
@@ -272,13 +284,13 @@ def _pyc_key(
     return PycKey(
         source=source.key,
         source_generation=source.generation,
-        suffix=pyc.suffix,
-        magic=magic,
+        suffix=sys.intern(pyc.suffix),
+        magic=interned(magic),
         flags=flags,
         build=build.ident,
-        uid=owner.st_uid if owner else 0,
-        gid=owner.st_gid if owner else 0,
-        mode=stat.S_IMODE(owner.st_mode) if owner else 0,
+        uid=interned(owner.st_uid) if owner else 0,
+        gid=interned(owner.st_gid) if owner else 0,
+        mode=interned(stat.S_IMODE(owner.st_mode)) if owner else 0,
     )
 
 
