@@ -213,10 +213,7 @@ def _site_packages(
     in_base = [*base.split(os.sep), "m.pyc"] if base else ["m.pyc"]
     plain_bytecode_skips = string_reason(in_base, None, False) == Reason.BYTECODE
     cache_links: Counter[str] = Counter()
-    listing = tree.folder(base)
-    if isinstance(listing, str):
-        return cache_links
-    for dist_info in sorted(n for n, (_, k) in listing.items() if k == "d"):
+    for dist_info in sorted(tree.subfolders(base)):
         if not dist_info.endswith(".dist-info"):
             continue
         rel = f"{base}/{dist_info}" if base else dist_info

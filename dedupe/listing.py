@@ -20,7 +20,7 @@ from .bytecode import is_pyc_suffix
 from .store import TMP_PREFIX
 from .tree import At, FolderSwapped, Tree
 
-__all__ = ["Listing", "Listings", "Pyc", "Stamps", "entry_sum", "kind_of", "listing_sum"]
+__all__ = ["Listing", "Listings", "Pyc", "Stamps", "dirent_kind", "entry_sum", "listing_sum"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ def listing_sum(entries: Iterable[tuple[str, str, int]]) -> int:
     return sum(entry_sum(rel, kind, ino) for rel, kind, ino in entries) & _MASK
 
 
-def kind_of(e: os.DirEntry[str]) -> str:
+def dirent_kind(e: os.DirEntry[str]) -> str:
     """A listed entry's kind, from its d_type: 'f', 'd', 'l' or 'o'."""
     if e.is_file(follow_symlinks=False):
         return "f"
@@ -81,7 +81,23 @@ def kind_of(e: os.DirEntry[str]) -> str:
 
 _NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: else 'missing'
 
-Listing = dict[str, tuple[int, str]]  # name -> (d_ino, kind: 'f', 'd', 'l' or 'o')
+# name -> d_ino and kind in one int (entry()): a listing is held for every folder of the
+# venv while it is walked, and a tuple per name would double what it costs.
+Listing = dict[str, int]
+_KINDS = "fdlo"  # regular file, folder, symlink, other
+
+
+def entry(ino: int, kind: str) -> int:
+    return ino << 2 | _KINDS.index(kind)
+
+
+def kind_of(value: int) -> str:
+    """The kind of a listing's entry: 'f', 'd', 'l' or 'o'."""
+    return _KINDS[value & 3]
+
+
+def ino_of(value: int) -> int:
+    return value >> 2
 
 
 class Listings:
@@ -96,7 +112,10 @@ class Listings:
         self.trace = trace
         # rel folder -> its listing, or why it cannot be used ('l', 'missing', 'unreadable')
         self._folders: dict[str, Listing | str] = {}
-        self._pycaches: dict[str, dict[str, tuple[Pyc, ...]] | None] = {}
+        # The pycs of the last source folder asked about, by module stem: RECORD lists a
+        # folder's files together, and an index of every folder would hold every pyc of
+        # the venv at once (another folder's is made again from its listing).
+        self._pycache: tuple[str, dict[str, tuple[Pyc, ...]] | None] | None = None
         self.leftovers: list[At] = []
 
     def _list(self, rel: str) -> Listing | str:
@@ -108,16 +127,16 @@ class Listings:
         prefix = f"{rel}/" if rel else ""
         try:
             for e in self.tree.scandir(rel):
-                kind = kind_of(e)
+                kind = dirent_kind(e)
                 if kind == "f" and e.name.startswith(TMP_PREFIX):
                     self.leftovers.append(At(self.tree, prefix + e.name))
-                listing[e.name] = (e.inode(), kind)
+                listing[e.name] = entry(e.inode(), kind)
         except FolderSwapped:
             return "l"
         except OSError:
             return "unreadable"
         if self.trace is not None:
-            entries = ((prefix + name, kind, ino) for name, (ino, kind) in listing.items())
+            entries = ((prefix + name, kind_of(v), ino_of(v)) for name, v in listing.items())
             self.trace.listed(rel, listing_sum(entries))
         return listing
 
@@ -133,8 +152,10 @@ class Listings:
             if isinstance(parent, str):
                 result: Listing | str = parent
             else:
-                kind = parent.get(name, (0, "missing"))[1]
-                result = self._list(rel) if kind == "d" else _NOT_FOLDER.get(kind, "missing")
+                found_kind = kind_of(parent[name]) if name in parent else "missing"
+                result = (
+                    self._list(rel) if found_kind == "d" else _NOT_FOLDER.get(found_kind, "missing")
+                )
         else:
             result = self._list("")
         self._folders[rel] = result
@@ -146,35 +167,44 @@ class Listings:
         listing = self.folder(folder)
         if isinstance(listing, str):
             return listing, 0
-        ino, kind = listing.get(name, (0, "missing"))
-        return kind, ino
+        value = listing.get(name)
+        if value is None:
+            return "missing", 0
+        return kind_of(value), ino_of(value)
+
+    def subfolders(self, rel: str) -> list[str]:
+        """The names of the real folders in the folder rel (none when it is unusable)."""
+        listing = self.folder(rel)
+        if isinstance(listing, str):
+            return []
+        return [name for name, value in listing.items() if kind_of(value) == "d"]
 
     def pycs(self, folder: str, name: str) -> tuple[Pyc, ...] | None:
         """The regular-file pycs of the source folder/name, from its __pycache__; None
         when that __pycache__ cannot be listed (its pycs could go stale unseen)."""
         if not name.endswith(".py"):
             return ()
-        try:
-            by_stem = self._pycaches[folder]
-        except KeyError:
-            by_stem = self._pycaches[folder] = self._index_pycache(folder)
+        if self._pycache is None or self._pycache[0] != folder:
+            self._pycache = (folder, self._index_pycache(folder))
+        by_stem = self._pycache[1]
         if by_stem is None:
             return None
         return by_stem.get(name[:-3], ())
 
     def _index_pycache(self, folder: str) -> dict[str, tuple[Pyc, ...]] | None:
-        # Indexed once per folder by module stem: a package folder can hold hundreds of
-        # modules, each with several pycs.
+        # Indexed by module stem: a package folder can hold hundreds of modules, each with
+        # several pycs.
         pycache = os.path.join(folder, "__pycache__") if folder else "__pycache__"
         parent = self.folder(folder)
-        if isinstance(parent, str) or parent.get("__pycache__", (0, ""))[1] != "d":
+        if isinstance(parent, str) or kind_of(parent.get("__pycache__", entry(0, "o"))) != "d":
             return {}
         listing = self.folder(pycache)
         if isinstance(listing, str):
             return None
         found: dict[str, list[Pyc]] = {}
-        for pyc_name, (ino, kind) in listing.items():
-            if kind == "f" and pyc_name.endswith(".pyc"):
+        for pyc_name, value in listing.items():
+            if kind_of(value) == "f" and pyc_name.endswith(".pyc"):
+                ino = ino_of(value)
                 stem, _, rest = pyc_name.partition(".")
                 suffix = rest[:-4]  # 'mod.cpython-311.opt-1.pyc' -> 'cpython-311.opt-1'
                 if is_pyc_suffix(suffix):

@@ -48,7 +48,7 @@ import xxhash
 
 from ._version import __version__
 from .discovery import Venv
-from .listing import kind_of, listing_sum
+from .listing import dirent_kind, listing_sum
 from .store import CACHE_DIR, TMP_PREFIX, Store
 
 MEMO_FORMAT = 2  # 2: with the listing sums of the folders
@@ -298,7 +298,7 @@ def _listed_again(root: str, rel: str) -> int:
     """A folder's listing_sum, listed by path (every folder on the way is stamped)."""
     prefix = f"{rel}/" if rel else ""
     with os.scandir(_join(root, rel)) as it:
-        return listing_sum((prefix + e.name, kind_of(e), e.inode()) for e in it)
+        return listing_sum((prefix + e.name, dirent_kind(e), e.inode()) for e in it)
 
 
 def drop_all(store: Store) -> None:
