@@ -8,7 +8,9 @@ import os
 import stat
 import struct
 
-CHUNK = 1 << 20
+# A read of a big file at a time: each is a new bytes object, and one of a MiB or more
+# comes from the heap of every worker that hashes, which keeps it.
+CHUNK = 1 << 18
 # Every read here: never through a symlink, never blocking on a FIFO put in a file's place.
 READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 

@@ -27,7 +27,7 @@ import xxhash
 __all__ = ["Build", "Builds", "dynamic_needs", "python_version"]
 
 _MAX_BYTES = 256 << 20  # an interpreter or libpython is tens of MB: a bigger file is not one
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18  # read at a time: see dedupe.hashing.CHUNK
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _VENV_PYTHONS = ("bin/python", "bin/python3", "Scripts/python.exe")
 # Where the dynamic loader looks after RUNPATH (ld.so.conf is not read: a libpython
