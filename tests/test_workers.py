@@ -102,6 +102,13 @@ def test_one_part_runs_in_this_process() -> None:
     assert run_parts(lambda part, tick: os.getpid(), 1) == [os.getpid()]
 
 
+def test_in_children_every_part_runs_in_a_child_of_its_own() -> None:
+    """Pass 1 keeps the parent's heap as it was: the parent only collects."""
+    pids = run_parts(lambda part, tick: os.getpid(), 3, in_children=True)
+    assert os.getpid() not in pids
+    assert len(set(pids)) == 3
+
+
 def test_a_failing_part_raises_its_error_and_stops_the_others(tmp_path: Path) -> None:
     pid_file = tmp_path / "sleeper"
 
