@@ -109,7 +109,10 @@ def test_a_linking_run_renews_each_memo_to_what_a_walk_finds_after_it(
     next_clock_tick(tmp_path)  # the venvs' own stamps predate the scan's clock
     result = scan([venv_root], store=store_dir, share_pyc=share_pyc, jobs=jobs)
     assert result.files_linked > 0 and result.files_unique > 0
-    assert (result.pyc.linked if share_pyc else result.pyc.rewritten) > 0
+    # Without sharing, a pyc is rewritten for its linked source, or kept where the two
+    # venvs were installed in the same second (its header's mtime is in seconds).
+    pycs = result.pyc
+    assert (pycs.linked if share_pyc else pycs.rewritten + pycs.kept_private) > 0
 
     store = open_store(str(store_dir), create=False)
     assert store is not None
