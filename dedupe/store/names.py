@@ -67,7 +67,7 @@ class ObjectKey:
     def relpath(self, generation: int) -> str:
         hexdigest = self.digest.hex()
         name = f"{hexdigest[2:]}.{self.uid}.{self.gid}.{self.mode:o}.{generation}"
-        return os.path.join("objects", self.algorithm, hexdigest[:2], name)
+        return f"objects/{self.algorithm}/{hexdigest[:2]}/{name}"
 
 
 def object_key(algorithm: str, digest: bytes, st: os.stat_result, *, cow: bool) -> ObjectKey:
@@ -124,7 +124,7 @@ class PycKey:
             f"{self.suffix.replace('.', '+')}.{self.magic.hex()}.{self.flags}."
             f"{self.build}.{self.uid}.{self.gid}.{self.mode:o}.{generation}"
         )
-        return os.path.join("pyc", src.algorithm, hexdigest[:2], name)
+        return f"pyc/{src.algorithm}/{hexdigest[:2]}/{name}"
 
 
 def parse_pyc_name(algorithm: str, shard: str, name: str) -> tuple[PycKey, int] | None:
