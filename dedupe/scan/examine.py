@@ -9,6 +9,7 @@ from ..discovery import Venv
 from ..inventory import BadInput, Candidate, Leftover, Notice, Shared, Skipped, inventory
 from ..memo import CANDIDATE, Memo, Memos, Trace
 from ..tree import At, venv_tree
+from .renewal import pyc_work
 from .spool import Row, row
 from .tally import Tally
 
@@ -34,16 +35,6 @@ class Walk:
         self.tree = venv_tree(venv)  # the caller closes it, once done with the leftovers
         self.leftovers: list[At] = []
         self.keep = keep  # given: told the spool row of each item pass 2 will need
-
-    def _pyc_work(self, item: Shared) -> bool:
-        """Whether the shared source has pycs that pass 2 may share: Python wrote them
-        since. Without pyc sharing there is nothing to do: the scan that linked the source
-        kept its pycs valid, and Python writes valid ones. Nor for pycs of a build that
-        cannot be told, or of another interpreter than the venv's: they stay private."""
-        build = self.venv.build
-        if not self.share_pyc or build is None:
-            return False
-        return any(p.ino not in self.inodes and build.writes(p.cache_tag) for p in item.pycs)
 
     def run(self) -> Memo:
         venv, inodes = self.venv, self.inodes
@@ -71,7 +62,7 @@ class Walk:
                 case Shared():
                     tally.eligible += 1
                     tally.shared += 1
-                    work = self._pyc_work(item)
+                    work = pyc_work(item.pycs, inodes, venv.build, self.share_pyc)
                     tally.pyc_work |= work
                     if work and self.keep is not None:
                         self.keep(row(item))

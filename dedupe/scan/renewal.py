@@ -12,12 +12,26 @@ run instead where pass 2 could not tell a change exactly.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..listing import entry_sum
+from ..interpreter import Build
+from ..listing import Pyc, entry_sum
 from ..memo import CANDIDATE, Memo
 
-__all__ = ["Renewal"]
+__all__ = ["Renewal", "pyc_work"]
+
+
+def pyc_work(pycs: Iterable[Pyc], inodes: set[int], build: Build | None, share_pyc: bool) -> bool:
+    """Whether these pycs of a shared source hold work for pass 2: one that is no store
+    object (inodes) and that the venv's interpreter (build) writes. Without pyc sharing
+    there is nothing to do: the scan that linked the source kept its pycs valid, and
+    Python writes valid ones. Nor for pycs of a build that cannot be told, or of another
+    interpreter than the venv's: they stay private. What a walk counts (examine.Walk),
+    and what a renewal counts in its stead."""
+    if not share_pyc or build is None:
+        return False
+    return any(p.ino not in inodes and build.writes(p.cache_tag) for p in pycs)
 
 
 @dataclass(slots=True)

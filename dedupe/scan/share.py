@@ -31,6 +31,7 @@ from ..store import (
     Store,
 )
 from ..tree import At
+from .renewal import pyc_work
 from .tally import OtherNames, Tally
 
 __all__ = ["InVenv", "Linked", "Run"]
@@ -155,6 +156,10 @@ class Run:
             left = tuple(p for p in left if not self._pyc(v, source[0], source[1], p))
         v.tally.renewal.pyc_work += self._work_left(v, left)
 
+    def _work_left(self, v: InVenv, pycs: Iterable[Pyc]) -> int:
+        """1 when a walk would find pyc work in these pycs of a shared source, else 0."""
+        return int(pyc_work(pycs, v.inodes, v.build, self.share_pyc))
+
     def _indexed_source(
         self, v: InVenv, item: Shared
     ) -> tuple[SourceObject, tuple[At, os.stat_result]] | None:
@@ -170,14 +175,6 @@ class Run:
             return None
         key, generation = found
         return SourceObject(key, generation, st.st_mtime_ns, st.st_size), (item.at, st)
-
-    def _work_left(self, v: InVenv, pycs: Iterable[Pyc]) -> int:
-        """1 when a walk would find pyc work in these pycs of a shared source (examine.Walk):
-        one that is no store object and that the venv's interpreter writes; else 0."""
-        if not self.share_pyc or v.build is None:
-            return 0
-        build = v.build
-        return int(any(p.ino not in v.inodes and build.writes(p.cache_tag) for p in pycs))
 
     def _pyc(
         self,
