@@ -2,7 +2,7 @@
 """Benchmark `venv-dedupe scan` on real pip-made venvs against jdupes and util-linux hardlink.
 
 Usage:
-    python benchmarks/bench_scan.py [--venvs K] [--copies N] [--workdir DIR]
+    python benchmarks/bench_scan.py [--venvs K] [--copies N] [--packages NAME,...] [--workdir DIR]
                                     [--wheelhouse DIR] [--json] [--no-tool]
 
 Run it with the interpreter that has venv-dedupe installed (the console script next to
@@ -19,6 +19,8 @@ What one run does
      afresh from the cached pristine tree for each measurement (a cached N-venv tree would
      double the disk a run needs and save no time: every measurement needs a fresh copy).
      Copies add file instances, never content: the tree's distinct files are the K venvs'.
+     With --packages the K venvs are made of those of PACKAGES only (small venvs: 1,000
+     copies of the full mix would need about 230 GB).
   3. Measures, all in this run, with the page cache warm (dropping caches is not possible
      here, so every figure is a warm-cache figure):
        tree       apparent (du -sb) and allocated (du -sB1) size, regular and distinct files
@@ -280,8 +282,8 @@ def distinct_files(root: Path) -> tuple[int, int]:
 # --------------------------------------------------------------------------- preparing
 
 
-def pins_key(n_venvs: int | None = None) -> str:
-    pins = [PACKAGES, DEPENDENCY_PINS, P_INCLUDE, P_VERSION_A, n_venvs]
+def pins_key(n_venvs: int | None = None, packages: dict | None = None) -> str:
+    pins = [packages or PACKAGES, DEPENDENCY_PINS, P_INCLUDE, P_VERSION_A, n_venvs]
     blob = json.dumps([*pins, sys.version, platform.machine()], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -320,15 +322,27 @@ def ensure_wheelhouse(wheelhouse: Path) -> dict:
     return info
 
 
-def venv_specs(index: int) -> list[str]:
-    """Deterministic mix of distributions for venv number index (str seeds are stable)."""
+def venv_specs(index: int, packages: dict | None = None) -> list[str]:
+    """Deterministic mix of distributions (of PACKAGES, or of the subset packages) for venv
+    number index (str seeds are stable); never empty."""
     rng = random.Random(f"venv-{index}")
     specs = []
-    for name, (a, b) in PACKAGES.items():
+    for name, (a, b) in (packages or PACKAGES).items():
         include, use_a = rng.random() < P_INCLUDE, rng.random() < P_VERSION_A
         if include or index == 0:
             specs.append(f"{name}=={a if use_a else b}")
-    return specs
+    return specs or venv_specs(0, packages)[:1]
+
+
+def chosen_packages(names: str | None) -> dict | None:
+    """The subset of PACKAGES that --packages names (comma-separated), None for all."""
+    if not names:
+        return None
+    wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(wanted) - set(PACKAGES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"not in PACKAGES: {', '.join(unknown)}")
+    return {name: PACKAGES[name] for name in wanted}
 
 
 def hermetic_pip_env() -> dict[str, str]:
@@ -350,9 +364,11 @@ def build_venv(venv: Path, specs: list[str], wheelhouse: Path) -> None:
     sh([*PIP, *target, "install", "-q", *source, *specs], env=hermetic_pip_env())
 
 
-def ensure_pristine(workdir: Path, n_venvs: int, wheelhouse: Path) -> tuple[Path, dict]:
+def ensure_pristine(
+    workdir: Path, n_venvs: int, wheelhouse: Path, packages: dict | None
+) -> tuple[Path, dict]:
     """Build the N venvs once into WORKDIR/pristine-KEY; later runs reuse it."""
-    key = pins_key(n_venvs)
+    key = pins_key(n_venvs, packages)
     pristine, meta_path = workdir / f"pristine-{key}", workdir / f"pristine-{key}.json"
     if pristine.is_dir() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -367,12 +383,12 @@ def ensure_pristine(workdir: Path, n_venvs: int, wheelhouse: Path) -> tuple[Path
     log(f"building {n_venvs} venvs with {jobs} parallel pip installs into {partial}")
     with ThreadPoolExecutor(jobs) as pool:
         futures = [
-            pool.submit(build_venv, partial / f"venv-{i:03d}", venv_specs(i), wheelhouse)
+            pool.submit(build_venv, partial / f"venv-{i:03d}", venv_specs(i, packages), wheelhouse)
             for i in range(n_venvs)
         ]
         for i, fut in enumerate(futures):
             fut.result()
-            log(f"  venv-{i:03d}: {' '.join(venv_specs(i))}")
+            log(f"  venv-{i:03d}: {' '.join(venv_specs(i, packages))}")
     seconds = time.perf_counter() - t0
     log("counting distinct files (hashing same-size files once)")
     regular, distinct = distinct_files(partial)
@@ -598,7 +614,7 @@ def uv_command() -> list[str] | None:
     return [found] if found else None
 
 
-def measure_uv(n_venvs: int, wheelhouse: Path, rundir: Path) -> dict:
+def measure_uv(n_venvs: int, packages: dict | None, wheelhouse: Path, rundir: Path) -> dict:
     """The same venvs as uv makes them with --link-mode hardlink --compile-bytecode, its
     cache on the same filesystem: what the venvs and the cache take together (each inode
     once, as du counts them), to compare with the tree after venv-dedupe."""
@@ -627,7 +643,7 @@ def measure_uv(n_venvs: int, wheelhouse: Path, rundir: Path) -> dict:
                 "--link-mode",
                 "hardlink",
                 "--compile-bytecode",
-                *venv_specs(index),
+                *venv_specs(index, packages),
             ],
             env=env,
         )
@@ -933,7 +949,7 @@ def measure_baselines(pristine: Path, wheelhouse: Path, rundir: Path, args, repo
         return
     hardlink = ["hardlink", "-q", "-t"]
     report["hardlink"] = measure_external("hardlink", hardlink, pristine, rundir, 0)
-    report["uv"] = measure_uv(args.venvs, wheelhouse, rundir)
+    report["uv"] = measure_uv(args.venvs, args.packages, wheelhouse, rundir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -946,6 +962,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="measure N venvs made by cp -a of the --venvs pip-made ones, round robin "
         "(scale; skips hardlink and uv)",
+    )
+    ap.add_argument(
+        "--packages",
+        type=chosen_packages,
+        default=None,
+        metavar="NAME,...",
+        help="build the pip-made venvs from these of PACKAGES only (e.g. requests,flask,pytest "
+        "for small venvs, so that --copies 1000 fits on the disk); default all",
     )
     ap.add_argument(
         "--workdir",
@@ -990,11 +1014,11 @@ def main(argv: list[str] | None = None) -> int:
         "jdupes_version": tool_version(["jdupes", "--version"]),
         "hardlink_version": tool_version(["hardlink", "--version"]),
         "tool_command": " ".join(tool_command()),
-        "packages": PACKAGES,
+        "packages": args.packages or PACKAGES,
         "dependency_pins": DEPENDENCY_PINS,
     }
     report["wheelhouse"] = ensure_wheelhouse(wheelhouse)
-    pristine, report["build"] = ensure_pristine(workdir, args.venvs, wheelhouse)
+    pristine, report["build"] = ensure_pristine(workdir, args.venvs, wheelhouse, args.packages)
 
     if not args.no_tool:
         compile_tool()
