@@ -65,9 +65,11 @@ def entry_sum(rel: str, kind: str, ino: int) -> int:
     return xxhash.xxh3_64_intdigest(entry, _SUM_KEY)
 
 
-def listing_sum(entries: Iterable[tuple[str, str, int]]) -> int:
-    """The sum of entry_sum over (rel, kind, d_ino) entries, mod 2**64."""
-    return sum(entry_sum(rel, kind, ino) for rel, kind, ino in entries) & _MASK
+def listing_sum(folder: str, entries: Iterable[tuple[str, str, int]]) -> int:
+    """The sum, mod 2**64, of entry_sum over the (name, kind, d_ino) entries of the
+    venv-relative folder ('' for the venv root)."""
+    prefix = f"{folder}/" if folder else ""
+    return sum(entry_sum(prefix + name, kind, ino) for name, kind, ino in entries) & _MASK
 
 
 def dirent_kind(e: os.DirEntry[str]) -> str:
@@ -136,8 +138,8 @@ class Listings:
         except OSError:
             return "unreadable"
         if self.trace is not None:
-            entries = ((prefix + name, kind_of(v), ino_of(v)) for name, v in listing.items())
-            self.trace.listed(rel, listing_sum(entries))
+            entries = ((name, kind_of(v), ino_of(v)) for name, v in listing.items())
+            self.trace.listed(rel, listing_sum(rel, entries))
         return listing
 
     def folder(self, rel: str) -> Listing | str:

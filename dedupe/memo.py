@@ -296,9 +296,8 @@ def _restamp(
 
 def _listed_again(root: str, rel: str) -> int:
     """A folder's listing_sum, listed by path (every folder on the way is stamped)."""
-    prefix = f"{rel}/" if rel else ""
     with os.scandir(_join(root, rel)) as it:
-        return listing_sum((prefix + e.name, dirent_kind(e), e.inode()) for e in it)
+        return listing_sum(rel, ((e.name, dirent_kind(e), e.inode()) for e in it))
 
 
 def drop_all(store: Store) -> None:
