@@ -177,15 +177,15 @@ def read_whole(path: str, expected: os.stat_result, dir_fd: int | None = None) -
 
 
 def read_header(
-    path: str, size: int = 16, dir_fd: int | None = None
+    path: str, size: int = 16, dir_fd: int | None = None, attributes: bool = False
 ) -> tuple[bytes, os.stat_result, Xattrs]:
-    """The first bytes of a regular file, its stat and extended attributes, through one
-    descriptor."""
+    """The first bytes of a regular file, its stat and (with attributes; else none) its
+    extended attributes, through one descriptor."""
     fd = os.open(path, READ, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise FileChanged(f"{path!r} is not a regular file")
-        return os.pread(fd, size, 0), st, xattrs(fd)
+        return os.pread(fd, size, 0), st, xattrs(fd) if attributes else ()
     finally:
         os.close(fd)

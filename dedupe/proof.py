@@ -96,7 +96,7 @@ class Disk:
     def header(self, file: File) -> tuple[bytes, os.stat_result]:
         if isinstance(file, At):
             fd, name = file.folder()
-            header, st, attributes = read_header(name, dir_fd=fd)
+            header, st, attributes = read_header(name, dir_fd=fd, attributes=True)
             self._read = (file, attributes)
             return header, st
         header, st, _attributes = read_header(file)
