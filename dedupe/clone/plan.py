@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..discovery import Venv
 from ..hashing import digest_file, read_small
 from ..inventory import dist_infos, string_reason
+from ..listing import dirent_kind
 from ..reasons import Reason
 from ..records import RecordEntry, RecordError, parse_record
 from ..tree import Tree, split
@@ -152,9 +153,10 @@ class _Planner:
         return None if rel.startswith(("..", "/")) or rel == "." else rel
 
     def _listing(self, folder: str) -> dict[str, tuple[int, str]] | None:
-        """The names in SRC's folder with their inode and kind ('f' a regular file, 'l' a
-        symlink, 'o' anything else); None when it is no folder. The kinds are read at
-        once, while the folder's handle is the one the listing used."""
+        """The names in SRC's folder with their inode and kind (listing.dirent_kind: 'f' a
+        regular file, 'd' a folder, 'l' a symlink, 'o' anything else); None when it is no
+        folder. The kinds are read at once, while the folder's handle is the one the
+        listing used."""
         if folder in self.listings:
             return self.listings[folder]
         listing: dict[str, tuple[int, str]] | None = None
@@ -163,7 +165,7 @@ class _Planner:
         except OSError:
             pass
         else:
-            listing = {e.name: (e.inode(), _kind(e)) for e in entries}
+            listing = {e.name: (e.inode(), dirent_kind(e)) for e in entries}
         self.listings[folder] = listing
         return listing
 
@@ -351,12 +353,6 @@ class _Planner:
             ino, kind = listing[name]
             if kind == "f" and name.endswith(".pyc") and name.split(".")[0] in stems:
                 yield f"{cache}/{name}", ino
-
-
-def _kind(entry: os.DirEntry[str]) -> str:
-    if entry.is_symlink():
-        return "l"
-    return "f" if entry.is_file(follow_symlinks=False) else "o"
 
 
 class _LazyStat:
