@@ -42,7 +42,7 @@ class Tree:
     def __init__(self, root: str, ident: tuple[int, int] | None = None, keep: int = 64) -> None:
         self.root = root
         self._ids: dict[str, tuple[int, int]] = {} if ident is None else {"": ident}
-        self._stats: dict[str, os.stat_result] = {}  # each folder's, when first opened
+        self._modes: dict[str, int] = {}  # each folder's st_mode, when first opened
         self._open: OrderedDict[str, int] = OrderedDict()
         self._keep = keep
         # The folder asked for last, and its handle: RECORD lists a folder's files
@@ -79,7 +79,7 @@ class Tree:
             ident = (st.st_dev, st.st_ino)
             if self._ids.setdefault(rel, ident) != ident:
                 raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
-            self._stats.setdefault(rel, st)
+            self._modes.setdefault(rel, st.st_mode)
         except BaseException:
             os.close(fd)
             raise
@@ -106,13 +106,15 @@ class Tree:
         folder, name = split(rel)
         return os.stat(name, dir_fd=self.fd(folder), follow_symlinks=False)
 
-    def folder_stat(self, rel: str) -> os.stat_result:
-        """The stat of the folder rel taken when its handle was first opened (that is
-        its inode still, or fd() would refuse it): no second stat of a folder."""
-        found = self._stats.get(rel)
+    def folder_mode(self, rel: str) -> int:
+        """The st_mode of the folder rel, from the stat taken when its handle was first
+        opened (that is its inode still, or fd() would refuse it): no second stat of a
+        folder. Only the mode is kept: a scan opens thousands of folders, and a whole
+        stat_result is 17 objects, about 700 bytes."""
+        found = self._modes.get(rel)
         if found is None:
             self.fd(rel)
-            found = self._stats[rel]
+            found = self._modes[rel]
         return found
 
     def scandir(self, rel: str) -> list[os.DirEntry[str]]:

@@ -36,12 +36,12 @@ def build(plan: Plan, venv: Venv, temp: str, step: ShareStep, workers: int | Non
     mask = _umask()
     parts: dict[str, _Part] = {}
     top: list[tuple[str, int]] = []
-    for rel, st in sorted(plan.folders.items()):
+    for rel, mode in sorted(plan.folders.items()):
         key = _part_key(rel)
         if key is None:
-            top.append((rel, stat.S_IMODE(st.st_mode)))
+            top.append((rel, stat.S_IMODE(mode)))
         else:
-            parts.setdefault(key, _Part()).folders.append((rel, stat.S_IMODE(st.st_mode)))
+            parts.setdefault(key, _Part()).folders.append((rel, stat.S_IMODE(mode)))
     for action in plan.actions:
         key = _part_key(split(action.rel)[0]) or ""
         parts.setdefault(key, _Part()).actions.append(action)

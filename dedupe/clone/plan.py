@@ -69,7 +69,7 @@ Action = Share | Copy | Write | Symlink
 @dataclass(slots=True)
 class Plan:
     actions: list[Action] = field(default_factory=list)
-    folders: dict[str, os.stat_result] = field(default_factory=dict)  # SRC's, by rel
+    folders: dict[str, int] = field(default_factory=dict)  # SRC's st_mode, by rel
     distributions: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -273,7 +273,7 @@ class _Planner:
     def _folders(self, rel: str) -> None:
         folder = split(rel)[0]
         while folder and folder not in self.plan.folders:
-            self.plan.folders[folder] = self.tree.folder_stat(folder)
+            self.plan.folders[folder] = self.tree.folder_mode(folder)
             folder = split(folder)[0]
 
     def _record(
