@@ -59,17 +59,21 @@ CANDIDATE = struct.Struct("<16sQ?")
 _MASK = (1 << 64) - 1
 
 Stamp = tuple[str, int, int, int, int, int]  # (venv-relative path, dev, ino, size, mtime, ctime)
+_STAMP_FIELDS = struct.Struct("<QQqqq")  # a Stamp's numbers
 
 
 class Trace:
     """The stamps one inventory of a venv took, in the order it took them."""
 
-    __slots__ = ("root", "lstat", "stamps", "sums", "complete")
+    __slots__ = ("root", "lstat", "_rels", "_fields", "sums", "complete")
 
     def __init__(self, root: str, lstat: Callable[[str], os.stat_result]) -> None:
         self.root = root
         self.lstat = lstat  # of a venv-relative path, through the walk's folder handles
-        self.stamps: list[Stamp] = []
+        # Each stamp's path, and its five numbers packed: a walk holds a stamp of every
+        # folder of the venv, and a tuple of five ints would take five times the bytes.
+        self._rels: list[str] = []
+        self._fields = bytearray()
         self.sums: dict[str, int] = {}  # folder -> its listing.listing_sum, once listed
         self.complete = True  # False when something could not be stamped: no memo then
 
@@ -84,7 +88,13 @@ class Trace:
         except OSError:
             self.complete = False
             return
-        self.stamps.append(_stamp(rel, st))
+        self._rels.append(rel)
+        self._fields += _STAMP_FIELDS.pack(*_stamp(rel, st)[1:])
+
+    @property
+    def stamps(self) -> list[Stamp]:
+        fields = _STAMP_FIELDS.iter_unpack(self._fields)
+        return [(rel, *f) for rel, f in zip(self._rels, fields, strict=True)]
 
     def listed(self, rel: str, digest: int) -> None:
         self.sums[rel] = digest
