@@ -178,14 +178,13 @@ def inventory(
     if tree is None:
         tree = own = venv_tree(venv)
     walk = Listings(tree, trace)
-    seen: set[str] = set()
     cache_links: Counter[str] = Counter()  # by the INSTALLER of their dist-info
     try:
         for site_packages in venv.site_packages:
             # '' for a --target folder: its RECORD paths are relative to the tree's root.
             base = "" if site_packages == venv.root else os.path.relpath(site_packages, venv.root)
             cache_links += yield from _site_packages(
-                venv, walk, base, seen, store_inodes, store_device, share, cow
+                venv, walk, base, store_inodes, store_device, share, cow
             )
         for at in walk.leftovers:
             yield Leftover(at)
@@ -199,7 +198,6 @@ def _site_packages(
     venv: Venv,
     tree: Listings,
     base: str,
-    seen: set[str],
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None,
@@ -234,7 +232,7 @@ def _site_packages(
             if plain_bytecode_skips and _plain_bytecode(entry.path):
                 continue  # what _classify would decide, without resolving the path
             item = _classify(
-                venv, tree, base, entry, dist, seen, store_inodes, store_device, share, cow=cow
+                venv, tree, base, entry, dist, store_inodes, store_device, share, cow=cow
             )
             if item is not None:
                 links += isinstance(item, Skipped) and item.cache_link
@@ -287,7 +285,6 @@ def _classify(
     base: str,
     entry: RecordEntry,
     dist: str,
-    seen: set[str],
     store_inodes: set[int],
     store_device: int,
     share: tuple[int, int] | None = None,
@@ -305,23 +302,21 @@ def _classify(
     path = f"{venv.root}/{rel}"
     if rel == ".." or rel.startswith("../") or rel == ".":
         return Skipped(path, Reason.OUTSIDE_VENV)
-    if rel in seen:
-        return None if rel.endswith(".pyc") else Skipped(path, Reason.DUPLICATE_ENTRY)
-    seen.add(rel)
-    parts = rel.split(os.sep)
     file_hash = entry.hash
     reason = string_reason(
-        parts,
+        rel.split(os.sep),
         None if file_hash is None else file_hash.algorithm,
         file_hash is not None and file_hash.is_strong,
     )
     folder, _, name = rel.rpartition(os.sep)
+    kind, ino = tree.lookup(folder, name) if reason is None else ("", 0)  # lists the folder
+    if not tree.claim(rel):  # after the lookup: the claim is a bit of its listed entry
+        return None if rel.endswith(".pyc") else Skipped(path, Reason.DUPLICATE_ENTRY)
     if reason is not None:
         if reason == Reason.NO_HASH and tree.lookup(folder, name)[0] == "l":
             return Skipped(path, Reason.SYMLINK, cache_link=True)
         return None if reason == Reason.BYTECODE else Skipped(path, reason)
     assert file_hash is not None
-    kind, ino = tree.lookup(folder, name)
     if kind != "f":
         return Skipped(path, _KIND_REASON.get(kind, Reason.NOT_REGULAR))
     stored = ino in store_inodes and venv.device == store_device

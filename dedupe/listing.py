@@ -83,14 +83,16 @@ def dirent_kind(e: os.DirEntry[str]) -> str:
 
 _NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: else 'missing'
 
-# name -> d_ino and kind in one int (entry()): a listing is held for every folder of the
-# venv while it is walked, and a tuple per name would double what it costs.
+# name -> d_ino, kind and whether a RECORD line claimed it, in one int (entry()): a
+# listing is held for every folder of the venv while it is walked, and a tuple per name
+# would double what it costs.
 Listing = dict[str, int]
 _KINDS = "fdlo"  # regular file, folder, symlink, other
+_CLAIMED = 4
 
 
 def entry(ino: int, kind: str) -> int:
-    return ino << 2 | _KINDS.index(kind)
+    return ino << 3 | _KINDS.index(kind)
 
 
 def kind_of(value: int) -> str:
@@ -99,7 +101,7 @@ def kind_of(value: int) -> str:
 
 
 def ino_of(value: int) -> int:
-    return value >> 2
+    return value >> 3
 
 
 class Listings:
@@ -119,6 +121,7 @@ class Listings:
         # the venv at once (another folder's is made again from its listing).
         self._pycache: tuple[str, dict[str, tuple[Pyc, ...]] | None] | None = None
         self.leftovers: list[At] = []
+        self._claimed: set[str] = set()  # claimed paths that no listing held when claimed
 
     def _list(self, rel: str) -> Listing | str:
         """The listing, or 'l' for a folder swapped for a symlink (or another folder)
@@ -173,6 +176,25 @@ class Listings:
         if value is None:
             return "missing", 0
         return kind_of(value), ino_of(value)
+
+    def claim(self, rel: str) -> bool:
+        """Claim the venv-relative path rel for a RECORD line: False when a line claimed
+        it before. A claim is a bit of the name's entry where its folder is listed
+        already (a set of every recorded path would hold a string per file of the venv),
+        else rel in a set; a path is claimed when either says so."""
+        if rel in self._claimed:
+            return False
+        folder, _, name = rel.rpartition(os.sep)
+        listing = self._folders.get(folder)
+        value = listing.get(name) if isinstance(listing, dict) else None
+        if value is None:
+            self._claimed.add(rel)
+            return True
+        if value & _CLAIMED:
+            return False
+        assert isinstance(listing, dict)
+        listing[name] = value | _CLAIMED
+        return True
 
     def subfolders(self, rel: str) -> list[str]:
         """The names of the real folders in the folder rel (none when it is unusable)."""

@@ -42,6 +42,7 @@ class Case:
     reason: str | None  # the skip reason counted in the damaged venv; None: none expected
     files: tuple[str, ...]  # site-packages paths that must keep an inode of their own
     count: int = 1  # how many times ``reason`` is counted in the damaged venv
+    also: tuple[str, ...] = ()  # other skip reasons, each counted once
     copies: int = 1  # venvs damaged alike (some faults only show when two agree)
     needs_root: bool = False
 
@@ -99,6 +100,20 @@ MALFORMED_LINES = (
 
 def malformed_lines(venv: Venv, _: Context) -> None:
     append_record_lines(venv, *MALFORMED_LINES)
+
+
+def listed_twice(relpath: str, second: str | None = None, first: str | None = None) -> Damage:
+    """relpath's RECORD line listed again (as second, when given), and first (when
+    given) put before every line, so that it is the line a scan meets first."""
+
+    def damage(venv: Venv, _: Context) -> None:
+        record = venv.record(DIST_INFO)
+        lines = record.read_text(encoding="utf-8").splitlines()
+        (line,) = (line for line in lines if line.startswith(f"{relpath},"))
+        lines = ([first] if first else []) + lines + [second or line]
+        record.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    return damage
 
 
 # --- edits of installed files ------------------------------------------------------------
@@ -246,6 +261,22 @@ CASES: tuple[Case, ...] = (
     ),
     Case("empty-hash", record_field("alpha/core.py", ""), "no-hash", ("alpha/core.py",)),
     Case("malformed-lines", malformed_lines, "malformed-record", (), count=len(MALFORMED_LINES)),
+    # A path listed twice counts once, as its first line says.
+    Case("listed-twice", listed_twice("alpha/core.py"), "duplicate-entry", ()),
+    Case(
+        "listed-twice-without-hash",
+        listed_twice("alpha/core.py", second="alpha/core.py,,"),
+        "duplicate-entry",
+        (),
+    ),
+    Case(
+        "listed-first-without-hash",
+        listed_twice("alpha/core.py", second="alpha/./core.py,,", first="alpha/core.py,,"),
+        "duplicate-entry",
+        ("alpha/core.py",),
+        count=2,
+        also=("no-hash",),
+    ),
     # Never cross a boundary (invariant 4).
     Case(
         "other-uid",
