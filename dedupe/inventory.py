@@ -18,7 +18,7 @@ from .discovery import Venv
 from .hashing import read_small
 from .listing import Listings, Pyc, Stamps
 from .reasons import Reason
-from .records import WEAK_ALGORITHMS, RecordEntry, RecordError, RecordHash, parse_record
+from .records import WEAK_ALGORITHMS, RecordEntry, RecordHash, iter_record
 from .store import ObjectKey, object_key
 from .tree import At, FolderSwapped, Tree, venv_tree
 
@@ -219,16 +219,13 @@ def _site_packages(
         if text is None:
             continue
         record_path = tree.tree.path(f"{rel}/RECORD")
-        try:
-            entries = parse_record(text.splitlines())
-        except RecordError as exc:
-            entries = exc.entries
-            for problem in exc.problems:
-                yield Skipped(record_path, Reason.MALFORMED_RECORD)
-                yield BadInput(record_path, problem)
         dist = dist_info[: -len(".dist-info")]
         links = 0
-        for entry in entries:
+        for entry in iter_record(text.splitlines()):
+            if isinstance(entry, str):
+                yield Skipped(record_path, Reason.MALFORMED_RECORD)
+                yield BadInput(record_path, entry)
+                continue
             if plain_bytecode_skips and _plain_bytecode(entry.path):
                 continue  # what _classify would decide, without resolving the path
             item = _classify(

@@ -6,7 +6,7 @@ import binascii
 import csv
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import DedupeError
@@ -108,13 +108,26 @@ def _parse_row(row: list[str]) -> RecordEntry:
 
 
 def parse_record(lines: Iterable[str]) -> list[RecordEntry]:
-    """Parse RECORD lines; raise RecordError naming every bad line (with the good entries).
+    """Parse RECORD lines; raise RecordError naming every bad line (with the good entries)."""
+    entries: list[RecordEntry] = []
+    problems: list[str] = []
+    for parsed in iter_record(lines):
+        if isinstance(parsed, str):
+            problems.append(parsed)
+        else:
+            entries.append(parsed)
+    if problems:
+        raise RecordError(problems, entries)
+    return entries
+
+
+def iter_record(lines: Iterable[str]) -> Iterator[RecordEntry | str]:
+    """Each RECORD line's entry in turn, or for a bad line the problem, as a str. A walk
+    takes the entries as they come: a RECORD of thousands of lines is never held parsed.
 
     Each line is parsed on its own, so one garbage line (a NUL, a stray quote) costs only
     itself: the csv module would otherwise give up on the whole file.
     """
-    entries: list[RecordEntry] = []
-    problems: list[str] = []
     for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
@@ -123,9 +136,7 @@ def parse_record(lines: Iterable[str]) -> list[RecordEntry]:
             # Without a quote, a CSV line is its comma-separated fields: skip the csv
             # module for the common case (it is most of a rerun's parsing time).
             row = line.split(",") if '"' not in line else next(csv.reader([line]))
-            entries.append(_parse_row(row))
+            parsed: RecordEntry | str = _parse_row(row)
         except (csv.Error, ValueError, StopIteration) as exc:
-            problems.append(f"line {number} {line!r}: {exc}")
-    if problems:
-        raise RecordError(problems, list(entries))
-    return entries
+            parsed = f"line {number} {line!r}: {exc}"
+        yield parsed

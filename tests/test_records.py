@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedupe.records import RecordEntry, RecordError, parse_record
+from dedupe.records import RecordEntry, RecordError, iter_record, parse_record
 
 CONTENT = b"print('hello')\n"
 SHA256 = hashlib.sha256(CONTENT).digest()
@@ -176,6 +176,16 @@ def test_malformed_line_raises_record_error(line: str) -> None:
     assert [entry.path for entry in caught.value.entries] == ["pkg/good.py"]
     assert len(caught.value.problems) == 1
     assert "pkg/bad.py" in caught.value.problems[0]
+
+
+def test_iter_record_gives_entries_and_problems_in_line_order() -> None:
+    lines = [f"pkg/one.py,{SHA256_FIELD},15", "", "pkg/bad.py,sha256=%%%,15", "pkg/two.py,,"]
+    parsed = list(iter_record(lines))
+    assert [p if isinstance(p, str) else p.path for p in parsed] == [
+        "pkg/one.py",
+        "line 3 'pkg/bad.py,sha256=%%%,15': digest '%%%' is not urlsafe base64",
+        "pkg/two.py",
+    ]
 
 
 def test_record_error_lists_every_bad_line() -> None:
