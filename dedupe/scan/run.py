@@ -238,6 +238,7 @@ class ScanRun:
                     for batch in batches(self._items(i, tree, share), inodes):
                         with self._journalled(venv, batch):
                             self._share_batch(run, venv, batch, tally)
+                        del batch  # before the next is gathered: one batch held at a time
                 emit(None)
         finally:
             run.close()
