@@ -235,24 +235,17 @@ class Memos:
         if any(s[5] >= clock for s in stamps):
             self.forget(venv)
             return False
-        fields = asdict(memo)
-        fields["candidates"] = base64.b64encode(memo.candidates).decode("ascii")
-        body = json.dumps(
-            {
-                "identity": _identity(venv, share_pyc, self.cow),
-                "stamps": stamps,
-                "sums": sums,
-                "memo": fields,
-            },
-            ensure_ascii=True,
-            separators=(",", ":"),
-        ).encode("ascii")
+        body = _body(_identity(venv, share_pyc, self.cow), stamps, sums, memo)
+        digest = xxhash.xxh3_64()
+        for part in body:
+            digest.update(part)
         final = os.path.join(self.folder, _name(venv))
         tmp = os.path.join(self.folder, f"{TMP_PREFIX}{os.getpid()}-{_name(venv)}")
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             with open(tmp, "wb") as f:
-                f.write(xxhash.xxh3_64_hexdigest(body).encode("ascii") + b"\n" + body)
+                f.write(digest.hexdigest().encode("ascii") + b"\n")
+                f.writelines(body)
             os.replace(tmp, final)
         except OSError:
             with contextlib.suppress(OSError):
@@ -263,6 +256,33 @@ class Memos:
     def forget(self, venv: Venv) -> None:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.folder, _name(venv)))
+
+
+def _body(
+    identity: dict[str, Any], stamps: list[Stamp], sums: dict[str, int], memo: Memo
+) -> list[bytes]:
+    """A memo file's JSON object (identity, stamps, sums, memo) in parts, none a copy of
+    another: the body of a venv of ten thousand files is a megabyte, and made whole,
+    encoded and prefixed, its copies were the peak of the walk that kept it."""
+    fields = asdict(memo)
+    del fields["candidates"]  # the largest field, encoded as it is
+    return [
+        b'{"identity":',
+        _json(identity),
+        b',"stamps":',
+        _json(stamps),
+        b',"sums":',
+        _json(sums),
+        b',"memo":{"candidates":"',
+        base64.b64encode(memo.candidates),
+        b'",',
+        _json(fields)[1:],  # its other fields, and the closing brace
+        b"}",
+    ]
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _memo(fields: dict[str, Any]) -> Memo:

@@ -3,7 +3,9 @@ exactly as a full walk counts it, and any change that matters makes the scan wal
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +18,7 @@ from helpers import CACHE_DIR, MakeVenvs, Venv, edit_in_place, pip, store_object
 from dedupe import ScanResult, gc, scan, verify
 from dedupe.discovery import Venv as FoundVenv
 from dedupe.discovery import find_venvs
-from dedupe.memo import CANDIDATE, Memo, Memos, Trace
+from dedupe.memo import CANDIDATE, Memo, Memos, Trace, _body
 from dedupe.scan.examine import Walk
 from dedupe.store import open_store
 from dedupe.tree import Tree
@@ -374,3 +376,27 @@ def test_a_memo_that_cannot_be_written_costs_only_the_memo(
         result = scan([venv_root], store=store_dir)
         assert result.errors == () and result.venvs_unchanged == 0
     assert result.files_already_shared > 0
+
+
+def test_a_memo_body_is_the_json_of_its_parts() -> None:
+    memo = Memo(
+        scanned=3,
+        eligible=2,
+        shared=1,
+        pyc_scanned=4,
+        pyc_shared=0,
+        pyc_work=True,
+        skipped={"no-hash": 1},
+        warnings=(("/v/RECORD", 'a "quoted" problem'),),
+        candidates=CANDIDATE.pack(b"k" * 16, 7, False) * 2,
+        notes=("a note",),
+    )
+    stamps = [("lib", 1, 2, 3, 4, 5), ("", 1, 9, 8, 7, 6)]
+    body = json.loads(b"".join(_body({"root": "/v"}, stamps, {"lib": 2**63}, memo)))
+    fields = dataclasses.asdict(memo)
+    fields["candidates"] = base64.b64encode(memo.candidates).decode("ascii")
+    assert body == json.loads(
+        json.dumps(
+            {"identity": {"root": "/v"}, "stamps": stamps, "sums": {"lib": 2**63}, "memo": fields}
+        )
+    )
