@@ -88,7 +88,7 @@ _NOT_FOLDER = {"l": "l"}  # what folder() says of a name that is not a folder: e
 # would double what it costs.
 Listing = dict[str, int]
 _KINDS = "fdlo"  # regular file, folder, symlink, other
-_CLAIMED = 4
+_CLAIMED = 4  # the bit between kind and d_ino: claim() found the entry claimed
 
 
 def entry(ino: int, kind: str) -> int:
@@ -186,13 +186,12 @@ class Listings:
             return False
         folder, _, name = rel.rpartition(os.sep)
         listing = self._folders.get(folder)
-        value = listing.get(name) if isinstance(listing, dict) else None
-        if value is None:
+        if not isinstance(listing, dict) or name not in listing:
             self._claimed.add(rel)
             return True
+        value = listing[name]
         if value & _CLAIMED:
             return False
-        assert isinstance(listing, dict)
         listing[name] = value | _CLAIMED
         return True
 
