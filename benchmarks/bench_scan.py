@@ -57,8 +57,10 @@ How to read it
   The "Exactness checks" (exit code 1 when one fails, or when venv-dedupe fails): dry run ==
   real run, du change == bytes_reclaimed, the rerun links nothing, no errors, all venvs found.
   du's change of (tree + store) also counts the growth of the store's own directories and
-  unlinked files (FORMAT, lock), so du change + that growth must equal bytes_reclaimed; so
-  must the change of allocated bytes of the tree's regular files (each inode once).
+  unlinked files (FORMAT, lock) and of the venvs' folders that a temp name made take a new
+  block (the tool's folder_growth_bytes: ext4 never shrinks a folder), so du change + those
+  must equal bytes_reclaimed; so must the change of allocated bytes of the tree's regular
+  files (each inode once).
   With --json the table goes to stderr and one JSON object to stdout.
 """
 
@@ -503,7 +505,8 @@ def summary(run: Run, result: dict) -> dict:
     keys = [
         "files_scanned", "files_eligible", "files_linked", "files_already_shared",
         "files_stored", "files_unique", "files_linked_without_gain", "bytes_reclaimed",
-        "apparent_bytes_reclaimed", "store_overhead_bytes", "skipped", "pyc",
+        "apparent_bytes_reclaimed", "store_overhead_bytes", "folder_growth_bytes", "skipped",
+        "pyc",
     ]
     # fmt: on
     out = {k: result.get(k) for k in keys}
@@ -758,14 +761,18 @@ def evaluate(report: dict) -> None:
             **memory_targets(r, met),
         }
         reclaimed = first["bytes_reclaimed"]
-        du_total = first["du_allocated_change"] + first["measured_store_overhead"]
+        du_total = (
+            first["du_allocated_change"]
+            + first["measured_store_overhead"]
+            + (first["folder_growth_bytes"] or 0)
+        )
         checks = {
             "dry_run bytes_reclaimed == real": dry["bytes_reclaimed"] == reclaimed,
             "dry_run apparent_bytes_reclaimed == real": dry["apparent_bytes_reclaimed"]
             == first["apparent_bytes_reclaimed"],
             "tree regular-file change == bytes_reclaimed": first["regular_file_allocated_change"]
             == reclaimed,
-            "du change + store overhead == bytes_reclaimed": du_total == reclaimed,
+            "du change + store overhead + folder growth == bytes_reclaimed": du_total == reclaimed,
             "rerun files_linked == 0": rerun["files_linked_max_of_3"] == 0,
             "rerun bytes_reclaimed == 0": rerun["bytes_reclaimed_max_of_3"] == 0,
             "all venvs found": first["venvs_found"] == report["venvs"]
@@ -859,6 +866,8 @@ def render(report: dict) -> str:
             f"  + growth of store overhead           {first['measured_store_overhead']:>16,}"
             f"   (store dirs, unlinked files; tool's store_overhead_bytes:"
             f" {first['store_overhead_bytes']})",
+            f"  + growth of the venvs' folders       {first['folder_growth_bytes'] or 0:>16,}"
+            "   (tool's folder_growth_bytes: temp names in full folders)",
             f"  du -sb change of tree + store        {first['du_apparent_change']:>16,}",
             f"  regular files of the tree, change    {first['regular_file_allocated_change']:>16,}",
             f"  files scanned/eligible/linked/stored "

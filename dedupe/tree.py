@@ -10,6 +10,7 @@ one first seen is refused.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from .discovery import Venv
 
-__all__ = ["At", "FolderSwapped", "Tree", "split", "venv_tree"]
+__all__ = ["At", "FolderSwapped", "Growth", "Tree", "split", "venv_tree"]
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
@@ -32,6 +33,33 @@ def split(rel: str) -> tuple[str, str]:
     return folder, name
 
 
+class Growth:
+    """The folders of a tree that took more blocks while the run had them open: a temp
+    name added to a full folder gives it a new block, and ext4 never gives one back.
+
+    Each folder is kept as (fewest, most) blocks seen, so that the windows of two
+    processes that work in one venv at once, merged, count its growth once."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, tuple[int, int]] = {}
+
+    def note(self, rel: str, before: int, after: int) -> None:
+        if before != after or rel in self._folders:
+            self.merge_one(rel, before, after)
+
+    def merge_one(self, rel: str, before: int, after: int) -> None:
+        fewest, most = self._folders.get(rel, (before, after))
+        self._folders[rel] = (min(fewest, before), max(most, after))
+
+    def merge(self, other: Growth) -> None:
+        for rel, (before, after) in other._folders.items():
+            self.merge_one(rel, before, after)
+
+    @property
+    def bytes(self) -> int:
+        return sum(most - fewest for fewest, most in self._folders.values()) * 512
+
+
 class Tree:
     """The folder handles of one tree (a venv, or a store), opened on demand.
 
@@ -39,7 +67,13 @@ class Tree:
     which may close the least recently used ones: use it at once, and ask again.
     """
 
-    def __init__(self, root: str, ident: tuple[int, int] | None = None, keep: int = 64) -> None:
+    def __init__(
+        self,
+        root: str,
+        ident: tuple[int, int] | None = None,
+        keep: int = 64,
+        measure_growth: bool = False,
+    ) -> None:
         self.root = root
         self._ids: dict[str, tuple[int, int]] = {} if ident is None else {"": ident}
         self._modes: dict[str, int] = {}  # each folder's st_mode, when first opened
@@ -49,6 +83,10 @@ class Tree:
         # together, so most calls ask for it again. It is always the newest of _open
         # (set on every return, cleared by close), so no eviction can have closed it.
         self._last: tuple[str, int] | None = None
+        # measure_growth: the st_blocks of each open folder when its handle was opened,
+        # and the folders that grew while their handles were open (see Growth).
+        self._blocks: dict[str, int] | None = {} if measure_growth else None
+        self.growth = Growth()
 
     def fd(self, rel: str) -> int:
         """The handle of the folder rel ('' is the root). A later open (after eviction)
@@ -80,12 +118,14 @@ class Tree:
             if self._ids.setdefault(rel, ident) != ident:
                 raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
             self._modes.setdefault(rel, st.st_mode)
+            if self._blocks is not None:
+                self._blocks[rel] = st.st_blocks
         except BaseException:
             os.close(fd)
             raise
         self._open[rel] = fd
         while len(self._open) > self._keep:
-            os.close(self._open.popitem(last=False)[1])
+            self._close(*self._open.popitem(last=False))
         self._last = (rel, fd)
         return fd
 
@@ -129,7 +169,13 @@ class Tree:
     def close(self) -> None:
         self._last = None
         while self._open:
-            os.close(self._open.popitem()[1])
+            self._close(*self._open.popitem())
+
+    def _close(self, rel: str, fd: int) -> None:
+        if self._blocks is not None:
+            with contextlib.suppress(OSError):  # fstat of an open handle does not fail
+                self.growth.note(rel, self._blocks.pop(rel), os.fstat(fd).st_blocks)
+        os.close(fd)
 
     def __enter__(self) -> Tree:
         return self
@@ -143,11 +189,12 @@ class Tree:
         self.close()
 
 
-def venv_tree(venv: Venv) -> Tree:
+def venv_tree(venv: Venv, measure_growth: bool = False) -> Tree:
     """The folder handles of a venv, its root checked to be the folder discovery found:
     a folder above it swapped for a symlink between discovery and a pass redirects
     nothing either."""
-    return Tree(venv.root, (venv.device, venv.ino) if venv.ino else None)
+    ident = (venv.device, venv.ino) if venv.ino else None
+    return Tree(venv.root, ident, measure_growth=measure_growth)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,10 @@ from helpers import (
     MakeVenv,
     MakeVenvs,
     Venv,
-    cow_filesystem_at,
     create_venv,
     create_venvs,
     hold_lock,
+    loop_filesystem_at,
     tmpfs_at,
 )
 from wheelbuilder import build_wheelhouse
@@ -108,7 +108,7 @@ def cow_mount(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     needs root, the mkfs tools and a loop device."""
     mount_point = tmp_path / request.param
     mount_point.mkdir()
-    with cow_filesystem_at(mount_point, tmp_path / f"{request.param}.img", request.param):
+    with loop_filesystem_at(mount_point, tmp_path / f"{request.param}.img", request.param):
         yield mount_point
 
 

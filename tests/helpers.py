@@ -562,12 +562,16 @@ def tmpfs_at(mount_point: Path, size: str) -> Iterator[None]:
 
 
 COW_FILESYSTEMS = ("xfs", "btrfs")
-_MKFS = {"xfs": ["mkfs.xfs", "-q", "-m", "reflink=1"], "btrfs": ["mkfs.btrfs", "-q"]}
+_MKFS = {
+    "xfs": ["mkfs.xfs", "-q", "-m", "reflink=1"],
+    "btrfs": ["mkfs.btrfs", "-q"],
+    "ext4": ["mkfs.ext4", "-q", "-F", "-b", "4096"],
+}
 
 
 @contextmanager
-def cow_filesystem_at(mount_point: Path, image: Path, kind: str) -> Iterator[None]:
-    """A fresh copy-on-write filesystem (xfs with reflink, or btrfs) in the sparse file
+def loop_filesystem_at(mount_point: Path, image: Path, kind: str) -> Iterator[None]:
+    """A fresh filesystem of the kind (xfs with reflink, btrfs or ext4) in the sparse file
     image, loop-mounted on mount_point for the block; the test is skipped where that is
     not possible (not root, no mkfs, no loop device)."""
     if os.geteuid() != 0:

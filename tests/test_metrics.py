@@ -74,6 +74,7 @@ def scan_result(**changes: object) -> ScanResult:
         apparent_bytes_reclaimed=50000,
         pyc=pyc_report(**{"pyc-stale": 2, "xattrs-differ": 1}),
         store_overhead_bytes=8192,
+        folder_growth_bytes=0,
         skipped={"per-install": 6, "symlink": 2, "from-a-newer-version": 1},
         errors=(Problem("/srv/venvs/a/x.py", "link failed"),),
         warnings=(),

@@ -23,9 +23,9 @@ from helpers import (
     COW_FILESYSTEMS,
     PathState,
     Venv,
-    cow_filesystem_at,
     create_venvs,
     free_bytes,
+    loop_filesystem_at,
     pyc_code_only,
     pyc_freshness,
     run_cli,
@@ -76,7 +76,7 @@ def history(
     base = tmp_path_factory.mktemp(f"reflinks-{request.param}")
     mount = base / "mnt"
     mount.mkdir()
-    with cow_filesystem_at(mount, base / "fs.img", request.param):
+    with loop_filesystem_at(mount, base / "fs.img", request.param):
         root = mount / "venvs"
         store = mount / "store"
         reqs = ["alpha==1.0", "beta==1.0"]

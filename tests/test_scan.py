@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import (
+    TEMP_PREFIX,
     MakeVenvs,
     PathState,
     Usage,
@@ -26,6 +27,7 @@ from helpers import (
     create_venvs,
     disk_usage,
     inodes,
+    loop_filesystem_at,
     pyc_freshness,
     run_console_script,
     run_python,
@@ -40,6 +42,8 @@ from helpers import (
 )
 
 from dedupe import ScanResult, UsageError, scan, status
+from dedupe.report.scan import render_text
+from dedupe.text import human_size
 
 # Files whose bytes are the same in alpha 1.0 and 2.0 (see wheelbuilder.alpha).
 SAME_IN_BOTH_VERSIONS = ("alpha/util.py", "alpha/data/table.csv")
@@ -543,3 +547,66 @@ def test_a_failed_scan_enables_the_collector_again(venv_root: Path, store_dir: P
     with pytest.raises(UsageError, match="jobs must be at least 1"):
         scan([venv_root], store=store_dir, jobs=0)
     assert gc.isenabled()
+
+
+# The shortest temp name a run gives a venv file (dedupe.link.steps: the prefix, 16 hex
+# digits, a dot and a counter): a folder with no room for it has room for none.
+SHORTEST_TEMP_NAME = TEMP_PREFIX + "0" * 16 + ".0"
+
+
+def fill_up(folder: Path, twin: Path) -> None:
+    """Rebuild folder, name by name, with filler names until it has no room for one more
+    temp name: ext4 lays the same names, made in the same order, out the same way, so a
+    twin made alongside tells when that is (a name tried there, and removed while it fits,
+    leaves the layout as it was)."""
+    names = sorted(os.listdir(folder))
+    twin.mkdir()
+    for name in names:
+        (twin / name).touch()
+    fillers: list[str] = []
+    while len(fillers) < 1000:
+        fillers.append(f"filler-{len(fillers)}")
+        (twin / fillers[-1]).touch()
+        blocks = os.lstat(twin).st_blocks
+        (twin / SHORTEST_TEMP_NAME).touch()
+        if os.lstat(twin).st_blocks > blocks:
+            break
+        (twin / SHORTEST_TEMP_NAME).unlink()
+    else:
+        pytest.fail(f"{twin} never filled up")
+    rebuilt = folder.with_name(folder.name + ".rebuilt")
+    rebuilt.mkdir(mode=folder.stat().st_mode & 0o7777)
+    for name in names:
+        os.rename(folder / name, rebuilt / name)
+    for filler in fillers:
+        (rebuilt / filler).touch()
+    folder.rmdir()
+    os.rename(rebuilt, folder)
+
+
+def folder_blocks(top: Path) -> dict[str, int]:
+    return {str(path): os.lstat(path).st_blocks for path in [top, *top.rglob("*")] if path.is_dir()}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_what_temp_names_add_to_full_folders_is_reported(
+    make_venvs: MakeVenvs, tmp_path: Path, jobs: int
+) -> None:
+    # ext4 gives a folder that has no room for a temp name a new block, and keeps it
+    # after the temp name is gone: du sees the reclaimed bytes less that block.
+    mount = tmp_path / "ext4"
+    mount.mkdir()
+    with loop_filesystem_at(mount, tmp_path / "ext4.img", "ext4"):
+        a, b = make_venvs(mount / "venvs", a=["alpha==1.0"], b=["alpha==1.0"])
+        full = b.site_packages / "alpha"
+        fill_up(full, mount / "twin")
+        before = folder_blocks(mount / "venvs")
+        result = scan([mount / "venvs"], store=mount / "store", jobs=jobs)
+        after = folder_blocks(mount / "venvs")
+    assert result.files_linked == 8 and not result.errors
+    grew = {path: after[path] - before[path] for path in after if after[path] != before[path]}
+    assert grew.get(str(full), 0) * 512 >= 4096, grew
+    assert result.folder_growth_bytes == sum(grew.values()) * 512
+    assert f"the venvs' folders grew by {human_size(result.folder_growth_bytes)}" in (
+        render_text(result)
+    )

@@ -19,7 +19,7 @@ from helpers import TEMP_PREFIX, PathState, Venv, inodes, snapshot, snapshot_dif
 
 from dedupe import detach, scan
 from dedupe.link import steps
-from dedupe.tree import At, FolderSwapped, Tree
+from dedupe.tree import At, FolderSwapped, Growth, Tree
 
 
 def test_a_folder_is_reached_through_its_parents_handles(tmp_path: Path) -> None:
@@ -244,3 +244,32 @@ def test_folders_swapped_in_a_loop_while_scans_and_detaches_run(
         assert set(_link_counts(decoy).values()) == {1}
     assert snapshot_diff(before, snapshot(b.path)) == []
     assert os.lstat(b.file("alpha/util.py")).st_ino == os.lstat(a.file("alpha/util.py")).st_ino
+
+
+def test_growth_counts_the_blocks_folders_gained() -> None:
+    growth = Growth()
+    assert growth.bytes == 0
+    growth.note("same", 8, 8)
+    growth.note("grew", 8, 16)
+    assert growth.bytes == 8 * 512
+
+
+def test_growth_seen_by_two_processes_at_once_counts_once() -> None:
+    # Two parts of pass 2 work in one folder at once: each sees the block the other's
+    # temp name added; merged, the folder grew by that block, not by two.
+    first, second = Growth(), Growth()
+    first.note("f", 8, 16)
+    second.note("f", 8, 16)
+    second.note("g", 8, 8)  # unchanged while the second had it open
+    first.merge(second)
+    assert first.bytes == 8 * 512
+
+
+def test_growth_spans_every_window_a_folder_was_open_in() -> None:
+    # A folder evicted and opened again: the growth of both windows, and a window that
+    # saw no change still counts once the folder is known to have grown.
+    growth = Growth()
+    growth.note("f", 8, 16)
+    growth.note("f", 16, 16)
+    growth.note("f", 16, 24)
+    assert growth.bytes == 16 * 512

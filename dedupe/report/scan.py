@@ -186,13 +186,19 @@ def _reclaimed(r: ScanResult, would: str) -> list[str]:
         f"({human_size(r.apparent_bytes_reclaimed)} apparent size), of which pycs "
         f"{human_size(r.pyc.bytes_reclaimed)}"
     )
-    if r.store_overhead_bytes or r.replaced_names_elsewhere.names:
+    taken = r.store_overhead_bytes + r.folder_growth_bytes
+    if taken or r.replaced_names_elsewhere.names:
+        grown = (
+            f", the venvs' folders grew by {human_size(r.folder_growth_bytes)} (temp names)"
+            if r.folder_growth_bytes
+            else ""
+        )
         out.append(
             # A dry run counts a block per new folder: filesystems give a folder of
             # many names more (XFS: one per 45 object names), so it is an estimate.
             f"the store's folders {'would take about' if r.dry_run else 'took'} "
-            f"{human_size(r.store_overhead_bytes)}: net "
-            f"{human_size(r.bytes_reclaimed - r.store_overhead_bytes)}, {_du_covers(r)}"
+            f"{human_size(r.store_overhead_bytes)}{grown}: net "
+            f"{human_size(r.bytes_reclaimed - taken)}, {_du_covers(r)}"
         )
     for s in r.stores:
         if s.exists:

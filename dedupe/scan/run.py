@@ -234,11 +234,12 @@ class ScanRun:
             for (i, _tally), tally in zip(todo, counts, strict=True):
                 venv = self.venvs[i]
                 inodes = stores.indexes[venv.device].inodes
-                with venv_tree(venv) as tree:
+                with venv_tree(venv, measure_growth=not self.options.dry_run) as tree:
                     for batch in batches(self._items(i, tree, share), inodes):
                         with self._journalled(venv, batch):
                             self._share_batch(run, venv, batch, tally)
                         del batch  # before the next is gathered: one batch held at a time
+                tally.folders.merge(tree.growth)  # known once its handles are closed
                 emit(None)
         finally:
             run.close()
@@ -321,6 +322,7 @@ class ScanRun:
             apparent_bytes_reclaimed=sum(t.apparent for t in tallies) + pyc["apparent"],
             pyc=pyc_report(pyc, pyc_skipped, pyc_private),
             store_overhead_bytes=self.stores.overhead(self.new_folders),
+            folder_growth_bytes=sum(t.folders.bytes for t in tallies),
             skipped=dict(sorted(skipped.items())),
             errors=tuple(self.errors),
             warnings=tuple(self.warnings),

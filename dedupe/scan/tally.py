@@ -12,6 +12,7 @@ from ..census import Census, census_prefix
 from ..discovery import Venv
 from ..memo import Memo
 from ..reasons import Reason
+from ..tree import Growth
 from .renewal import Renewal
 from .result import Progress, PycReport, VenvReport
 
@@ -41,6 +42,7 @@ class Tally:
     unchanged: bool = False  # pass 1 took it from the memo of an earlier run
     notes: tuple[str, ...] = ()
     renewal: Renewal = field(default_factory=Renewal)  # pass 2's changes, for the memo
+    folders: Growth = field(default_factory=Growth)  # what pass 2's temp names cost them
 
     def memo(
         self, warnings: tuple[tuple[str, str], ...], candidates: bytes, notes: tuple[str, ...]
@@ -65,7 +67,7 @@ class Tally:
             mine, theirs = getattr(self, f.name), getattr(part, f.name)
             if isinstance(mine, Counter):
                 mine.update(theirs)
-            elif isinstance(mine, Renewal):
+            elif isinstance(mine, Renewal | Growth):
                 mine.merge(theirs)
             elif type(mine) is int:
                 setattr(self, f.name, mine + theirs)
