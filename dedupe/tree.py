@@ -45,15 +45,15 @@ class Growth:
 
     def note(self, rel: str, before: int, after: int) -> None:
         if before != after or rel in self._folders:
-            self.merge_one(rel, before, after)
+            self._add(rel, before, after)
 
-    def merge_one(self, rel: str, before: int, after: int) -> None:
+    def _add(self, rel: str, before: int, after: int) -> None:
         fewest, most = self._folders.get(rel, (before, after))
         self._folders[rel] = (min(fewest, before), max(most, after))
 
     def merge(self, other: Growth) -> None:
         for rel, (before, after) in other._folders.items():
-            self.merge_one(rel, before, after)
+            self._add(rel, before, after)
 
     @property
     def bytes(self) -> int:

@@ -102,10 +102,10 @@ class ScanResult:
     apparent_bytes_reclaimed: int
     pyc: PycReport
     store_overhead_bytes: int  # the store's new folders: measured, or estimated in a dry run
+    # (the scan's memos are apart: StoreReport.scan_state_bytes)
     # What the venvs' folders grew by while the run added temp names to them (a real run
     # only: a full ext4 folder takes a new block for one, and never gives it back).
     folder_growth_bytes: int
-    # (the scan's memos are apart: StoreReport.scan_state_bytes)
     skipped: dict[str, int]
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
