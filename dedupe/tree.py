@@ -33,6 +33,13 @@ def split(rel: str) -> tuple[str, str]:
     return folder, name
 
 
+_MODE_BITS = 0xFFFFFFFF  # what Tree._first keeps of a folder below its identity
+
+
+def _identity(device: int, ino: int) -> int:
+    return device << 64 | ino
+
+
 class Growth:
     """The folders of a tree that took more blocks while the run had them open: a temp
     name added to a full folder gives it a new block, and ext4 never gives one back.
@@ -75,8 +82,10 @@ class Tree:
         measure_growth: bool = False,
     ) -> None:
         self.root = root
-        self._ids: dict[str, tuple[int, int]] = {} if ident is None else {"": ident}
-        self._modes: dict[str, int] = {}  # each folder's st_mode, when first opened
+        self._root = None if ident is None else _identity(*ident)  # the listed root's
+        # Each folder's identity (device, inode) and st_mode when first opened, in one int:
+        # a scan opens thousands of folders, and a tuple with its ints costs 150 bytes more.
+        self._first: dict[str, int] = {}
         self._open: OrderedDict[str, int] = OrderedDict()
         self._keep = keep
         # The folder asked for last, and its handle: RECORD lists a folder's files
@@ -114,10 +123,11 @@ class Tree:
             fd = self._open_at(None, self.root, rel)
         try:
             st = os.fstat(fd)
-            ident = (st.st_dev, st.st_ino)
-            if self._ids.setdefault(rel, ident) != ident:
+            ident = _identity(st.st_dev, st.st_ino)
+            first = self._first.setdefault(rel, ident << 32 | st.st_mode)
+            expected = self._root if not rel and self._root is not None else first >> 32
+            if ident != expected:
                 raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
-            self._modes.setdefault(rel, st.st_mode)
             if self._blocks is not None:
                 self._blocks[rel] = st.st_blocks
         except BaseException:
@@ -149,13 +159,11 @@ class Tree:
     def folder_mode(self, rel: str) -> int:
         """The st_mode of the folder rel, from the stat taken when its handle was first
         opened (that is its inode still, or fd() would refuse it): no second stat of a
-        folder. Only the mode is kept: a scan opens thousands of folders, and a whole
-        stat_result is 17 objects, about 700 bytes."""
-        found = self._modes.get(rel)
-        if found is None:
+        folder. Only the mode is kept of it: a scan opens thousands of folders, and a
+        whole stat_result is 17 objects, about 700 bytes."""
+        if rel not in self._first:
             self.fd(rel)
-            found = self._modes[rel]
-        return found
+        return self._first[rel] & _MODE_BITS
 
     def scandir(self, rel: str) -> list[os.DirEntry[str]]:
         """The entries of the folder rel, read through its handle."""
