@@ -25,6 +25,17 @@ from helpers import (
 from wheelbuilder import build_wheelhouse
 
 
+@pytest.fixture(scope="session", autouse=True)
+def temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TMPDIR for the session and the children it starts: what a killed run leaves there
+    (its spool) stays under pytest's tmp paths, not in the machine's /tmp."""
+    folder = tmp_path_factory.mktemp("tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """alpha 1.0, alpha 2.0 and beta 1.0 as wheels, built once per session."""

@@ -6,9 +6,11 @@ it linked in); and it judges each file on what the file is when pass 2 reaches i
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from helpers import MakeVenvs, inode
 
 from dedupe import scan
-from dedupe.scan.spool import Spool
+from dedupe.scan.spool import PREFIX, Spool, remove_stale
 
 # Runs a scan with an audit hook that logs, with the pass it happens in, each RECORD
 # opened and each folder listed through a handle (the tree's; discovery and the store list
@@ -49,10 +51,14 @@ scan([sys.argv[2]], store=sys.argv[3], jobs=int(sys.argv[4]), dry_run=sys.argv[5
 
 
 def _counted_scan(tmp: Path, root: Path, store: Path, jobs: int, dry_run: bool) -> Counter[str]:
-    """(pass:what) -> how many times, of one scan in a child process."""
+    """(pass:what) -> how many times, of one scan in a child process. Its temp folder is
+    its own: the removal of a killed run's spool would list folders too."""
     log = tmp / f"audit-{root.name}-{jobs}-{dry_run}.log"
+    temp = tmp / f"temp-{root.name}-{jobs}-{dry_run}"
+    temp.mkdir()
     argv = [sys.executable, "-c", _COUNTING_SCAN, str(log), str(root), str(store), str(jobs)]
-    subprocess.run([*argv, "1" if dry_run else "0"], check=True, capture_output=True)
+    env = {**os.environ, "TMPDIR": str(temp)}
+    subprocess.run([*argv, "1" if dry_run else "0"], check=True, capture_output=True, env=env)
     return Counter(log.read_text().split())
 
 
@@ -176,3 +182,99 @@ def test_a_scan_leaves_no_spool_behind(
     assert len(during) == 1 and len(during[0]) == 1  # the run's spool folder
     assert during[0][0].startswith("venv-dedupe-spool-")
     assert os.listdir(spools) == []
+
+
+# A run in a child process: it makes its spool, says where, and ends when told to.
+_HOLDING_RUN = """
+import sys
+from dedupe.scan.spool import Spool
+spool = Spool()
+print(spool.folder, flush=True)
+sys.stdin.read()
+spool.close()
+"""
+
+
+def _held_spool(tmp: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A child holding the spool it made in tmp, with a file in it."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDING_RUN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    assert child.stdout is not None
+    folder = Path(child.stdout.readline().strip())
+    (folder / "0").write_bytes(b"rows")
+    return child, folder
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+def test_the_spool_a_killed_run_left_is_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    child, folder = _held_spool(tmp_path)
+    child.send_signal(signal.SIGKILL)
+    child.communicate()
+    assert (folder / "0").exists()  # kill -9: its run could not remove it
+    _age(folder, 61)
+    spool = Spool()
+    try:
+        assert not folder.exists()
+        assert os.listdir(tmp_path) == [os.path.basename(spool.folder)]
+    finally:
+        spool.close()
+
+
+def test_a_live_run_keeps_its_spool_however_old(tmp_path: Path) -> None:
+    child, folder = _held_spool(tmp_path)
+    try:
+        _age(folder, 3600)
+        assert remove_stale(str(tmp_path)) == 0
+        assert (folder / "0").read_bytes() == b"rows"
+    finally:
+        child.communicate("")  # its end removes it
+    assert not folder.exists()
+
+
+def test_a_spool_is_kept_for_a_minute_before_its_run_can_have_locked_it(
+    tmp_path: Path,
+) -> None:
+    young = tmp_path / f"{PREFIX}young"
+    young.mkdir()
+    assert remove_stale(str(tmp_path)) == 0
+    _age(young, 61)
+    assert remove_stale(str(tmp_path)) == 1
+    assert not young.exists()
+
+
+def test_what_only_looks_like_a_stale_spool_is_left_alone(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"theirs")
+    link = tmp_path / f"{PREFIX}link"
+    link.symlink_to(outside)
+    plain = tmp_path / f"{PREFIX}file"
+    plain.write_bytes(b"a file")
+    for path in (outside, link, plain):
+        _age(path, 3600)
+    assert remove_stale(str(tmp_path)) == 0
+    assert (outside / "keep").read_bytes() == b"theirs"
+    assert link.is_symlink() and plain.read_bytes() == b"a file"
+
+
+def test_another_users_spool_is_left_alone(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making a folder of another user needs root")
+    theirs = tmp_path / f"{PREFIX}theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    _age(theirs, 3600)
+    assert remove_stale(str(tmp_path)) == 0
+    assert theirs.is_dir()

@@ -10,17 +10,20 @@ changed in between is judged on what it is now.
 A spool holds venv paths and digests: it is written mode 0600 in a folder of mode 0700,
 one file per venv, and removed with the folder when the run ends. It sits on disk, not in
 memory, so memory stays bounded by the number of distinct files while a spool grows with
-the number of file instances.
+the number of file instances. A run holds a lock on its spool folder until it ends; a
+folder a killed run left (its lock gone with it) is removed by the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import marshal
 import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -53,11 +56,20 @@ def row(item: Candidate | Shared) -> Row:
     return (item.at.rel, item.ino, _pyc_rows(item.pycs))
 
 
+PREFIX = "venv-dedupe-spool-"
+# A run locks its folder an instant after making it: one younger than this may be
+# unlocked because its run has not got that far yet.
+_GRACE_SECONDS = 60.0
+
+
 class Spool:
     """The spool folder of one run: a file per venv index, written once by pass 1."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="venv-dedupe-spool-")  # mode 0700
+        parent = tempfile.gettempdir()
+        remove_stale(parent)
+        self.folder = tempfile.mkdtemp(prefix=PREFIX, dir=parent)  # mode 0700
+        self._lock: int | None = _locked(self.folder)
 
     def _path(self, index: int) -> str:
         return os.path.join(self.folder, str(index))
@@ -75,6 +87,48 @@ class Spool:
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def _locked(folder: str, wait: bool = True) -> int | None:
+    """A handle of folder holding its lock; None when another process holds it (or,
+    when not waiting, when it is gone or not a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_stale(parent: str) -> int:
+    """Remove the spool folders in parent that runs killed before their end left: this
+    user's, untouched for a minute, and locked by no run. How many it removed."""
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for entry in entries:
+            if entry.name.startswith(PREFIX) and _unused(entry):
+                fd = _locked(entry.path, wait=False)
+                if fd is not None:  # held while removing: a second cleaner skips it
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    os.close(fd)
+                    removed += 1
+    return removed
+
+
+def _unused(entry: os.DirEntry[str]) -> bool:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    # Not a folder, or a symlink: _locked refuses to open it.
+    return st.st_uid == os.geteuid() and time.time() - st.st_mtime >= _GRACE_SECONDS
 
 
 class Writer:
