@@ -124,10 +124,9 @@ class Tree:
         try:
             st = os.fstat(fd)
             ident = _identity(st.st_dev, st.st_ino)
-            first = self._first.setdefault(rel, ident << 32 | st.st_mode)
-            expected = self._root if not rel and self._root is not None else first >> 32
-            if ident != expected:
+            if ident != self._expected(rel, ident):
                 raise FolderSwapped(errno.ESTALE, "not the folder that was listed", self.path(rel))
+            self._first.setdefault(rel, ident << 32 | st.st_mode)
             if self._blocks is not None:
                 self._blocks[rel] = st.st_blocks
         except BaseException:
@@ -138,6 +137,14 @@ class Tree:
             self._close(*self._open.popitem(last=False))
         self._last = (rel, fd)
         return fd
+
+    def _expected(self, rel: str, ident: int) -> int:
+        """The identity the folder rel must have: the root's that discovery found, else
+        the one its first open found (ident, when this is its first)."""
+        if not rel and self._root is not None:
+            return self._root
+        first = self._first.get(rel)
+        return ident if first is None else first >> 32
 
     def _open_at(self, parent: int | None, name: str, rel: str) -> int:
         try:

@@ -53,11 +53,16 @@ def test_a_folder_swapped_after_its_first_open_is_refused(tmp_path: Path) -> Non
 def test_a_root_that_is_not_the_folder_discovery_found_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "venv"
     root.mkdir()
+    root.chmod(0o755)
     st = os.lstat(root)
     os.rename(root, tmp_path / "venv-moved")
-    root.mkdir()  # another real folder at the same path, as a swap above the root makes
-    with Tree(str(root), (st.st_dev, st.st_ino)) as tree, pytest.raises(FolderSwapped):
-        tree.fd("")
+    root.mkdir(mode=0o700)  # another real folder at the same path, as a swap above it makes
+    with Tree(str(root), (st.st_dev, st.st_ino)) as tree:
+        with pytest.raises(FolderSwapped):
+            tree.fd("")
+        os.rename(root, tmp_path / "impostor")
+        os.rename(tmp_path / "venv-moved", root)  # the real one is back: nothing kept of the other
+        assert tree.folder_mode("") == st.st_mode
 
 
 def test_a_mount_point_inside_a_venv_is_another_filesystem_not_a_symlink(
