@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import marshal
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -60,51 +59,52 @@ PREFIX = "venv-dedupe-spool-"
 # A run locks its folder an instant after making it: one younger than this may be
 # unlocked because its run has not got that far yet.
 _GRACE_SECONDS = 60.0
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Spool:
-    """The spool folder of one run: a file per venv index, written once by pass 1."""
+    """The spool folder of one run: a file per venv index, written once by pass 1.
+
+    Every file is reached through the folder's handle, never by its path: where the lock
+    could not be taken (a temp folder on a filesystem without flock), another run may
+    remove the folder as stale, and a folder someone makes under its name meanwhile is
+    never read or written; the spool is then empty, and pass 2 walks the venvs again."""
 
     def __init__(self) -> None:
         parent = tempfile.gettempdir()
         remove_stale(parent)
         self.folder = tempfile.mkdtemp(prefix=PREFIX, dir=parent)  # mode 0700
-        self._lock: int | None = _locked(self.folder)
-
-    def _path(self, index: int) -> str:
-        return os.path.join(self.folder, str(index))
+        self._fd = os.open(self.folder, _FOLDER)
+        with contextlib.suppress(OSError):  # none holds a folder this new: no wait
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def writer(self, index: int) -> Writer:
-        return Writer(self._path(index))
+        return Writer(self._fd, str(index))
 
     def read(self, index: int) -> Iterator[Row] | None:
         """A venv's rows; None when pass 1 kept none for it (a remembered venv)."""
         try:
-            f = open(self._path(index), "rb")  # noqa: SIM115 (closed by _rows)
+            fd = os.open(str(index), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._fd)
         except OSError:
             return None
-        return _rows(f)
+        return _rows(os.fdopen(fd, "rb"))
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        if self._fd >= 0:
+            _remove(self.folder, self._fd)
+            os.close(self._fd)
+            self._fd = -1
 
 
-def _locked(folder: str, wait: bool = True) -> int | None:
-    """A handle of folder holding its lock; None when another process holds it (or,
-    when not waiting, when it is gone or not a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+def _remove(path: str, fd: int) -> None:
+    """Remove the spool folder open as fd: its files through the handle, then the folder
+    by path if path still names it."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(fd):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)
+        if os.path.samestat(os.lstat(path), os.fstat(fd)):
+            os.rmdir(path)
 
 
 def remove_stale(parent: str) -> int:
@@ -113,22 +113,27 @@ def remove_stale(parent: str) -> int:
     removed = 0
     with contextlib.suppress(OSError), os.scandir(parent) as entries:
         for entry in entries:
-            if entry.name.startswith(PREFIX) and _unused(entry):
-                fd = _locked(entry.path, wait=False)
-                if fd is not None:  # held while removing: a second cleaner skips it
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                    os.close(fd)
-                    removed += 1
+            if entry.name.startswith(PREFIX):
+                removed += _remove_if_stale(entry.path)
     return removed
 
 
-def _unused(entry: os.DirEntry[str]) -> bool:
+def _remove_if_stale(path: str) -> int:
     try:
-        st = entry.stat(follow_symlinks=False)
+        fd = os.open(path, _FOLDER)  # neither a symlink nor a file
     except OSError:
-        return False
-    # Not a folder, or a symlink: _locked refuses to open it.
-    return st.st_uid == os.geteuid() and time.time() - st.st_mtime >= _GRACE_SECONDS
+        return 0
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or time.time() - st.st_mtime < _GRACE_SECONDS:
+            return 0
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while removing it
+        _remove(path, fd)
+        return 0 if os.path.lexists(path) else 1
+    except OSError:  # a run holds it
+        return 0
+    finally:
+        os.close(fd)
 
 
 class Writer:
@@ -136,18 +141,20 @@ class Writer:
     temp name until close() gives the spool its name: a spool cut short, by a failed
     write or a walk that stopped, is never read, and pass 2 walks that venv instead."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, folder: int, name: str) -> None:
+        self._folder = folder
+        self._name = name
         self._file: BinaryIO | None = None
         try:
-            fd = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(self._partial, flags, 0o600, dir_fd=folder)
             self._file = os.fdopen(fd, "wb")
         except OSError:
             pass
 
     @property
     def _partial(self) -> str:
-        return self.path + ".partial"
+        return self._name + ".partial"
 
     def __call__(self, r: Row) -> None:
         if self._file is not None:
@@ -162,7 +169,7 @@ class Writer:
             return
         try:
             self._file.close()
-            os.rename(self._partial, self.path)
+            os.rename(self._partial, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
         except OSError:
             self.discard()
         self._file = None
@@ -172,7 +179,7 @@ class Writer:
             with contextlib.suppress(OSError):
                 self._file.close()
         with contextlib.suppress(OSError):
-            os.unlink(self._partial)
+            os.unlink(self._partial, dir_fd=self._folder)
         self._file = None
 
 
