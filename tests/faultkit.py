@@ -261,11 +261,24 @@ class ChildRun:
 
 def wait_ready(child: subprocess.Popen[str]) -> None:
     assert child.stdout is not None
-    line = child.stdout.readline()
+    line = first_line(child.stdout.fileno())
     if line.strip() != "ready":
         child.kill()
         _, err = child.communicate()
         raise AssertionError(f"the child did not start: {line!r}\n{err}")
+
+
+def first_line(fd: int) -> str:
+    """The first line on the pipe fd, read a byte at a time: a readline() of the file
+    object would buffer what follows it, out of reach of communicate(), which reads the
+    descriptor (a child that ended at once lost its summary line so)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode()
 
 
 def finish(child: subprocess.Popen[str], timeout: float = 120, *, check: bool = True) -> ChildRun:
