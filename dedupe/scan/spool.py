@@ -96,15 +96,17 @@ class Spool:
             self._fd = -1
 
 
-def _remove(path: str, fd: int) -> None:
+def _remove(path: str, fd: int) -> bool:
     """Remove the spool folder open as fd: its files through the handle, then the folder
-    by path if path still names it."""
+    by path if path still names it. Whether the folder went."""
     with contextlib.suppress(OSError):
         for name in os.listdir(fd):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=fd)
         if os.path.samestat(os.lstat(path), os.fstat(fd)):
             os.rmdir(path)
+            return True
+    return False
 
 
 def remove_stale(parent: str) -> int:
@@ -128,8 +130,7 @@ def _remove_if_stale(path: str) -> int:
         if st.st_uid != os.geteuid() or time.time() - st.st_mtime < _GRACE_SECONDS:
             return 0
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while removing it
-        _remove(path, fd)
-        return 0 if os.path.lexists(path) else 1
+        return int(_remove(path, fd))
     except OSError:  # a run holds it
         return 0
     finally:
