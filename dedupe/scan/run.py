@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
@@ -211,14 +210,8 @@ class ScanRun:
     def _worth_walking(self) -> list[tuple[int, Tally]]:
         """The venvs (by index) with their tallies."""
         worthwhile = self.census.worthwhile_prefixes()
-        todo = [
-            (i, tally)
-            for i, tally in enumerate(self.tallies)
-            if tally.pyc_work or any(k in worthwhile for k in tally.candidate_keys)
-        ]
-        for tally in self.tallies:
-            tally.candidate_keys = array("Q")  # before the workers fork: not to be copied
-        return todo
+        # Every tally's keys are let go before the workers fork: not to be copied.
+        return [(i, tally) for i, tally in enumerate(self.tallies) if tally.walk_again(worthwhile)]
 
     def _share_part(
         self, todo: list[tuple[int, Tally]], parts: int, part: int, emit: Callable[[None], None]

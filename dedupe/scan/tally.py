@@ -34,6 +34,10 @@ class Tally:
     reclaimed: int = 0
     apparent: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    # Whether pass 2 walks the venv, as pass 1 tells: a candidate already worth linking
+    # when the census counted it (it stays so), or else the census prefixes of its
+    # candidates, judged when every venv is counted.
+    worth_walking: bool = False
     candidate_keys: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]
     pyc_work: bool = False  # a shared source has a pyc that is not shared yet
     pyc: Counter[str] = field(default_factory=Counter)
@@ -84,7 +88,23 @@ class Tally:
         self.notes = memo.notes
         for ckey, ino, multi_link in memo.iter_candidates():
             census.add(ckey, device, ino, multi_link)
-            self.candidate_keys.append(census_prefix(ckey))
+            if self.worth_walking:
+                continue
+            if census.worth(ckey):
+                # Its keys need not be kept: of a thousand copies of a few venvs, only
+                # the first copies' are (a few bytes per file instance otherwise).
+                self.worth_walking = True
+                self.candidate_keys = array("Q")
+            else:
+                self.candidate_keys.append(census_prefix(ckey))
+
+    def walk_again(self, worthwhile: set[int]) -> bool:
+        """After pass 1 (worthwhile: the census prefixes worth linking): whether pass 2
+        walks the venv. The candidates' keys are let go."""
+        found = self.worth_walking or self.pyc_work
+        found = found or any(k in worthwhile for k in self.candidate_keys)
+        self.candidate_keys = array("Q")
+        return found
 
     def settle(self) -> None:
         """After pass 2: the files with no copy to share, and the pycs of sources that are
