@@ -20,6 +20,8 @@ import struct
 import sys
 from dataclasses import dataclass
 
+from .quiet import open_quietly
+
 __all__ = [
     "PROVEN_FILESYSTEMS",
     "UNSUPPORTED",
@@ -160,7 +162,7 @@ def extents(fd: int) -> list[Extent]:
 def file_extents(path: str, dir_fd: int | None = None) -> list[Extent]:
     """The extents of the file path (relative to dir_fd when given), opened for reading
     without following a symlink or blocking on a FIFO."""
-    fd = os.open(path, _READ, dir_fd=dir_fd)
+    fd = open_quietly(path, _READ, dir_fd)
     try:
         return extents(fd)
     finally:

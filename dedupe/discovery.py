@@ -15,9 +15,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TextIO
 
 from .errors import UsageError
 from .interpreter import Build, Builds, python_version
+from .quiet import open_quietly, scandir_quietly
 
 __all__ = [
     "Discovery",
@@ -132,7 +134,7 @@ def _site_packages(root: str) -> tuple[str, ...]:
     for lib in ("lib", "lib64"):
         lib_dir = os.path.join(root, lib)
         try:
-            with os.scandir(lib_dir) as it:
+            with scandir_quietly(lib_dir) as it:
                 names = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
         except OSError:
             continue
@@ -150,13 +152,26 @@ def _site_packages(root: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _subfolders(path: str) -> list[str]:
+    """The paths of the folders in the folder path (OSError when it cannot be listed)."""
+    with scandir_quietly(path) as it:
+        return [os.path.join(path, e.name) for e in it if e.is_dir(follow_symlinks=False)]
+
+
+def _text(path: str) -> TextIO:
+    """A small text file of a venv, opened to read without moving its atime, and without
+    blocking on a FIFO put in its place."""
+    fd = open_quietly(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    return open(fd, encoding="utf-8", errors="replace")
+
+
 def _venv_at(path: str, skipped: list[tuple[str, str]], builds: Builds) -> Venv | None:
     cfg = os.path.join(path, "pyvenv.cfg")
     try:
         st = os.lstat(cfg)
         if not stat.S_ISREG(st.st_mode):
             return None
-        with open(cfg, encoding="utf-8", errors="replace") as f:
+        with _text(cfg) as f:
             config = read_pyvenv_cfg(f.read(65536))
     except FileNotFoundError:
         return None
@@ -188,8 +203,7 @@ def _holds_records(folder: str, subfolders: list[str] | None = None) -> bool:
     the paths of its folders, when the caller listed it already."""
     if subfolders is None:
         try:
-            with os.scandir(folder) as it:
-                subfolders = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+            subfolders = _subfolders(folder)
         except OSError:
             return False
     for info in (path for path in subfolders if path.endswith(".dist-info")):
@@ -206,17 +220,12 @@ def wheel_version(site_packages: str) -> tuple[int, int] | None:
     (cp311-cp311-...); None when they name none (py3-none-any) or several."""
     found: set[tuple[int, int]] = set()
     try:
-        with os.scandir(site_packages) as it:
-            infos = [
-                e.path
-                for e in it
-                if e.name.endswith(".dist-info") and e.is_dir(follow_symlinks=False)
-            ]
+        infos = [p for p in _subfolders(site_packages) if p.endswith(".dist-info")]
     except OSError:
         return None
     for info in infos:
         try:
-            with open(os.path.join(info, "WHEEL"), encoding="utf-8", errors="replace") as f:
+            with _text(os.path.join(info, "WHEEL")) as f:
                 text = f.read(65536)
         except OSError:
             continue
@@ -320,8 +329,7 @@ def _walk(root: str, skipped: list[tuple[str, str]], builds: Builds, users: str)
             yield venv
             continue
         try:
-            with os.scandir(path) as it:
-                children = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+            children = _subfolders(path)
         except OSError as exc:
             skipped.append((path, f"cannot list: {exc.strerror}"))
             continue

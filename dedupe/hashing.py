@@ -8,6 +8,8 @@ import os
 import stat
 import struct
 
+from .quiet import open_quietly
+
 # A read of a big file at a time: each is a new bytes object, and one of a MiB or more
 # comes from the heap of every worker that hashes, which keeps it.
 CHUNK = 1 << 18
@@ -100,7 +102,7 @@ def digest_file(
     hoped one: a caller that passes hoped stats the file again before it acts on it (the
     planner's Link and Adopt), so only another digest needs telling apart from a write
     that was under way. path is relative to dir_fd when given."""
-    fd = os.open(path, READ, dir_fd=dir_fd)
+    fd = open_quietly(path, READ, dir_fd)
     try:
         return _digest(fd, path, algorithm, expected, hoped)
     finally:
@@ -116,7 +118,7 @@ def digest_and_xattrs(
 ) -> tuple[bytes, Xattrs]:
     """digest_file, and the extended attributes of the inode read, through the same
     descriptor: no second lookup of the name (xattr calls take no dir_fd)."""
-    fd = os.open(path, READ, dir_fd=dir_fd)
+    fd = open_quietly(path, READ, dir_fd)
     try:
         return _digest(fd, path, algorithm, expected, hoped), xattrs(fd)
     finally:
@@ -147,7 +149,7 @@ def _digest(
 
 def read_small(path: str, limit: int, dir_fd: int | None = None) -> bytes:
     """A regular file's bytes, refusing one larger than limit (OSError either way)."""
-    fd = os.open(path, READ, dir_fd=dir_fd)
+    fd = open_quietly(path, READ, dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -166,7 +168,7 @@ def read_small(path: str, limit: int, dir_fd: int | None = None) -> bytes:
 
 def read_whole(path: str, expected: os.stat_result, dir_fd: int | None = None) -> bytes:
     """A regular file's bytes, if it still is the expected, unmodified inode."""
-    fd = os.open(path, READ, dir_fd=dir_fd)
+    fd = open_quietly(path, READ, dir_fd)
     try:
         if not same_file(os.fstat(fd), expected):
             raise FileChanged(f"{path!r} changed after it was examined")
@@ -181,7 +183,7 @@ def read_header(
 ) -> tuple[bytes, os.stat_result, Xattrs]:
     """The first bytes of a regular file, its stat and (with attributes; else none) its
     extended attributes, through one descriptor."""
-    fd = os.open(path, READ, dir_fd=dir_fd)
+    fd = open_quietly(path, READ, dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .discovery import Venv
 from .hashing import read_small
 from .listing import Listings, Pyc, Stamps
+from .quiet import scandir_quietly
 from .reasons import Reason
 from .records import WEAK_ALGORITHMS, RecordEntry, RecordHash, iter_record
 from .store import ObjectKey, object_key
@@ -139,7 +140,7 @@ def read_text(path: str, limit: int = MAX_RECORD_BYTES, dir_fd: int | None = Non
 def dist_infos(site_packages: str) -> list[str]:
     """The .dist-info folders of a site-packages, sorted; none when it cannot be listed."""
     try:
-        with os.scandir(site_packages) as it:
+        with scandir_quietly(site_packages) as it:
             return sorted(
                 e.name
                 for e in it

@@ -49,6 +49,7 @@ import xxhash
 from ._version import __version__
 from .discovery import Venv
 from .listing import dirent_kind, listing_sum
+from .quiet import scandir_quietly
 from .store import CACHE_DIR, TMP_PREFIX, Store
 
 MEMO_FORMAT = 2  # 2: with the listing sums of the folders
@@ -326,7 +327,7 @@ def _restamp(
 
 def _listed_again(root: str, rel: str) -> int:
     """A folder's listing_sum, listed by path (every folder on the way is stamped)."""
-    with os.scandir(_join(root, rel)) as it:
+    with scandir_quietly(_join(root, rel)) as it:
         return listing_sum(rel, ((e.name, dirent_kind(e), e.inode()) for e in it))
 
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .discovery import Venv
+from .quiet import open_quietly
 
 __all__ = ["At", "FolderSwapped", "Growth", "Tree", "split", "venv_tree"]
 
@@ -148,7 +149,7 @@ class Tree:
 
     def _open_at(self, parent: int | None, name: str, rel: str) -> int:
         try:
-            return os.open(name, _FOLDER, dir_fd=parent)
+            return open_quietly(name, _FOLDER, parent)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise FolderSwapped(

@@ -16,7 +16,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dedupe"
 # layer or above: the pipeline reads bottom-up (files, the store, what a venv holds, the
 # decisions, who carries them out, the commands, how results read, the command line).
 LAYERS = [
-    {"_version", "errors", "reasons", "problems", "text", "lockfds", "interpreter", "processes"},
+    {
+        "_version",
+        "errors",
+        "reasons",
+        "problems",
+        "text",
+        "lockfds",
+        "interpreter",
+        "processes",
+        "quiet",
+    },
     {"cow"},
     {"records", "bytecode", "hashing", "discovery", "caches", "modes"},
     {"tree", "store"},

@@ -22,19 +22,24 @@ from dedupe import scan
 from dedupe.scan.spool import PREFIX, Spool, remove_stale
 
 # Runs a scan with an audit hook that logs, with the pass it happens in, each RECORD
-# opened and each folder listed through a handle (the tree's; discovery and the store list
-# by path), in every process: forked workers inherit the hook, the pass and the log.
+# opened and each folder listed through a tree's handle (discovery, the memo renewal and
+# the store open a folder by its path first), in every process: forked workers inherit
+# the hook, the pass and the log.
 _COUNTING_SCAN = """
 import os, sys
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 phase = ["start"]
+by_path = [False]  # the last folder opened was opened by its path (not by a handle's)
 def hook(event, args):
     if event == "open" and isinstance(args[0], str) and os.path.basename(args[0]) == "RECORD":
         os.write(log, f"{phase[0]}:record\\n".encode())
+    elif event == "open" and isinstance(args[0], str) and (args[2] or 0) & os.O_DIRECTORY:
+        by_path[0] = os.path.isabs(args[0])
     elif event == "os.scandir" and isinstance(args[0], int):
-        os.write(log, f"{phase[0]}:listing\\n".encode())
-    elif event == "os.scandir" and phase[0] == "memos" and args[0].startswith(sys.argv[2] + "/"):
-        os.write(log, f"{phase[0]}:listing-by-path\\n".encode())
+        if not by_path[0]:
+            os.write(log, f"{phase[0]}:listing\\n".encode())
+        elif phase[0] == "memos":
+            os.write(log, f"{phase[0]}:listing-by-path\\n".encode())
 sys.addaudithook(hook)
 from dedupe import scan
 run = sys.modules["dedupe.scan.run"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..decisions import CreatePyc, RewritePyc
 from ..execute import Failed
 from ..hashing import same_file, xattrs
+from ..quiet import open_quietly
 from ..reasons import Reason
 from ..tree import At
 from .objects import make_folders
@@ -111,7 +112,7 @@ def write_like(
 def _open_like(fd: int, name: str, like: os.stat_result, shown: str) -> int:
     """The venv file name (in the folder fd) opened for reading, if it still is the
     inode like describes: the original whose owner, attributes and mode a copy takes."""
-    src = os.open(name, READ, dir_fd=fd)
+    src = open_quietly(name, READ, fd)
     if not same_file(os.fstat(src), like):
         os.close(src)
         raise Failed(
