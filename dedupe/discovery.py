@@ -162,7 +162,11 @@ def _text(path: str) -> TextIO:
     """A small text file of a venv, opened to read without moving its atime, and without
     blocking on a FIFO put in its place."""
     fd = open_quietly(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    return open(fd, encoding="utf-8", errors="replace")
+    try:
+        return open(fd, encoding="utf-8", errors="replace")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _venv_at(path: str, skipped: list[tuple[str, str]], builds: Builds) -> Venv | None:
