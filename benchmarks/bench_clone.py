@@ -33,8 +33,9 @@ What one run does
      reflink is an inode of its own, counted whole by the first figure).
   3. Checks each DST imports its distributions (`python -c "import ..."`).
   Targets (issue #14): warm clone faster than uv warm, 20 times faster than pip, and under
-  2% of SRC's allocated size added (by df). Run it on XFS or btrfs with --workdir on a
-  mount of one to measure reflink clones.
+  2% of SRC's allocated size added (by df, which counts every writer: keep the workdir's
+  filesystem quiet). Run it with --workdir on an XFS mount to measure reflink clones
+  (btrfs counts free space in whole chunks: its df figure is no measure of one clone).
 """
 
 from __future__ import annotations
@@ -266,7 +267,9 @@ def render(report: dict) -> str:
     if "seconds" in tools.get("uv (warm)", {}):
         targets.append(("faster than uv warm", warm["seconds"] < tools["uv (warm)"]["seconds"]))
     targets.append(("20x faster than pip", 20 * warm["seconds"] <= tools["pip"]["seconds"]))
-    targets.append(("< 2% of SRC added", warm["disk_bytes"] < 0.02 * src["allocated_bytes"]))
+    # A negative figure is another writer's (or a late free), not the clone's: no verdict.
+    added = warm["disk_bytes"]
+    targets.append(("< 2% of SRC added", 0 <= added < 0.02 * src["allocated_bytes"]))
     out.append("targets: " + "; ".join(f"{t}: {'met' if ok else 'MISSED'}" for t, ok in targets))
     return "\n".join(out)
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import xxhash
 
+from .quiet import open_quietly
+
 __all__ = ["Build", "Builds", "dynamic_needs", "python_version"]
 
 _MAX_BYTES = 256 << 20  # an interpreter or libpython is tens of MB: a bigger file is not one
@@ -127,7 +129,7 @@ def _read(path: str, into: Callable[[bytes], object]) -> bool:
     """Give a regular file's bytes to into, a chunk at a time; False when it is not
     one or cannot be read."""
     try:
-        fd = os.open(os.path.realpath(path), _READ)
+        fd = open_quietly(os.path.realpath(path), _READ)  # a venv's own, with --copies
     except OSError:
         return False
     try:

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dedupe"
 # layer or above: the pipeline reads bottom-up (files, the store, what a venv holds, the
 # decisions, who carries them out, the commands, how results read, the command line).
 LAYERS = [
+    {"quiet"},  # how every other module opens a venv's file to read it
     {
         "_version",
         "errors",
@@ -25,7 +26,6 @@ LAYERS = [
         "lockfds",
         "interpreter",
         "processes",
-        "quiet",
     },
     {"cow"},
     {"records", "bytecode", "hashing", "discovery", "caches", "modes"},

@@ -102,6 +102,7 @@ def test_anothers_file_is_opened_without_the_flag(tmp_path: Path) -> None:
     pid = os.fork()
     if pid == 0:  # the child: nobody, with the folder's handle; it never returns to pytest
         try:
+            os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
             os.write(write, repr(_opened_as_nobody(dir_fd)).encode())

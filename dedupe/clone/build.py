@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..discovery import Venv
 from ..link.sharing import ShareStep
+from ..quiet import open_quietly
 from ..tree import Tree, split, venv_tree
 from .plan import Action, Copy, Plan, Share, Write
 
@@ -151,7 +152,7 @@ def _copy(tree: Tree, action: Copy, path: str) -> None:
     """A private copy with SRC's mode and mtime (so the pycs valid for SRC's file are
     valid for it), of the bytes SRC holds now."""
     folder, name = split(action.rel)
-    src = os.open(name, _READ, dir_fd=tree.fd(folder))
+    src = open_quietly(name, _READ, tree.fd(folder))
     try:
         st = os.fstat(src)
         out = os.open(path, _CREATE, 0o600)
