@@ -51,6 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_reflink import free_bytes  # noqa: E402
 from bench_scan import (  # noqa: E402
     CACHE,
     du_bytes,
@@ -107,11 +108,10 @@ def added_bytes(dst: Path, shared: set[tuple[int, int]]) -> int:
     return total
 
 
-def free_bytes(path: Path) -> int:
-    """The filesystem's free bytes once everything written is on it (sync)."""
+def synced_free(path: Path) -> int:
+    """The filesystem's free bytes once everything written is on it."""
     os.sync()
-    st = os.statvfs(path)
-    return st.f_bfree * st.f_frsize
+    return free_bytes(path)
 
 
 def measured(steps: list[list[str]], disk: Path, env: dict[str, str] | None = None) -> dict:
@@ -119,7 +119,7 @@ def measured(steps: list[list[str]], disk: Path, env: dict[str, str] | None = No
     it (its free bytes before less after): the one figure that sees blocks shared by
     copy-on-write (a reflink is an inode of its own, which added_bytes counts whole)."""
     wall = cpu = 0.0
-    free = free_bytes(disk)
+    free = synced_free(disk)
     for cmd in steps:
         if env is not None:
             old = dict(os.environ)
@@ -134,7 +134,7 @@ def measured(steps: list[list[str]], disk: Path, env: dict[str, str] | None = No
             raise SystemExit(f"{cmd!r} failed ({run.returncode}):\n{run.stderr[-2000:]}")
         wall += run.seconds
         cpu += run.cpu_seconds
-    disk_bytes = free - free_bytes(disk)
+    disk_bytes = free - synced_free(disk)
     return {
         "seconds": round(wall, 3),
         "cpu_seconds": round(cpu, 3),
